@@ -52,6 +52,26 @@ def test_ssim_2d_input_and_batch_equals_per_slice() -> None:
     torch.testing.assert_close(batch, single, rtol=0, atol=0)
 
 
+def test_ssim_accepts_strided_and_half_precision_inputs() -> None:
+    target, recon = _pair((3, 40, 36), seed=6)
+    ref = ssim(target, recon, 1e-4)
+    t_strided = target.transpose(-1, -2).contiguous().transpose(-1, -2)  # same values, column-major
+    torch.testing.assert_close(ssim(t_strided, recon, 1e-4), ref, rtol=0, atol=0)
+    half = ssim(target.to(torch.float16), recon.to(torch.float16), 1e-4)
+    exact = ssim(target.to(torch.float16).double(), recon.to(torch.float16).double(), 1e-4)
+    torch.testing.assert_close(half, exact, rtol=0, atol=0)
+
+
+def test_ssim_non_finite_pixel_gives_nan_like_the_reference() -> None:
+    target, recon = _pair((2, 30, 30), seed=7)
+    recon[1, 10, 12] = float("nan")
+    ours = ssim(target, recon, 1e-4)
+    assert torch.isfinite(ours[0]) and torch.isnan(ours[1])
+    with np.errstate(invalid="ignore"):
+        ref = evaluate.ssim(target[1:].numpy(), recon[1:].numpy(), maxval=1e-4)
+    assert np.isnan(ref)
+
+
 def test_ssim_properties_identity_symmetry_bounds() -> None:
     target, recon = _pair((3, 48, 40), seed=3)
     torch.testing.assert_close(ssim(target, target, 1e-4), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
