@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,6 +118,22 @@ def _git_commit(path: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class _GitCommit:
+    """:func:`_git_commit` of a folder, run in a thread from the start so that the set-up overlaps it."""
+
+    def __init__(self, path: Path) -> None:
+        self._value: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True, name="mribench-git")
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        self._value = _git_commit(path)
+
+    def result(self) -> str | None:
+        self._thread.join()
+        return self._value
 
 
 def _metric_specs(names: list[str], explicit: bool) -> tuple[list[Any], dict[str, str]]:
@@ -245,6 +262,7 @@ def evaluate(
         MribenchError subclasses for unknown names, missing data, empty splits, mismatched resumes.
     """
     t_start = time.perf_counter()
+    git = (_GitCommit(Path.cwd()), _GitCommit(Path(__file__).parent)) if rank == 0 else None
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     lm = model if isinstance(model, LoadedModel) else load_model(model, checkpoint)
     for s in splits:
@@ -295,7 +313,7 @@ def evaluate(
     if rank == 0:
         _prepare_run_dir(rd, config, resume, overwrite, rank)
         config = read_config(rd) if resume and (rd / "run.json").is_file() else config
-        config["provenance"] = _provenance(dev, world_size)
+        config["provenance"] = _provenance(dev, world_size, git)
         write_config(rd, config)
     barrier()  # the other ranks start once rank 0 has checked and written run.json
     if prepare_only:
@@ -309,7 +327,7 @@ def evaluate(
         timing = _run_items(todo, lm.to(dev), specs, store, dev, done, boxes, normalize_output, fail_fast,
                             num_workers, progress, PRECISIONS[precision])  # fmt: skip
     finally:
-        store.sync()
+        store.close()
     timing["wall_seconds"] = time.perf_counter() - t_start
     barrier()  # every rank's slices are on disk before rank 0 summarises
     result = load_run(rd)
@@ -319,7 +337,7 @@ def evaluate(
         from mribench.paths import atomic_write_text
         from mribench.results import dumps
 
-        atomic_write_text(rd / "summary.json", dumps(result.summary))
+        atomic_write_text(rd / "summary.json", dumps(result.summary), durable=False)  # a re-derivable cache
     return result
 
 
@@ -368,10 +386,12 @@ def _roundtrip(x: Any) -> Any:
     return json.loads(dumps(x))
 
 
-def _provenance(dev: torch.device, world_size: int) -> dict[str, Any]:
+def _provenance(dev: torch.device, world_size: int, git: tuple[_GitCommit, _GitCommit] | None = None) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     import fastmri  # noqa: F401
+
+    git = git or (_GitCommit(Path.cwd()), _GitCommit(Path(__file__).parent))
 
     def ver(p: str) -> str | None:
         try:
@@ -384,7 +404,7 @@ def _provenance(dev: torch.device, world_size: int) -> dict[str, Any]:
         "platform": platform.platform(), "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "world_size": world_size, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git_commit_cwd": _git_commit(Path.cwd()), "git_commit_mribench": _git_commit(Path(__file__).parent),
+        "git_commit_cwd": git[0].result(), "git_commit_mribench": git[1].result(),
         "mask_seed_rule": "sha256(file name : mask seed) -> fastmri MaskFunc seed",
     }  # fmt: skip
 

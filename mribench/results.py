@@ -61,7 +61,7 @@ class SliceStore:
 
     Each batch is one ``write`` of complete lines, so a killed process never loses a written batch
     (the page cache survives it); ``fsync`` (against power loss) runs at most every
-    ``fsync_interval`` seconds and when the store is closed.
+    ``fsync_interval`` seconds and at :meth:`close`. The file stays open between appends.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], rank: int = 0, fsync_interval: float = 1.0) -> None:
@@ -71,40 +71,52 @@ class SliceStore:
         self.fsync_interval = fsync_interval
         self._last_sync = 0.0
         self._dirty = False
+        self._fd: int | None = None
+
+    def _open(self) -> tuple[int, bytes]:
+        """Open for appending; returns the fd and a newline that closes a line torn by a crash, if any."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        self._fd = fd
+        return fd, b"\n" if torn else b""
 
     def sync(self) -> None:
         """Flush written records to disk."""
-        if self._dirty and self.path.is_file():
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        if self._dirty and self._fd is not None:
+            os.fsync(self._fd)
         self._dirty = False
+
+    def close(self) -> None:
+        """Flush and close the file (appending again reopens it)."""
+        self.sync()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records as one write of complete lines."""
         if not records:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         data = "".join(dumps(r) + "\n" for r in records).encode()
-        if self.path.is_file() and self.path.stat().st_size:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    data = b"\n" + data  # close a line torn by a crash so the new records stay intact
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            now = time.monotonic()
-            if now - self._last_sync >= self.fsync_interval:
-                os.fsync(fd)
-                self._last_sync = now
-                self._dirty = False
-            else:
-                self._dirty = True
-        finally:
-            os.close(fd)
+        if self._fd is None:
+            fd, prefix = self._open()
+            data = prefix + data  # keeps the new records intact after a torn last line
+        else:
+            fd = self._fd
+        os.write(fd, data)
+        now = time.monotonic()
+        if now - self._last_sync >= self.fsync_interval:
+            os.fsync(fd)
+            self._last_sync = now
+            self._dirty = False
+        else:
+            self._dirty = True
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
 
     def records(self) -> list[dict[str, Any]]:
         """All complete records of every rank (a truncated trailing line is skipped)."""

@@ -252,10 +252,8 @@ def _unit_hash(key: str) -> float:
 def manifest_hash(rows: pd.DataFrame | Iterable[tuple[str, int]]) -> str:
     """sha256 of the sorted ``file<TAB>slice`` lines of a split."""
     if isinstance(rows, pd.DataFrame):
-        df = rows[["file", "slice"]].astype({"file": str, "slice": int}).sort_values(["file", "slice"])
-        text = "\n".join(df["file"] + "\t" + df["slice"].astype(str))
-    else:
-        text = "\n".join(f"{f}\t{int(s)}" for f, s in sorted((str(f), int(s)) for f, s in rows))
+        rows = zip(rows["file"].tolist(), rows["slice"].tolist(), strict=True)
+    text = "\n".join(f"{f}\t{s}" for f, s in sorted((str(f), int(s)) for f, s in rows))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
