@@ -18,6 +18,7 @@ input requires grad, batched torch with cumulative-sum box filters (:func:`_ssim
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,14 +34,26 @@ NP = WIN * WIN
 COV_NORM = NP / (NP - 1)
 
 _MAX_WORKERS = 8
+_MIN_PIXELS_PER_WORKER = 1 << 18  # ~1 ms of kernel time: below that a second thread costs more than it saves
 _GPU_CHUNK_PIXELS = 1 << 24
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One lazily created pool for the process (starting threads per call cost ~0.1-2 ms each)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="mribench-ssim")
+        return _POOL
 
 
 def _ssim_cpu(target: Tensor, recon: Tensor, data_range: Tensor) -> Tensor:
     """(B, H, W) CPU pairs -> (B,) float64 with the compiled kernel, slices spread over threads.
 
     The kernel releases the GIL, so up to ``torch.get_num_threads()`` threads each score a
-    contiguous share of the batch.
+    contiguous share of the batch when the batch is large enough to gain from it.
     """
     from mribench.metrics._ssim_kernel import ssim_batch  # numba import and cache load: on first use
 
@@ -48,9 +61,9 @@ def _ssim_cpu(target: Tensor, recon: Tensor, data_range: Tensor) -> Tensor:
     x = target.to(dtype).contiguous().numpy()
     y = recon.to(dtype).contiguous().numpy()
     dr = data_range.to(torch.float64).contiguous().numpy()
-    batch = x.shape[0]
+    batch, h, w = x.shape
     out = np.empty(batch, dtype=np.float64)
-    workers = max(1, min(torch.get_num_threads(), _MAX_WORKERS, batch))
+    workers = max(1, min(torch.get_num_threads(), _MAX_WORKERS, batch, batch * h * w // _MIN_PIXELS_PER_WORKER))
     bounds = [batch * k // workers for k in range(workers + 1)]
 
     def run(k: int) -> None:
@@ -60,8 +73,7 @@ def _ssim_cpu(target: Tensor, recon: Tensor, data_range: Tensor) -> Tensor:
     if workers == 1:
         run(0)
     else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="mribench-ssim") as pool:
-            list(pool.map(run, range(workers)))
+        list(_pool().map(run, range(workers)))
     return torch.from_numpy(out)
 
 
