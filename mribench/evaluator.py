@@ -310,24 +310,36 @@ def evaluate(
         "data": {"root": str(root), "index_fingerprint": index.fingerprint},
     }
     barrier = _barrier(world_size if synchronize else 1)
-    if rank == 0:
-        _prepare_run_dir(rd, config, resume, overwrite, rank)
-        config = read_config(rd) if resume and (rd / "run.json").is_file() else config
-        config["provenance"] = _provenance(dev, world_size, git)
-        write_config(rd, config)
-    barrier()  # the other ranks start once rank 0 has checked and written run.json
-    if prepare_only:
-        return load_run(rd)
-    store = SliceStore(rd, rank)
-    done = store.done_keys()
-    todo = [it for i, it in enumerate(items) if i % world_size == rank]
-    todo = [it for it in todo if any((it.split, it.file, s) not in done for s in it.slices)]
-    boxes = _load_boxes(root, annotations) if any(m.needs_boxes for m in specs) else {}
+
+    def plan() -> tuple[SliceStore, set[tuple[str, str, int]], list[WorkItem], _Batches]:
+        store = SliceStore(rd, rank)
+        done = store.done_keys()
+        todo = [it for i, it in enumerate(items) if i % world_size == rank]
+        todo = [it for it in todo if any((it.split, it.file, s) not in done for s in it.slices)]
+        return store, done, todo, _Batches(todo, num_workers)
+
+    planned = None
     try:
-        timing = _run_items(todo, lm.to(dev), specs, store, dev, done, boxes, normalize_output, fail_fast,
-                            num_workers, progress, PRECISIONS[precision])  # fmt: skip
+        if rank == 0:
+            _prepare_run_dir(rd, config, resume, overwrite, rank)
+            if not prepare_only:
+                planned = plan()  # the first batches are read while run.json is written
+            config = read_config(rd) if resume and (rd / "run.json").is_file() else config
+            config["provenance"] = _provenance(dev, world_size, git)
+            write_config(rd, config)
+        barrier()  # the other ranks start once rank 0 has checked and written run.json
+        if prepare_only:
+            return load_run(rd)
+        store, done, todo, batches = planned = planned or plan()
+        boxes = _load_boxes(root, annotations) if any(m.needs_boxes for m in specs) else {}
+        try:
+            timing = _run_items(todo, batches, lm.to(dev), specs, store, dev, done, boxes, normalize_output, fail_fast,
+                                progress, PRECISIONS[precision])  # fmt: skip
+        finally:
+            store.close()
     finally:
-        store.close()
+        if planned is not None:
+            planned[3].close()
     timing["wall_seconds"] = time.perf_counter() - t_start
     barrier()  # every rank's slices are on disk before rank 0 summarises
     result = load_run(rd)
@@ -414,57 +426,74 @@ def _load_boxes(root: Path, annotations: str | os.PathLike[str] | None) -> dict[
     return boxes_by_slice(load_annotations(ann)) if ann.is_file() else {}
 
 
-def _prefetch(it: Iterator[dict[str, Any]], depth: int = 2) -> Iterator[dict[str, Any]]:
-    """Read ahead in a thread: HDF5 reads overlap the model and metrics (torch releases the GIL)."""
-    import queue
-    import threading
+class _Batches:
+    """The batches of the work items in order, read ahead from the moment this is created.
 
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
+    With ``num_workers == 0`` one thread reads (HDF5 reads and masking overlap the model and the
+    metrics; torch and h5py release the GIL); otherwise a DataLoader with worker processes.
+    :meth:`close` stops the reader (also when the consumer stops early or fails).
+    """
 
-    def work() -> None:
+    def __init__(self, items: list[WorkItem], num_workers: int, depth: int = 2) -> None:
+        import queue
+
+        self._stop = threading.Event()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._thread: threading.Thread | None = None
+        self._loader: Iterator[dict[str, Any]] | None = None
+        if not items:
+            self._loader = iter(())
+        elif num_workers > 0:
+            ds = SliceBatches(items)
+            self._loader = iter(torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False,
+                                                            num_workers=num_workers, persistent_workers=False))  # fmt: skip
+        else:
+            ds = SliceBatches(items)
+            self._thread = threading.Thread(target=self._work, args=(ds,), daemon=True, name="mribench-prefetch")
+            self._thread.start()
+
+    _DONE = object()
+
+    def _put(self, x: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, ds: SliceBatches) -> None:
         try:
-            for x in it:
-                while not stop.is_set():
-                    try:
-                        q.put(x, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for i in range(len(ds)):
+                if not self._put(ds[i]):
                     return
         except BaseException as e:  # re-raised in the consumer
-            q.put(e)
-        q.put(done)
+            self._put(e)
+            return
+        self._put(self._DONE)
 
-    t = threading.Thread(target=work, daemon=True, name="mribench-prefetch")
-    t.start()
-    try:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._loader is not None:
+            yield from self._loader
+            return
         while True:
-            x = q.get()
-            if x is done:
+            x = self._queue.get()
+            if x is self._DONE:
                 return
             if isinstance(x, BaseException):
                 raise x
             yield x
-    finally:
-        stop.set()
 
-
-def _iterate(items: list[WorkItem], num_workers: int) -> Iterator[dict[str, Any]]:
-    if not items:
-        return iter(())
-    ds = SliceBatches(items)
-    if num_workers == 0:
-        return _prefetch(ds[i] for i in range(len(ds)))
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
-                                         persistent_workers=False)  # fmt: skip
-    return iter(loader)
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _run_items(
     items: list[WorkItem],
+    batches: _Batches,
     lm: LoadedModel,
     specs: list[Any],
     store: SliceStore,
@@ -473,7 +502,6 @@ def _run_items(
     boxes: dict[tuple[str, int], list[Box]],
     normalize_output: bool,
     fail_fast: bool,
-    num_workers: int,
     progress: ProgressFn | None,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
@@ -482,7 +510,7 @@ def _run_items(
     t_model = t_metrics = 0.0
     total = sum(len(it.slices) for it in items)
     n_done = 0
-    for batch in _iterate(items, num_workers):
+    for batch in batches:
         it = items[batch["index"]]
         records: list[dict[str, Any]] = []
         base = {"split": it.split, "file": it.file}

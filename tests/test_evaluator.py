@@ -107,6 +107,27 @@ def test_crashing_or_misshapen_model_is_recorded(tiny_root: Path, tmp_path: Path
     assert len(r.slices) < 48  # fail-fast stopped early
 
 
+def test_reader_threads_stop_and_worker_processes_give_the_same_slices(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
+    import threading
+
+    spec = _write_model(tmp_path, """
+        def build():
+            def model(masked_kspace, mask, meta):
+                raise RuntimeError("boom")
+            return model
+    """)
+    evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "failed", fail_fast=True, batch_size=1)  # stops early
+    deadline = time.monotonic() + 5
+    while any(t.name == "mribench-prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "mribench-prefetch" for t in threading.enumerate())
+    a = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "thread", batch_size=2, limit=3).slices
+    b = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "procs", batch_size=2, limit=3,
+                 num_workers=1).slices  # fmt: skip
+    cols = ["split", "file", "slice", "status", "ssim", "psnr", "nmse"]
+    assert a[cols].equals(b[cols])
+
+
 def test_resume_continues_without_recomputing(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
     full = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "full", batch_size=1)
     part = tmp_path / "part"
