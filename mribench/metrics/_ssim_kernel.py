@@ -14,6 +14,8 @@ skimage to ~1e-9.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -21,7 +23,15 @@ WIN = 7
 NP = WIN * WIN
 
 
-@njit(nogil=True, cache=True)
+def _jit(fn: Any) -> Any:
+    """Compile without the GIL, cached on disk; per process when no cache folder is writable."""
+    try:
+        return njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # numba found no writable cache location (read-only install and home)
+        return njit(nogil=True)(fn)
+
+
+@_jit
 def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range: float, k1: float, k2: float,
                 col: np.ndarray) -> float:  # fmt: skip
     """Mean SSIM of one (H, W) pair; ``col`` is a (4, W) float64 scratch buffer."""
@@ -75,7 +85,7 @@ def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range: float, k1: float, k2: 
     return total / (oh * ow)
 
 
-@njit(nogil=True, cache=True)
+@_jit
 def ssim_batch(x: np.ndarray, y: np.ndarray, data_range: np.ndarray, k1: float, k2: float,
                out: np.ndarray) -> None:  # fmt: skip
     """Write the mean SSIM of each slice pair into ``out``.
