@@ -41,6 +41,10 @@ def _json_default(o: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """JSON with NaN/Inf written as null (results never contain non-standard JSON)."""
+    try:  # fast path: plain JSON types and finite numbers
+        return json.dumps(obj, sort_keys=True, allow_nan=False)
+    except (ValueError, TypeError):
+        pass
 
     def clean(o: Any) -> Any:
         if isinstance(o, float) and not math.isfinite(o):
