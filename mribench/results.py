@@ -163,17 +163,33 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
     return df.sort_values(["split", "file", "slice"]).reset_index(drop=True)
 
 
-def _ci(values: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% CI by a cluster bootstrap over volumes."""
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan")
-    if len(np.unique(groups)) < 2:
-        m = float(np.mean(values))
-        return m, float("nan"), float("nan")
-    from mribench.analysis.stats import bootstrap_mean_ci
+def _metric_cis(ok: pd.DataFrame, metrics: list[str], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per-metric mean and 95% CI (cluster bootstrap over volumes, 1000 draws) of the finite values.
 
-    ci = bootstrap_mean_ci(values, groups, n_boot=1000, alpha=0.05, seed=seed)
-    return float(ci.mean), float(ci.low), float(ci.high)
+    Metrics that are finite on the same slices share one bootstrap call (the draws depend only on
+    the seed and the number of volumes, so the result equals one call per metric).
+    """
+    from mribench.analysis.stats import cluster_bootstrap_means, factorize_groups, percentile_interval
+
+    files = ok["file"].to_numpy()
+    arrays = {m: ok[m].to_numpy(dtype=float) for m in metrics}
+    patterns: dict[bytes, list[str]] = {}
+    for m in metrics:
+        patterns.setdefault(np.isfinite(arrays[m]).tobytes(), []).append(m)  # region metrics: NaN without boxes
+    out: dict[str, dict[str, Any]] = {}
+    nan = float("nan")
+    for names in patterns.values():
+        keep = np.isfinite(arrays[names[0]])
+        n = int(keep.sum())
+        means = {m: float(arrays[m][keep].mean()) if n else nan for m in names}
+        bounds = {m: (nan, nan) for m in names}
+        if n and factorize_groups(files[keep])[1] >= 2:
+            draws = cluster_bootstrap_means(np.stack([arrays[m][keep] for m in names], axis=1), files[keep],
+                                            n_boot=1000, seed=seed)  # fmt: skip
+            bounds = {m: percentile_interval(draws[:, k], 0.05) for k, m in enumerate(names)}
+        for m in names:
+            out[m] = {"mean": means[m], "ci_low": bounds[m][0], "ci_high": bounds[m][1], "n": n}
+    return out
 
 
 def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
@@ -195,11 +211,8 @@ def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
             "n_ok": int(len(ok)), "n_failed": int((g["status"] != "ok").sum()),
             "n_volumes": int(ok["file"].nunique()), "metrics": {},
         }  # fmt: skip
-        for m in metrics:
-            vals = ok[m].to_numpy(dtype=float)
-            keep = np.isfinite(vals)  # region metrics are NaN on slices without boxes
-            mean, lo, hi = _ci(vals[keep], ok["file"].to_numpy()[keep])
-            entry["metrics"][m] = {"mean": mean, "ci_low": lo, "ci_high": hi, "n": int(keep.sum())}
+        cis = _metric_cis(ok, metrics)
+        entry["metrics"] = {m: cis[m] for m in metrics}
         out["splits"][split] = entry
     sp = out["splits"]
     if "test_P" in sp and "test_Q" in sp:
