@@ -51,8 +51,22 @@ def test_stacked_adam_matches_torch_adam() -> None:
             p.grad = gr[i].clone()
             ref.step()
         assert torch.allclose(stacked["w"][i], p.detach(), rtol=0, atol=1e-14)
+    after = stacked["w"].clone()
     opt.keep(torch.tensor([2, 0]))
-    assert opt.params["w"].shape[0] == 2 and torch.equal(opt.exp_avg["w"][1], opt.exp_avg["w"][1])
+    assert opt.params["w"].shape[0] == 2 and torch.equal(opt.params["w"], after[[2, 0]])
+    assert stacked["w"] is opt.params["w"]  # the caller's dict holds the optimiser's views
+    # the explicit update (the fallback of the fused kernel) and several parameter tensors in one buffer
+    two = {"a": starts.clone(), "b": starts[:, :2].clone()}
+    fused, plain = StackedAdam(dict(two), lr=0.05), StackedAdam(dict(two), lr=0.05)
+    plain._fused = False
+    for gr in grads:
+        fused.step({"a": gr, "b": gr[:, :2]})
+        plain.step({"a": gr, "b": gr[:, :2]})
+    assert torch.allclose(fused.params["a"], after, rtol=0, atol=1e-14)
+    for name in two:
+        assert torch.allclose(fused.params[name], plain.params[name], rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="dtype"):
+        StackedAdam({"a": starts, "b": starts.float()}, lr=0.1)
 
 
 def _quadratics() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -82,6 +96,40 @@ def test_vectorized_adapt_equals_the_loop_with_staggered_stopping() -> None:
         adapt(_quad_loss, params, data, lr=0.1, window=0)
 
 
+def test_worker_threads_share_the_slices_and_give_the_same_iterates() -> None:
+    from mribench.training import ttt
+
+    params, data = _quadratics()
+    data = {k: torch.cat([v, v.flip(0)]) for k, v in data.items()}  # 10 slices, long ones in both halves
+    ref = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60)
+    threads = torch.get_num_threads()
+    for workers in (2, 3):
+        got = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, workers=workers)
+        assert got.steps == ref.steps and got.stopped == ref.stopped
+        assert torch.allclose(got.params["w"], ref.params["w"], rtol=0, atol=1e-12)
+        for a, b in zip(got.val_losses, ref.val_losses, strict=True):
+            assert a == pytest.approx(b, abs=1e-12)
+        assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="workers"):
+        adapt(_quad_loss, params, data, lr=0.1, workers=0)
+
+    # the hand-over itself, deterministically: with a worker waiting, a stack gives its second half
+    # after the next step, and both halves continue from the same state
+    step_fn = ttt.vmap(ttt.grad(ttt._with_aux(_quad_loss), has_aux=True))
+    stacked = {k: v.unsqueeze(0).repeat(10, *([1] * v.ndim)) for k, v in params.items()}
+    out = ttt._Results({k: v.clone() for k, v in stacked.items()}, [60] * 10, [False] * 10, [[] for _ in range(10)])
+    board = ttt._Board(2)
+    board.waiting = 1
+    stack = ttt._Stack(list(range(10)), StackedAdam(stacked, 0.1), dict(data))
+    given: list[ttt._Stack] = []
+    board.give = given.append  # type: ignore[method-assign]
+    board.wanted = lambda: not given  # type: ignore[method-assign]
+    ttt._run_stack(step_fn, stack, out, 3, 60, board)
+    assert len(given) == 1 and given[0].ids == list(range(5, 10)) and given[0].opt.steps == 1
+    ttt._run_stack(step_fn, given[0], out, 3, 60, None)
+    assert out.steps == ref.steps and torch.allclose(out.final["w"], ref.params["w"], rtol=0, atol=1e-12)
+
+
 def _mri_batch(tmp_path: Path, slices: int = 3) -> tuple[torch.Tensor, torch.Tensor, SliceMeta]:
     p = make_volume(tmp_path, "file_ttt", coils=4, slices=slices, seed=5)
     with h5py.File(p) as f:
@@ -102,28 +150,63 @@ def test_ttt_vectorized_engines_equal_the_loop_in_float64(tmp_path: Path) -> Non
     kw = {"lr": 1e-2, "window": 2, "max_steps": 10}
     img_l, st_l = TTTModel(model, vectorized=False, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
     assert img_l.dtype == torch.complex128 and all(s["steps"] > 6 for s in st_l)
-    for engine in ("grouped", "vmap"):
-        img_v, st_v = TTTModel(model, engine=engine, max_parallel=2, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
+    threads = torch.get_num_threads()
+    for engine, workers in (("grouped", 1), ("grouped", 2), ("vmap", 1), ("vmap", 2)):  # vmap: one thread
+        ttt = TTTModel(model, engine=engine, max_parallel=2, workers=workers, **kw)
+        img_v, st_v = ttt.adapt_images(masked, mask, sens, [1, 2, 3])
         assert [s["steps"] for s in st_v] == [s["steps"] for s in st_l]
         assert torch.allclose(img_v, img_l, rtol=0, atol=1e-10 * float(img_l.abs().max()))
         assert [s["val_loss"] for s in st_v] == pytest.approx([s["val_loss"] for s in st_l], rel=1e-9)
+        assert torch.get_num_threads() == threads  # the workers' one-thread setting is undone
     with pytest.raises(ValueError, match="engine"):
         TTTModel(model, engine="jit")
+    with pytest.raises(ValueError, match="workers"):
+        TTTModel(model, workers=0)
 
 
 @pytest.mark.parametrize("chans, pools, h, w", [(4, 1, 20, 18), (3, 3, 33, 47)])
-def test_stacked_weights_evaluation_is_exact(chans: int, pools: int, h: int, w: int) -> None:
+def test_stacked_weights_evaluation_equals_fastmri(chans: int, pools: int, h: int, w: int) -> None:
     from torch.func import functional_call
+
+    from mribench.training.complex_unet import stacked_unet
 
     model = _model(chans, pools).double().eval()
     g = torch.Generator().manual_seed(1)
     params = {k: v.detach() + 0.05 * torch.randn(3, *v.shape, generator=g, dtype=v.dtype) for k, v in model.net.named_parameters()}
     image = torch.randn(3, h, w, generator=g, dtype=torch.complex128)
     out = model.stacked_image_to_image(params, image)
-    for i in range(3):
+    # the U-Net alone on sizes that are not multiples of 2^pools (the reflect padding of fastmri's skip connections)
+    raw = torch.randn(3, 2, h, w, generator=g, dtype=torch.float64)
+    unet_params = {k.removeprefix("unet."): v for k, v in params.items()}
+    out_unet = stacked_unet(model.net.unet, unet_params, raw)
+    for i in range(3):  # the same function; products and normalisations summed in another order
         x = torch.view_as_real(image[i : i + 1]).unsqueeze(1)
         ref = torch.view_as_complex(functional_call(model.net, {k: v[i] for k, v in params.items()}, (x,))[:, 0].contiguous())
-        assert torch.equal(out[i : i + 1], ref)
+        assert torch.allclose(out[i : i + 1], ref, rtol=0, atol=1e-12)
+        ref_unet = functional_call(model.net.unet, {k: v[i] for k, v in unet_params.items()}, (raw[i : i + 1],))
+        assert torch.allclose(out_unet[i : i + 1], ref_unet, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("h, w", [(16, 12), (15, 12), (16, 13), (15, 13)])
+def test_sampled_column_losses_equal_the_centred_fft_losses(h: int, w: int) -> None:
+    from mribench.training.selfsup import split_measurements
+    from mribench.training.ttt import sampled_selfsup_data, sampled_selfsup_losses, ttt_losses
+
+    g = torch.Generator().manual_seed(2)
+    kspace = torch.randn(2, 3, h, w, generator=g, dtype=torch.complex128)
+    sens = torch.randn(2, 3, h, w, generator=g, dtype=torch.complex128)
+    mask = (torch.rand(2, 1, 1, w, generator=g) < 0.5).double()
+    mask[..., :2] = 1
+    train, val = split_measurements(mask, h, 0.1, g)
+    data = {"kspace": kspace * mask, "sens": sens, "train_points": train, "val_points": val}
+    pred = torch.randn(2, h, w, generator=g, dtype=torch.complex128, requires_grad=True)
+    ref = ttt_losses(pred, data, reduction="none")
+    got = sampled_selfsup_losses(pred, sampled_selfsup_data(data))
+    for a, b in zip(got, ref, strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=0)
+    g_ref, = torch.autograd.grad(ref[0].sum(), pred)
+    g_got, = torch.autograd.grad(got[0].sum(), pred)
+    assert torch.allclose(g_got, g_ref, rtol=0, atol=1e-12)
 
 
 def test_ttt_model_protocol_under_inference_mode(tmp_path: Path) -> None:
