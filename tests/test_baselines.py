@@ -192,3 +192,15 @@ def test_ttt_recipe_trains_with_the_joint_loss_and_evaluates_with_ttt(tiny_root:
     assert run["model"]["details"]["arch"] == "unet-complex" and run["model"]["details"]["ttt"]["window"] == 2
     n_train = json.loads((out / "baseline.json").read_text())["training_data"]["n_slices"]
     assert len(list((out / "training" / "sens_cache").glob("*.npy"))) == n_train  # one ESPIRiT per slice, cached
+
+
+def test_ttt_recipe_without_adaptation_evaluates_the_trained_network(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sigpy")
+    cfg = {**TINY, "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3}, "train_on": "Q",
+           "ttt": None, "evaluation": {"batch_size": 1, "limit": 1}}  # fmt: skip
+    out = tmp_path / "ttt-q"
+    r = run_recipe("ttt", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
+    assert r.config.ttt is None and r.config.train_on == "Q" and 0 < r.scores["test_Q"] < 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["details"]["arch"] == "unet-complex" and "ttt" not in run["model"]["details"]
+    assert json.loads((out / "baseline.json").read_text())["config"]["ttt"] is None

@@ -14,7 +14,7 @@ from mribench.physics.fft import center_crop, fft2c, ifft2c, rss
 from mribench.training.complex_unet import ComplexUnetRecon
 from mribench.training.operators import adjoint, combine_coils, forward
 from mribench.training.selfsup import joint_loss, selfsup_loss, split_measurements
-from mribench.training.sensitivity import acs_columns, estimate_sensitivities
+from mribench.training.sensitivity import acs_columns, cached_sensitivities, estimate_sensitivities
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: intra-op threads only add overhead
 
@@ -99,6 +99,32 @@ def test_espirit_rejects_unsampled_calibration_lines_and_bad_input(tmp_path: Pat
         estimate_sensitivities(kspace, 6, crop=1.5)
     with pytest.raises(ValueError, match="num_low_frequencies"):
         estimate_sensitivities(kspace, 0)
+
+
+def test_cached_sensitivities_key_on_the_calibration_lines_only(tmp_path: Path) -> None:
+    kspace, _ = _volume(tmp_path)
+    w = kspace.shape[-1]
+    acs = torch.zeros(w)
+    acs[slice(*acs_columns(w, 6))] = 1
+    a = kspace * torch.maximum(acs, (torch.arange(w) % 4 == 0).float())
+    b = kspace * torch.maximum(acs, (torch.arange(w) % 4 == 1).float())
+    plain = estimate_sensitivities(a, 6)
+    with cached_sensitivities(max_bytes=10 * plain[0].numel() * 8) as cache:
+        first = estimate_sensitivities(a, 6)
+        again = estimate_sensitivities(b, 6)  # other outer lines, same calibration lines: the same maps
+        assert cache.misses == 2 and cache.hits == 2 and torch.equal(first, plain) and torch.equal(again, plain)
+        again[0, 0, 0, 0] = 1e3  # callers get copies
+        assert torch.equal(estimate_sensitivities(a, 6), plain) and cache.hits == 4
+        estimate_sensitivities(a, 4)  # another centre size: another key
+        with cached_sensitivities() as inner:
+            assert inner is cache
+        assert cache.misses == 4
+    with cached_sensitivities(max_bytes=plain[0].numel() * 8) as small:  # room for one slice's maps
+        estimate_sensitivities(a, 6)
+        estimate_sensitivities(a[1:], 6)  # the last slice stayed, the first was dropped
+        assert small.hits == 1 and small.nbytes <= small.max_bytes
+    with pytest.raises(ValueError, match="max_bytes"), cached_sensitivities(max_bytes=0):
+        pass
 
 
 def test_losses_by_hand() -> None:

@@ -12,7 +12,9 @@ Recipes (defaults in :data:`DEFAULTS`, mirrored by ``baselines/<name>/config.yam
   model; ``singles/<P_i>/`` hold the single-distribution models and ``diverse.json`` compares the
   union with the best single P_i (by test_Q SSIM).
 - ``ttt``: the complex U-Net trained on P with the joint supervised + self-supervised loss, evaluated
-  with test-time training (Darestani et al.; :mod:`mribench.training.ttt`).
+  with test-time training (Darestani et al.; :mod:`mribench.training.ttt`). ``ttt: null`` evaluates
+  the trained network without adaptation (e.g. the same training on Q, the reference of the
+  self-supervised gap).
 - ``early-stop``: ``sup-p`` with Lin & Heckel's early stopping on a held-out part of ``train_P``
   (:mod:`mribench.training.early_stopping`); the chosen epoch is evaluated.
 
@@ -27,6 +29,7 @@ Re-running a recipe with the same config resumes both the training and the evalu
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -114,7 +117,8 @@ class RecipeConfig:
         val_limit: slices per validation set per epoch (spread over the split; ``None``: all).
         evaluation: ``{"batch_size", "limit"}`` passed to :func:`mribench.evaluate`.
         diverse: ``{"group_by", "pool", "groups", "min_volumes"}`` for ``diverse``.
-        ttt: keyword arguments of ``TTTModel`` (``lr: null`` = the training learning rate).
+        ttt: keyword arguments of ``TTTModel`` (``lr: null`` = the training learning rate); ``None``
+            evaluates the ``ttt`` recipe's network without test-time training.
         early_stopping: ``{"key", "patience", "threshold", "mode", "holdout_fraction"}``.
     """
 
@@ -187,7 +191,7 @@ def parse_recipe_config(data: Mapping[str, Any]) -> RecipeConfig:
         recipe=str(name), description=str(data.get("description", "")), train_on=str(data["train_on"]),
         training=TrainConfig.from_dict(data.get("training") or {}), model_name=data.get("model_name"),
         accelerations=tuple(acc) if acc else None, val_limit=vl, evaluation={**_EVAL, **ev},
-        diverse=dict(dv) if dv else None, ttt=dict(data["ttt"]) if data.get("ttt") else None,
+        diverse=dict(dv) if dv else None, ttt=dict(data["ttt"]) if data.get("ttt") is not None else None,
         early_stopping=dict(es) if es else None,
     )  # fmt: skip
 
@@ -355,7 +359,7 @@ def _train_eval(
     load_weights(model, model_file)
     model.eval()
     ttt_info: dict[str, Any] | None = None
-    if cfg.recipe == "ttt":
+    if cfg.recipe == "ttt" and cfg.ttt is not None:
         model, ttt_info = _wrap_ttt(model, cfg)
     info = _model_info(cfg.name, model_file, cfg, chosen, {"ttt": ttt_info} if ttt_info else None)
     scores, t_eval = _evaluate(model, info, d, out, cfg, device, progress)
@@ -523,11 +527,18 @@ def run_recipe(
         raise TaskError(f"expected the same recipe config and task to resume the run in {rd}, got different ones "
                         f"(hint: use another --out)")  # fmt: skip
     atomic_write_text(prev, json.dumps(doc, indent=2, sort_keys=True))
-    if cfg.train_on == "diverse":
-        return _run_diverse(cfg, d, rd, device, progress, on_epoch)
-    rows, masks = _training_rows(cfg, d)
-    sides = {"P": ["train_P"], "Q": ["train_Q"], "P+Q": ["train_P", "train_Q"]}[cfg.train_on]
-    return _train_eval(cfg, d, rd, rows, masks, device, progress, on_epoch, _describe(d, sides, rows))
+    with contextlib.ExitStack() as stack:
+        if cfg.training.arch == "unet-complex":
+            # the complex U-Net estimates ESPIRiT maps (seconds per slice) on every call: keep them for
+            # the validation after every epoch and the final evaluation
+            from mribench.training.sensitivity import cached_sensitivities
+
+            stack.enter_context(cached_sensitivities())
+        if cfg.train_on == "diverse":
+            return _run_diverse(cfg, d, rd, device, progress, on_epoch)
+        rows, masks = _training_rows(cfg, d)
+        sides = {"P": ["train_P"], "Q": ["train_Q"], "P+Q": ["train_P", "train_Q"]}[cfg.train_on]
+        return _train_eval(cfg, d, rd, rows, masks, device, progress, on_epoch, _describe(d, sides, rows))
 
 
 def recipe_card(name: str) -> dict[str, Any]:
