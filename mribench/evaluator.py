@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
 import subprocess
 import threading
 import time
@@ -438,8 +439,6 @@ class _Batches:
     """
 
     def __init__(self, items: list[WorkItem], num_workers: int, depth: int = 2) -> None:
-        import queue
-
         self._stop = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
@@ -458,8 +457,6 @@ class _Batches:
     _DONE = object()
 
     def _put(self, x: Any) -> bool:
-        import queue
-
         while not self._stop.is_set():
             try:
                 self._queue.put(x, timeout=0.1)
