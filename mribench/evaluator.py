@@ -6,6 +6,8 @@ grow) and records every finished batch durably so that a killed run resumes wher
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import platform
 import queue
@@ -25,6 +27,7 @@ import torch
 
 from mribench._version import __version__
 from mribench.data.annotations import Box, boxes_by_slice, load_annotations
+from mribench.data.fastmri_io import read_rows
 from mribench.data.index import SliceIndex, build_index
 from mribench.errors import DataError, MetricError, ResultsError, WeightsMissingError
 from mribench.models.base import LoadedModel, SliceMeta
@@ -73,6 +76,11 @@ def resolve_device(device: str) -> torch.device:
     return d
 
 
+# the slice-index columns a work item carries (its volume's metadata, for the mask and SliceMeta)
+_ROW_COLUMNS = ("file", "path", "padding_left", "padding_right", "volume_max", "protocol", "anatomy", "contrast",
+                "field_strength", "coils", "vendor")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """A batch of slices of one volume in one split."""
@@ -82,7 +90,7 @@ class WorkItem:
     path: Path
     slices: tuple[int, ...]
     mask: MaskSpec
-    row: dict[str, Any]
+    row: dict[str, Any]  # the volume's index metadata (_ROW_COLUMNS)
 
 
 class SliceBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -101,8 +109,8 @@ class SliceBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
             # consecutive slices are read as one hyperslab (h5py's list indexing is a much slower path)
             sel: Any = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
             with h5py.File(it.path, "r") as hf:
-                kspace = torch.from_numpy(np.asarray(hf["kspace"][sel], dtype=np.complex64))
-                target = torch.from_numpy(np.asarray(hf["reconstruction_rss"][sel], dtype=np.float32))
+                kspace = torch.from_numpy(read_rows(hf, "kspace", sel, np.dtype(np.complex64)))
+                target = torch.from_numpy(read_rows(hf, "reconstruction_rss", sel, np.dtype(np.float32)))
         except (OSError, KeyError, ValueError) as e:
             return {"index": i, "error": f"reading {it.file} failed: {type(e).__name__}: {e}"}
         w = kspace.shape[-1]
@@ -135,6 +143,12 @@ class _GitCommit:
     def result(self) -> str | None:
         self._thread.join()
         return self._value
+
+
+@functools.cache
+def _package_commit() -> _GitCommit:
+    """The commit of mribench's own checkout (if any): the code loaded in a process does not change."""
+    return _GitCommit(Path(__file__).parent)
 
 
 def _metric_specs(names: list[str], explicit: bool) -> tuple[list[Any], dict[str, str]]:
@@ -178,17 +192,20 @@ def _work_items(
         if limit is not None:
             rows = rows.iloc[:limit]
         evaluated[name] = rows
-        by_file: dict[str, list[dict[str, Any]]] = {}
-        columns = {c: rows[c].tolist() for c in rows.columns}  # plain dicts: much faster than to_dict("records")
-        for values in zip(*columns.values(), strict=True):
-            rec = dict(zip(columns, values, strict=True))
-            by_file.setdefault(str(rec["file"]), []).append(rec)
+        # plain lists of the columns a work item needs: much faster than per-row pandas access
+        files = [str(f) for f in rows["file"].tolist()]
+        first: dict[str, int] = {}
+        by_file: dict[str, list[int]] = {}
+        for i, (f, s) in enumerate(zip(files, rows["slice"].tolist(), strict=True)):
+            first.setdefault(f, i)
+            by_file.setdefault(f, []).append(int(s))
+        columns = {c: rows[c].tolist() for c in _ROW_COLUMNS if c in rows.columns}
         mask = task.mask_for(name)
         for file in sorted(by_file):
-            first = by_file[file][0]
-            sl = sorted(int(r["slice"]) for r in by_file[file])
+            row = {c: v[first[file]] for c, v in columns.items()}
+            sl = sorted(by_file[file])
             for i in range(0, len(sl), batch_size):
-                items.append(WorkItem(name, file, root / str(first["path"]), tuple(sl[i : i + batch_size]), mask, first))
+                items.append(WorkItem(name, file, root / str(row["path"]), tuple(sl[i : i + batch_size]), mask, row))
     return items, evaluated
 
 
@@ -266,7 +283,7 @@ def evaluate(
         MribenchError subclasses for unknown names, missing data, empty splits, mismatched resumes.
     """
     t_start = time.perf_counter()
-    git = (_GitCommit(Path.cwd()), _GitCommit(Path(__file__).parent)) if rank == 0 else None
+    git = (_GitCommit(Path.cwd()), _package_commit()) if rank == 0 else None
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     lm = model if isinstance(model, LoadedModel) else load_model(model, checkpoint)
     for s in splits:
@@ -280,7 +297,7 @@ def evaluate(
         raise ValueError(f"expected limit >= 1, got {limit}")
     root = resolve_data_root(data_root, progress)
     index = build_index(root, annotations=annotations)
-    all_splits = make_splits(spec, index)
+    all_splits = make_splits(spec, index, names=splits)
     missing = _apply_split_files(all_splits, index, split_files or {})
     for s in splits:
         if all_splits[s].rows.empty:
@@ -294,40 +311,42 @@ def evaluate(
     items, evaluated = _work_items(spec, all_splits, splits, root, batch_size, limit)
     dev = resolve_device(device)
     rd = Path(run_dir) if run_dir else Path("mribench-runs") / spec.name / slug(lm.info.name)
-    config = {
-        "schema_version": 1,
-        "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256, "description": spec.description,
-                 "origin": spec.origin},
-        "model": {"name": lm.info.name, "kind": lm.info.kind, "sha256": lm.info.sha256, "details": lm.info.details},
-        "metrics": names,
-        "higher_is_better": {m.name: m.higher_is_better for m in specs},
-        "metric_profiles": profile_ids(names),
-        "unavailable_metrics": unavailable,
-        "masks": {s: spec.mask_for(s).to_dict() for s in splits},
-        "splits": {s: {"manifest": all_splits[s].manifest,
-                       "evaluated_manifest": all_splits[s].manifest if len(evaluated[s]) == len(all_splits[s].rows)
-                       else manifest_hash(evaluated[s]),
-                       "n_slices": len(evaluated[s]), "n_volumes": int(evaluated[s]["file"].nunique()),
-                       "missing_files": missing.get(s, [])} for s in splits},  # fmt: skip
-        "options": {"limit": limit, "normalize_output": normalize_output, "batch_size": batch_size,
-                    "precision": precision},
-        "data": {"root": str(root), "index_fingerprint": index.fingerprint},
-    }
-    barrier = _barrier(world_size if synchronize else 1)
 
-    def plan() -> tuple[SliceStore, set[tuple[str, str, int]], list[WorkItem], _Batches]:
+    def plan(fresh: bool = False) -> tuple[SliceStore, set[tuple[str, str, int]], list[WorkItem], _Batches]:
         store = SliceStore(rd, rank)
-        done = store.done_keys()
+        done = set() if fresh else store.done_keys()
         todo = [it for i, it in enumerate(items) if i % world_size == rank]
         todo = [it for it in todo if any((it.split, it.file, s) not in done for s in it.slices)]
         return store, done, todo, _Batches(todo, num_workers)
 
     planned = None
     try:
+        if rank == 0 and not prepare_only:
+            # reading starts now and overlaps the set-up below (--overwrite empties the run directory
+            # before anything is appended; a refused --resume stops the reader in `finally`)
+            planned = plan(fresh=overwrite)
+        config = {
+            "schema_version": 1,
+            "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256, "description": spec.description,
+                     "origin": spec.origin},
+            "model": {"name": lm.info.name, "kind": lm.info.kind, "sha256": lm.info.sha256, "details": lm.info.details},
+            "metrics": names,
+            "higher_is_better": {m.name: m.higher_is_better for m in specs},
+            "metric_profiles": profile_ids(names),
+            "unavailable_metrics": unavailable,
+            "masks": {s: spec.mask_for(s).to_dict() for s in splits},
+            "splits": {s: {"manifest": all_splits[s].manifest,
+                           "evaluated_manifest": all_splits[s].manifest if len(evaluated[s]) == len(all_splits[s].rows)
+                           else manifest_hash(evaluated[s]),
+                           "n_slices": len(evaluated[s]), "n_volumes": int(evaluated[s]["file"].nunique()),
+                           "missing_files": missing.get(s, [])} for s in splits},  # fmt: skip
+            "options": {"limit": limit, "normalize_output": normalize_output, "batch_size": batch_size,
+                        "precision": precision},
+            "data": {"root": str(root), "index_fingerprint": index.fingerprint},
+        }
+        barrier = _barrier(world_size if synchronize else 1)
         if rank == 0:
             _prepare_run_dir(rd, config, resume, overwrite, rank)
-            if not prepare_only:
-                planned = plan()  # the first batches are read while run.json is written
             config = read_config(rd) if resume and (rd / "run.json").is_file() else config
             config["provenance"] = _provenance(dev, world_size, git)
             write_config(rd, config)
@@ -403,26 +422,29 @@ def _roundtrip(x: Any) -> Any:
 
 
 def _provenance(dev: torch.device, world_size: int, git: tuple[_GitCommit, _GitCommit] | None = None) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import fastmri  # noqa: F401
-
-    git = git or (_GitCommit(Path.cwd()), _GitCommit(Path(__file__).parent))
-
-    def ver(p: str) -> str | None:
-        try:
-            return version(p)
-        except PackageNotFoundError:
-            return None
-
+    git = git or (_GitCommit(Path.cwd()), _package_commit())
     return {
-        "mribench": __version__, "torch": torch.__version__, "fastmri": ver("fastmri"), "python": platform.python_version(),
-        "platform": platform.platform(), "device": str(dev),
+        **_software(), "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "world_size": world_size, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit_cwd": git[0].result(), "git_commit_mribench": git[1].result(),
         "mask_seed_rule": "sha256(file name : mask seed) -> fastmri MaskFunc seed",
     }  # fmt: skip
+
+
+@functools.cache
+def _software() -> dict[str, Any]:
+    """Versions of the code this process runs (fixed once imported, so looked up once per process)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import fastmri  # noqa: F401
+
+    try:
+        fastmri_version: str | None = version("fastmri")
+    except PackageNotFoundError:
+        fastmri_version = None
+    return {"mribench": __version__, "torch": torch.__version__, "fastmri": fastmri_version,
+            "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
 
 
 def _load_boxes(root: Path, annotations: str | os.PathLike[str] | None) -> dict[tuple[str, int], list[Box]]:
@@ -442,6 +464,7 @@ class _Batches:
         self._stop = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
+        self._spent: list[Any] = []  # batches the consumer is done with, freed by the reader thread
         self._loader: Iterator[dict[str, Any]] | None = None
         if not items:
             self._loader = iter(())
@@ -468,6 +491,9 @@ class _Batches:
     def _work(self, ds: SliceBatches) -> None:
         try:
             for i in range(len(ds)):
+                # freeing a batch's buffers (megabytes) costs the model thread milliseconds at times
+                # (unmapping memory another thread allocated); here it overlaps the model instead
+                self._spent.clear()
                 if not self._put(ds[i]):
                     return
         except BaseException as e:  # re-raised in the consumer
@@ -486,6 +512,8 @@ class _Batches:
             if isinstance(x, BaseException):
                 raise x
             yield x
+            self._spent.append(x)  # the consumer drops its own reference before asking for the next
+            x = None
 
     def close(self) -> None:
         self._stop.set()
@@ -506,6 +534,12 @@ def _run_items(
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     from mribench.metrics import normalize_output as normalize
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if autocast_dtype is not None:
+            return torch.autocast(dev.type, dtype=autocast_dtype)
+        # fp32: switch off a caller's autocast; otherwise skip constructing a context per batch
+        return torch.autocast(dev.type, enabled=False) if torch.is_autocast_enabled(dev.type) else contextlib.nullcontext()
 
     t_model = t_metrics = 0.0
     total = sum(len(it.slices) for it in items)
@@ -528,8 +562,7 @@ def _run_items(
             )  # fmt: skip
             t0 = time.perf_counter()
             try:
-                with torch.inference_mode(), torch.autocast(dev.type, dtype=autocast_dtype or torch.float32,
-                                                             enabled=autocast_dtype is not None):
+                with torch.inference_mode(), autocast():
                     recon = lm(batch["masked_kspace"].to(dev), batch["mask"].to(dev), meta)
                 err = _check_recon(recon, len(it.slices), size)
                 if dev.type == "cuda":
@@ -557,6 +590,7 @@ def _run_items(
             progress(n_done, total, f"{it.split} {it.file}")
         if fail_fast and any(r["status"] != "ok" for r in records):
             break
+        batch = None  # type: ignore[assignment]  # its buffers are freed by the reader thread (_Batches)
     return {"model_seconds": t_model, "metric_seconds": t_metrics}
 
 

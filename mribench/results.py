@@ -39,10 +39,10 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def dumps(obj: Any) -> str:
-    """JSON with NaN/Inf written as null (results never contain non-standard JSON)."""
+def dumps(obj: Any, indent: int | None = None) -> str:
+    """JSON with sorted keys and NaN/Inf written as null (results never contain non-standard JSON)."""
     try:  # fast path: plain JSON types and finite numbers
-        return json.dumps(obj, sort_keys=True, allow_nan=False)
+        return json.dumps(obj, sort_keys=True, allow_nan=False, indent=indent)
     except (ValueError, TypeError):
         pass
 
@@ -57,7 +57,7 @@ def dumps(obj: Any) -> str:
             return clean(o.item())
         return o
 
-    return json.dumps(clean(obj), default=_json_default, sort_keys=True)
+    return json.dumps(clean(obj), default=_json_default, sort_keys=True, indent=indent)
 
 
 class SliceStore:
@@ -144,38 +144,47 @@ class SliceStore:
 def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.DataFrame:
     """Flatten records into one row per slice: split, file, slice, status, error, seconds, <metrics>.
 
-    Duplicate keys (possible only after a crash between two ranks' writes) keep the last record.
+    Rows are sorted by (split, file, slice). Duplicate keys (possible only after a crash between two
+    ranks' writes) keep the last record.
     """
-    rows = []
     extra = [c for c in OPTIONAL_COLUMNS if any(c in r for r in records)]
-    for r in records:
-        row = {k: r.get(k) for k in (*SLICE_COLUMNS, *extra)}
-        vals = r.get("metrics") or {}
-        for m in metrics:
-            v = vals.get(m)
-            row[m] = float(v) if v is not None else float("nan")
-        rows.append(row)
-    df = pd.DataFrame(rows, columns=[*SLICE_COLUMNS, *extra, *metrics])
-    if df.empty:
+    columns = [*SLICE_COLUMNS, *extra, *metrics]
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in records:  # plain Python: pandas' per-call overhead dominates for typical run sizes
+        latest[(r.get("split"), r.get("file"), int(r.get("slice")))] = r  # type: ignore[arg-type]
+    keys = sorted(latest)
+    data: dict[str, list[Any]] = {c: [latest[k].get(c) for k in keys] for c in (*SLICE_COLUMNS, *extra)}
+    data["slice"] = [k[2] for k in keys]
+    nan = float("nan")
+    for m in metrics:
+        col = []
+        for k in keys:
+            v = (latest[k].get("metrics") or {}).get(m)
+            col.append(float(v) if v is not None else nan)
+        data[m] = col
+    df = pd.DataFrame(data, columns=columns)
+    if not keys:
         return df
     df["slice"] = df["slice"].astype(int)
-    df = df.drop_duplicates(["split", "file", "slice"], keep="last")
-    return df.sort_values(["split", "file", "slice"]).reset_index(drop=True)
+    return df
 
 
-def _metric_cis(ok: pd.DataFrame, metrics: list[str], seed: int = 0) -> dict[str, dict[str, Any]]:
+def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per-metric mean and 95% CI (cluster bootstrap over volumes, 1000 draws) of the finite values.
+
+    Args:
+        files: (N,) volume of each slice.
+        arrays: ``{metric: (N,) float64 values}``.
+        seed: seed of the bootstrap.
 
     Metrics that are finite on the same slices share one bootstrap call (the draws depend only on
     the seed and the number of volumes, so the result equals one call per metric).
     """
-    from mribench.analysis.stats import cluster_bootstrap_means, factorize_groups, percentile_interval
+    from mribench.analysis.stats import cluster_bootstrap_means, percentile_interval
 
-    files = ok["file"].to_numpy()
-    arrays = {m: ok[m].to_numpy(dtype=float) for m in metrics}
     patterns: dict[bytes, list[str]] = {}
-    for m in metrics:
-        patterns.setdefault(np.isfinite(arrays[m]).tobytes(), []).append(m)  # region metrics: NaN without boxes
+    for m, a in arrays.items():
+        patterns.setdefault(np.isfinite(a).tobytes(), []).append(m)  # region metrics: NaN without boxes
     out: dict[str, dict[str, Any]] = {}
     nan = float("nan")
     for names in patterns.values():
@@ -183,7 +192,7 @@ def _metric_cis(ok: pd.DataFrame, metrics: list[str], seed: int = 0) -> dict[str
         n = int(keep.sum())
         means = {m: float(arrays[m][keep].mean()) if n else nan for m in names}
         bounds = {m: (nan, nan) for m in names}
-        if n and factorize_groups(files[keep])[1] >= 2:
+        if n and len(set(files[keep].tolist())) >= 2:
             draws = cluster_bootstrap_means(np.stack([arrays[m][keep] for m in names], axis=1), files[keep],
                                             n_boot=1000, seed=seed)  # fmt: skip
             bounds = {m: percentile_interval(draws[:, k], 0.05) for k, m in enumerate(names)}
@@ -205,25 +214,32 @@ def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"splits": {}, "shift": {}, "failures": []}
     if slices.empty:
         return out
-    for split, g in slices.groupby("split", sort=True):
-        ok = g[g["status"] == "ok"]
+    # NumPy columns rather than groupby: this runs at the end of every evaluation
+    split = slices["split"].to_numpy(dtype=object)
+    files = slices["file"].to_numpy(dtype=object)
+    is_ok = slices["status"].to_numpy(dtype=object) == "ok"
+    values = {m: slices[m].to_numpy(dtype=np.float64) for m in metrics}
+    for name in sorted(set(split.tolist())):
+        sel = split == name
+        ok = sel & is_ok
         entry: dict[str, Any] = {
-            "n_ok": int(len(ok)), "n_failed": int((g["status"] != "ok").sum()),
-            "n_volumes": int(ok["file"].nunique()), "metrics": {},
+            "n_ok": int(ok.sum()), "n_failed": int((sel & ~is_ok).sum()),
+            "n_volumes": len(set(files[ok].tolist())), "metrics": {},
         }  # fmt: skip
-        cis = _metric_cis(ok, metrics)
+        cis = _metric_cis(files[ok], {m: v[ok] for m, v in values.items()})
         entry["metrics"] = {m: cis[m] for m in metrics}
-        out["splits"][split] = entry
+        out["splits"][name] = entry
     sp = out["splits"]
     if "test_P" in sp and "test_Q" in sp:
         for m in metrics:
             i, o = sp["test_P"]["metrics"][m]["mean"], sp["test_Q"]["metrics"][m]["mean"]
             hib = directions.get(m, True)
             out["shift"][m] = {"id": i, "ood": o, "drop": (i - o) if hib else (o - i)}
-    failed = slices[slices["status"] != "ok"]
-    out["failures"] = [
-        {"split": r.split, "file": r.file, "slice": int(r.slice), "error": r.error} for r in failed.itertuples()
-    ]
+    bad = np.flatnonzero(~is_ok).tolist()
+    if bad:
+        sl = slices["slice"].to_numpy()
+        err = slices["error"].to_numpy(dtype=object) if "error" in slices.columns else [None] * len(slices)
+        out["failures"] = [{"split": split[i], "file": files[i], "slice": int(sl[i]), "error": err[i]} for i in bad]
     return out
 
 
@@ -272,7 +288,7 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def write_config(run_dir: str | os.PathLike[str], config: dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / "run.json", json.dumps(json.loads(dumps(config)), indent=2, sort_keys=True))
+    atomic_write_text(Path(run_dir) / "run.json", dumps(config, indent=2))
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResult:

@@ -19,10 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from mribench.data.index import COLUMNS, SliceIndex, apply_filter
+from mribench.data.index import COLUMNS, SliceIndex, filter_mask
 from mribench.errors import DataError, TaskError
 from mribench.physics.masks import MaskSpec
 from mribench.registry import suggest
@@ -142,11 +143,16 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# libyaml's parser when PyYAML has it (10x faster; the same SafeConstructor builds the objects). The
+# task digest keeps PyYAML's pure-Python dumper so that it is the same on every installation.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise TaskError(f"expected no include cycle, got {' -> '.join(p.name for p in (*seen, path))}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_SafeLoader)
     except yaml.YAMLError as e:
         raise TaskError(f"expected valid YAML in {path.name}, got: {e}") from None
     if not isinstance(data, dict):
@@ -222,13 +228,27 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics) or not metrics:
         raise TaskError(f"task {name}: expected 'metrics' as a non-empty list of names, got {metrics!r}")
     resolved = {**data, "name": name}
-    digest = hashlib.sha256(yaml.safe_dump(resolved, sort_keys=True).encode()).hexdigest()
+    digest = _digest(resolved)
     return TaskSpec(
         name=name, version=version, description=str(data.get("description", "")),
         card=dict(data.get("card", {}) or {}), source=sides[0], target=sides[1],
         test_fraction=float(tf), split_seed=int(sp.get("seed", 0)), max_volumes=dict(mv),
         metrics=tuple(metrics), sha256=digest, raw=resolved,
     )  # fmt: skip
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def _digest(resolved: dict[str, Any]) -> str:
+    """sha256 of the task's canonical YAML; remembered by ``repr`` (unambiguous for YAML's types),
+    as PyYAML's pure-Python dumper costs more than the rest of loading a task."""
+    key = repr(resolved)
+    if key not in _DIGESTS:
+        if len(_DIGESTS) > 256:
+            _DIGESTS.clear()
+        _DIGESTS[key] = hashlib.sha256(yaml.safe_dump(resolved, sort_keys=True).encode()).hexdigest()
+    return _DIGESTS[key]
 
 
 def load_task(name: str) -> TaskSpec:
@@ -273,37 +293,54 @@ class Split:
         return int(self.rows["file"].nunique())
 
 
-def make_splits(task: TaskSpec, index: SliceIndex | pd.DataFrame) -> dict[str, Split]:
+def make_splits(
+    task: TaskSpec, index: SliceIndex | pd.DataFrame, names: Iterable[str] = SPLITS
+) -> dict[str, Split]:
     """Assign volumes to the task's four splits.
 
     A volume matching both P and Q goes to one side only (by a hash), so no volume is in two
     splits. Within a side, a volume is in the test split when its hash falls below
     ``test_fraction``. Caps keep the volumes with the smallest hashes.
 
+    Args:
+        task: the task.
+        index: the slice index (or its table).
+        names: the splits to build (each is the same whichever others are built).
+
     Raises:
         DataError: if a split that the task needs is empty.
     """
+    wanted_splits = set(names)
+    if not wanted_splits <= set(SPLITS):
+        raise ValueError(f"expected split names in {SPLITS}, got {sorted(wanted_splits - set(SPLITS))}")
     table = index.table if isinstance(index, SliceIndex) else index
-    matched = {side: apply_filter(table, s.filter) for side, s in (("P", task.source), ("Q", task.target))}
-    pools = {side: set(rows["file"]) for side, rows in matched.items()}
+    # positions and plain lists rather than repeated DataFrame filters and sorts (this runs in every
+    # evaluation); the rows of each split are taken from the table once, in (file, slice) order
+    files: list[str] = [str(f) for f in table["file"].tolist()]
+    slices: list[int] = [int(s) for s in table["slice"].tolist()]
+    order = sorted(range(len(files)), key=lambda i: (files[i], slices[i]))
+    matched = {side: filter_mask(table, s.filter) for side, s in (("P", task.source), ("Q", task.target))}
+    pools = {side: {files[i] for i in np.flatnonzero(m).tolist()} for side, m in matched.items()}
     both = pools["P"] & pools["Q"]
     for f in both:
         pools["Q" if _unit_hash(f"{task.split_seed}:side:{f}") < 0.5 else "P"].discard(f)
     out: dict[str, Split] = {}
     for side, spec in (("P", task.source), ("Q", task.target)):
         u = {f: _unit_hash(f"{task.split_seed}:{f}") for f in pools[side]}
-        files = sorted(u, key=lambda f: (u[f], f))
-        test = [f for f in files if u[f] < task.test_fraction]
-        train = [f for f in files if u[f] >= task.test_fraction]
+        ranked = sorted(u, key=lambda f: (u[f], f))
+        test = [f for f in ranked if u[f] < task.test_fraction]
+        train = [f for f in ranked if u[f] >= task.test_fraction]
         for kind, chosen in (("train", train), ("test", test)):
             name = f"{kind}_{side}"
+            if name not in wanted_splits:
+                continue
             if name in task.max_volumes:
                 chosen = chosen[: task.max_volumes[name]]
-            rows = matched[side]
-            rows = rows[rows["file"].isin(chosen)]
+            keep = matched[side]
             if kind == "test" and spec.test_filter:
-                rows = apply_filter(rows, spec.test_filter)
-            rows = rows.sort_values(["file", "slice"]).reset_index(drop=True)
+                keep = keep & filter_mask(table, spec.test_filter)
+            wanted = set(chosen)
+            rows = table.take([i for i in order if keep[i] and files[i] in wanted]).reset_index(drop=True)
             out[name] = Split(name, rows)
     return out
 

@@ -110,3 +110,39 @@ def test_annotations_mark_pathology(tmp_path: Path) -> None:
     t = idx.table.set_index("slice")
     assert bool(t.loc[1, "slice_pathology"]) and not bool(t.loc[0, "slice_pathology"])
     assert t["pathology"].all() and int(t.loc[1, "num_boxes"]) == 1
+
+
+def test_read_rows_matches_h5py_for_every_storage_layout(tmp_path: Path) -> None:
+    from mribench.data.fastmri_io import _raw_extent, read_rows
+
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((4, 3, 8, 6)) + 1j * rng.standard_normal((4, 3, 8, 6))).astype(np.complex64)
+    t = rng.standard_normal((4, 5, 5)).astype(np.float32)
+    p = tmp_path / "layouts.h5"
+    with h5py.File(p, "w") as hf:
+        hf.create_dataset("contiguous", data=k)
+        hf.create_dataset("chunked", data=k, chunks=(1, 3, 8, 6), compression="gzip")
+        hf.create_dataset("big_endian", data=t.astype(">f4"))
+        hf.create_dataset("float", data=t)
+        hf.create_dataset("float64", data=t.astype(np.float64))
+    with h5py.File(p, "r") as hf:
+        assert _raw_extent(hf["contiguous"], np.dtype(np.complex64)) is not None  # the GIL-free path is taken
+        assert _raw_extent(hf["chunked"], np.dtype(np.complex64)) is None
+        assert _raw_extent(hf["big_endian"], np.dtype(np.float32)) is None
+        for name, dtype in [("contiguous", np.complex64), ("chunked", np.complex64), ("big_endian", np.float32),
+                            ("float", np.float32), ("float64", np.float32)]:  # fmt: skip
+            for rows in (slice(0, 4), slice(1, 3), slice(3, 4), slice(2, 2), [0, 2]):
+                got = read_rows(hf, name, rows, np.dtype(dtype))
+                want = np.asarray(hf[name][rows], dtype=dtype)
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+
+
+def test_index_read_again_in_one_process_is_an_independent_copy(tmp_path: Path) -> None:
+    make_volume(tmp_path, "file_knee_a", slices=2)
+    a = build_index(tmp_path)
+    want = a.table.copy()
+    a.table.loc[0, "anatomy"] = "changed by a caller"
+    b = build_index(tmp_path)
+    assert b.table is not a.table
+    assert b.table.equals(want)

@@ -229,3 +229,6 @@ def test_bf16_autocast_runs_and_is_recorded(tiny_root: Path, tmp_path: Path, tas
     assert np.allclose(r16.slices["ssim"], r32.slices["ssim"], atol=0.05)
     with pytest.raises(ValueError, match="precision"):
         evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "c", precision="fp8")
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 means fp32, also inside a caller's autocast
+        r32_inside = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "d", limit=2)
+    assert r32_inside.slices["ssim"].equals(r32.slices["ssim"])

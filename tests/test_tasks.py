@@ -69,6 +69,12 @@ def test_splits_are_deterministic_disjoint_and_order_independent(tiny_root: Path
         for j in range(i + 1, 4):
             assert not files[i] & files[j]
     assert a["test_P"].manifest == manifest_hash(a["test_P"].rows)
+    only = make_splits(task, shuffled, names=("test_Q", "test_P"))  # what an evaluation builds
+    assert set(only) == {"test_P", "test_Q"}
+    for s in only:
+        assert only[s].rows.equals(a[s].rows)
+    with pytest.raises(ValueError, match="expected split names"):
+        make_splits(task, idx, names=("test_R",))
 
 
 def test_overlapping_pools_never_share_a_volume(tiny_root: Path) -> None:

@@ -170,3 +170,56 @@ def write_volume(
         for k, v in (extra_attrs or {}).items():
             hf.attrs[k] = v
     os.replace(tmp, p)
+
+
+def read_rows(hf: h5py.File, name: str, rows: slice | list[int], dtype: np.dtype[Any]) -> np.ndarray:
+    """Rows of a dataset (slices along its first axis) as a new array of ``dtype``.
+
+    A dataset stored contiguously, unfiltered and already in ``dtype`` (as fastMRI's files and the
+    embedded benchmark are) is read with ``os.preadv``, which releases the GIL: h5py holds it for the
+    whole read, which stalls the evaluator's model thread while its reader thread works. Anything
+    else (chunked, compressed, other byte orders, a list of rows) goes through h5py.
+
+    Args:
+        hf: the open file.
+        name: dataset name, e.g. ``kspace`` (S, C, H, W) or ``reconstruction_rss`` (S, H, W).
+        rows: a slice with step 1, or row indices.
+        dtype: the wanted dtype.
+
+    Returns:
+        (len(rows), *shape[1:]) array.
+    """
+    ds = hf[name]
+    if isinstance(rows, slice) and rows.step in (None, 1) and ds.ndim >= 1:
+        start, stop, _ = rows.indices(ds.shape[0])
+        raw = _raw_extent(ds, np.dtype(dtype))
+        if raw is not None and stop > start:
+            offset, row_bytes = raw
+            out = np.empty((stop - start, *ds.shape[1:]), dtype=dtype)
+            buf = memoryview(out).cast("B")
+            fd = os.open(hf.filename, os.O_RDONLY)
+            try:
+                done, pos = 0, offset + start * row_bytes
+                while done < len(buf):
+                    n = os.preadv(fd, [buf[done:]], pos + done)
+                    if n <= 0:
+                        break
+                    done += n
+            finally:
+                os.close(fd)
+            if done == len(buf):
+                return out
+    return np.asarray(ds[rows], dtype=dtype)
+
+
+def _raw_extent(ds: h5py.Dataset, dtype: np.dtype[Any]) -> tuple[int, int] | None:
+    """(file offset, bytes per row) of a contiguous, unfiltered dataset stored as ``dtype``; else None."""
+    if ds.dtype != dtype or not dtype.isnative or ds.chunks is not None or ds.is_virtual:
+        return None
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters() or dcpl.get_external_count():
+        return None
+    offset = ds.id.get_offset()
+    if offset is None or ds.id.get_storage_size() != ds.size * dtype.itemsize:
+        return None
+    return int(offset), int(np.prod(ds.shape[1:], dtype=np.int64)) * dtype.itemsize

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mribench.data.annotations import load_annotations
@@ -156,7 +157,12 @@ def apply_filter(table: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     Raises:
         DataError: for an unknown column.
     """
-    keep = pd.Series(True, index=table.index)
+    return table[filter_mask(table, spec)]
+
+
+def filter_mask(table: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
+    """The rows of ``table`` that :func:`apply_filter` selects, as a boolean array (N,)."""
+    keep = np.ones(len(table), dtype=bool)
     for col, want in spec.items():
         if col not in table.columns:
             from mribench.registry import suggest
@@ -168,17 +174,17 @@ def apply_filter(table: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
             if unknown:
                 raise DataError(f"expected filter keys min/max/not for {col!r}, got {sorted(unknown)}")
             if "min" in want:
-                keep &= s >= want["min"]
+                keep &= (s >= want["min"]).to_numpy(dtype=bool, na_value=False)
             if "max" in want:
-                keep &= s <= want["max"]
+                keep &= (s <= want["max"]).to_numpy(dtype=bool, na_value=False)
             if "not" in want:
                 excl = want["not"] if isinstance(want["not"], list) else [want["not"]]
-                keep &= ~s.isin(excl)
+                keep &= ~s.isin(excl).to_numpy(dtype=bool, na_value=False)
         elif isinstance(want, list):
-            keep &= s.isin(want)
+            keep &= s.isin(want).to_numpy(dtype=bool, na_value=False)
         else:
-            keep &= s == want
-    return table[keep]
+            keep &= (s == want).to_numpy(dtype=bool, na_value=False)
+    return keep
 
 
 def find_files(root: Path) -> list[Path]:
@@ -221,12 +227,14 @@ def build_index(
     if annotations and ann_path is None:
         raise DataError(f"expected an annotation CSV at {ann}, got no file")
     fp = _fingerprint(files, ann_path)
+    if use_cache and (hit := _MEMO.get(fp)) is not None:
+        return SliceIndex(r, hit.table.copy(), hit.skipped.copy(), fp)  # copies: callers may modify theirs
     pq, meta = _index_cache_paths(r)
     if use_cache and pq.is_file() and meta.is_file():
         try:
             m = json.loads(meta.read_text())
             if m.get("fingerprint") == fp:
-                return SliceIndex(r, pd.read_parquet(pq), pd.DataFrame(m["skipped"], columns=["file", "reason"]), fp)
+                return _remember(SliceIndex(r, pd.read_parquet(pq), pd.DataFrame(m["skipped"], columns=["file", "reason"]), fp))
         except (OSError, ValueError, KeyError):
             pass  # a broken cache is rebuilt
     boxes: dict[tuple[str, int], int] = {}
@@ -253,4 +261,18 @@ def build_index(
         table.to_parquet(buf, index=False)
         atomic_write_bytes(pq, buf.getvalue())
         atomic_write_text(meta, json.dumps({"fingerprint": fp, "root": str(r), "skipped": skipped}))
-    return SliceIndex(r, table, sk, fp)
+    return _remember(SliceIndex(r, table, sk, fp)) if use_cache else SliceIndex(r, table, sk, fp)
+
+
+# Indexes already read in this process, by fingerprint (which covers the root, every file's name,
+# size and mtime and the annotations): repeated evaluations in one session skip the Parquet read.
+_MEMO: dict[str, SliceIndex] = {}
+_MEMO_SIZE = 4
+
+
+def _remember(index: SliceIndex) -> SliceIndex:
+    _MEMO.pop(index.fingerprint, None)
+    _MEMO[index.fingerprint] = SliceIndex(index.root, index.table.copy(), index.skipped.copy(), index.fingerprint)
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    return index
