@@ -455,9 +455,11 @@ def _load_boxes(root: Path, annotations: str | os.PathLike[str] | None) -> dict[
 class _Batches:
     """The batches of the work items in order, read ahead from the moment this is created.
 
-    With ``num_workers == 0`` one thread reads (HDF5 reads and masking overlap the model and the
-    metrics; torch and h5py release the GIL); otherwise a DataLoader with worker processes.
-    :meth:`close` stops the reader (also when the consumer stops early or fails).
+    With ``num_workers == 0`` one thread reads (reads and masking overlap the model and the
+    metrics: contiguous datasets are read with ``os.preadv`` and masked with NumPy, both without the
+    GIL, see :func:`mribench.data.fastmri_io.read_rows`); otherwise a DataLoader with worker
+    processes. The thread also frees the batches the consumer has finished with. :meth:`close` stops
+    the reader (also when the consumer stops early or fails).
     """
 
     def __init__(self, items: list[WorkItem], num_workers: int, depth: int = 2) -> None:
