@@ -42,21 +42,19 @@ loop-style loss differs from itself by as much), and mean SSIMs over 32 slices d
 (benchmark: +0.0008 and +0.0017 at 32x32 and 64x48, standard errors 0.0007 and 0.0013; the loop
 itself at two intra-op threads instead of one differs from its one-thread run by 0.0022).
 
-Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, 32 slices, 4 coils, U-Net chans 8 / 2
-pools, W=20, at most 200 steps; load average ~3, the machine shared with two CPU-bound training
-processes, the benchmark's scheduling group at nice -10 so that it gets both cores): the loop is
-fastest at one intra-op thread (64x48: 32.5-34.6 s; 40.4 s at two threads). The vectorised path
-is 3.4x (32x32) and 2.5-2.7x (64x48) faster at one thread, 5.0x and 4.4-4.6x with
-``workers=2`` (64x48 with two intra-op threads instead: 9.6 s, ~3.4x). Without the priority, the
-other processes leave the benchmark one core and ``workers=2`` gains nothing. What bounds it
-(64x48, per step, one thread, 16 slices): convolutions ~55% (oneDNN's grouped kernels run at
-~130 GFLOP/s; about a third of their time converts activations between PyTorch's NCHW and
-oneDNN's blocked layouts, which cannot be avoided from PyTorch: channels-last inputs avoid the
-conversions but the channels-last kernels and instance norms are as slow), instance norm and
-leaky ReLU ~16%, the rest ~5% or less each; per slice and step the vectorised path needs ~2.9 ms
-of CPU against the loop's ~7.5 ms, and two workers reach ~88% parallel efficiency on the shared
-machine. On a GPU, where the loop is bound by kernel launches, the ratio should be far larger
-(not measured).
+Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, nothing else running, 32 slices, 4 coils,
+U-Net chans 8 / 2 pools, W=20, at most 200 steps; three runs): the loop at one intra-op thread
+(its best; two threads are no faster) takes 19.7-23.5 s at 32x32 and 29.3-31.4 s at 64x48. The
+vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2`` 6.4-6.8x and
+4.8-5.6x (run-to-run spread ~10%). What bounds it (64x48, per step, one thread, 16 slices):
+convolutions ~55% (oneDNN's grouped kernels; about a third of their time converts activations
+between PyTorch's NCHW and oneDNN's blocked layouts, which cannot be avoided from PyTorch:
+channels-last inputs avoid the conversions but the channels-last kernels and instance norms are as
+slow; unfold + batched products are ~4x slower; bfloat16 gains nothing at full resolution and at
+most 1.4x deeper), instance norm and leaky ReLU ~16%, the rest ~5% or less each; per slice and step the
+vectorised path needs ~2.9 ms of CPU against the loop's ~7.5 ms, and two workers reach 94-98%
+parallel efficiency (nothing when another process holds a core). On a GPU, where the loop is
+bound by kernel launches, the ratio should be far larger (not measured).
 """
 from __future__ import annotations
 
