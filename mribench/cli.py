@@ -126,6 +126,7 @@ def evaluate(
     annotations: Optional[Path] = typer.Option(None, help="fastMRI+ annotation CSV."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write summary + provenance JSON here."),
     precision: str = typer.Option("fp32", help="fp32, or bf16/fp16 autocast for models that allow it."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads per operation (default: torch's, one per core); fewer on a machine shared with other jobs."),
     launcher: Optional[str] = typer.Option(None, help="Run as cluster jobs: local or slurm (submitit)."),
     shards: int = typer.Option(2, help="With --launcher: number of jobs (a Slurm array)."),
     partition: Optional[str] = typer.Option(None, help="With --launcher slurm: the partition."),
@@ -139,6 +140,14 @@ def evaluate(
 
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"expected --threads >= 1, got {threads}")
+        import torch
+
+        # torch's operations wait for all their threads: with a core taken by another job, two
+        # threads on a 2-core machine run several times slower than one
+        torch.set_num_threads(threads)
     if launcher is not None:
         from mribench.launch import LaunchSpec, launch_evaluation
 

@@ -426,7 +426,8 @@ def _provenance(dev: torch.device, world_size: int, git: tuple[_GitCommit, _GitC
     return {
         **_software(), "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "world_size": world_size, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "world_size": world_size, "threads": torch.get_num_threads(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit_cwd": git[0].result(), "git_commit_mribench": git[1].result(),
         "mask_seed_rule": "sha256(file name : mask seed) -> fastmri MaskFunc seed",
     }  # fmt: skip

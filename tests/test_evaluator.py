@@ -206,12 +206,13 @@ def test_output_json_and_cli_exit_codes(tiny_root: Path, tmp_path: Path) -> None
     task_file.write_text(yaml.safe_dump(TASK))
     out = tmp_path / "res.json"
     base = [sys.executable, "-m", "mribench", "evaluate", "-t", str(task_file), "--data-root", str(tiny_root)]
-    ok = subprocess.run([*base, "-m", "zero-filled", "--run-dir", str(tmp_path / "a"), "-o", str(out), "--limit", "2"],
-                        capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run([*base, "-m", "zero-filled", "--run-dir", str(tmp_path / "a"), "-o", str(out), "--limit", "2",
+                         "--threads", "1"], capture_output=True, text=True)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "OOD" in ok.stdout and "ID" in ok.stdout
     res = json.loads(out.read_text())
     assert res["config"]["splits"]["test_P"]["manifest"] and res["summary"]["shift"]["ssim"]["drop"] is not None
+    assert res["config"]["provenance"]["threads"] == 1
     bad = subprocess.run([*base, "-m", "zero-filed", "--run-dir", str(tmp_path / "b")], capture_output=True, text=True)
     assert bad.returncode == 2 and "did you mean 'zero-filled'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
