@@ -264,13 +264,18 @@ def build_index(
     return _remember(SliceIndex(r, table, sk, fp)) if use_cache else SliceIndex(r, table, sk, fp)
 
 
-# Indexes already read in this process, by fingerprint (which covers the root, every file's name,
-# size and mtime and the annotations): repeated evaluations in one session skip the Parquet read.
+# Small indexes already read in this process, by fingerprint (which covers the root, every file's
+# name, size and mtime and the annotations): repeated evaluations in one session skip the Parquet
+# read, whose fixed cost dominates for small tables. Large tables read fast from Parquet and would
+# cost memory here.
 _MEMO: dict[str, SliceIndex] = {}
 _MEMO_SIZE = 4
+_MEMO_MAX_ROWS = 50_000
 
 
 def _remember(index: SliceIndex) -> SliceIndex:
+    if len(index.table) > _MEMO_MAX_ROWS:
+        return index
     _MEMO.pop(index.fingerprint, None)
     _MEMO[index.fingerprint] = SliceIndex(index.root, index.table.copy(), index.skipped.copy(), index.fingerprint)
     while len(_MEMO) > _MEMO_SIZE:
