@@ -12,6 +12,7 @@ import os
 import platform
 import queue
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,11 +123,17 @@ class SliceBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
 
 def _git_commit(path: Path) -> str | None:
+    # output to a file, not a pipe: a process forked meanwhile by another thread (DataLoader workers)
+    # inherits the pipe's write end, and reading the pipe to its end would then wait forever
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], stdout=out,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=5)  # fmt: skip
+            out.seek(0)
+            text = out.read().decode(errors="replace").strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return text or None if proc.returncode == 0 else None
 
 
 class _GitCommit:
@@ -322,6 +329,9 @@ def evaluate(
     planned = None
     try:
         if rank == 0 and not prepare_only:
+            if num_workers > 0 and git is not None:
+                for probe in git:  # no fork (DataLoader workers) while a probe's thread spawns git
+                    probe.result()
             # reading starts now and overlaps the set-up below (--overwrite empties the run directory
             # before anything is appended; a refused --resume stops the reader in `finally`)
             planned = plan(fresh=overwrite)
