@@ -123,7 +123,8 @@ class SliceStore:
             os.close(self._fd)  # type: ignore[arg-type]
 
     def records(self) -> list[dict[str, Any]]:
-        """All complete records of every rank (a truncated trailing line is skipped)."""
+        """All complete records of every rank (a truncated line, or one without a string split and
+        file and an integer slice, is skipped)."""
         out: list[dict[str, Any]] = []
         if not self.dir.is_dir():
             return out
@@ -133,7 +134,8 @@ class SliceStore:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash
-                if isinstance(rec, dict) and {"split", "file", "slice"} <= set(rec):
+                if isinstance(rec, dict) and isinstance(rec.get("split"), str) and isinstance(rec.get("file"), str) \
+                        and isinstance(rec.get("slice"), int):  # fmt: skip
                     out.append(rec)
         return out
 

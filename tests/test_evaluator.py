@@ -135,6 +135,8 @@ def test_resume_continues_without_recomputing(tiny_root: Path, tmp_path: Path, t
     store = SliceStore(part)
     lines = store.path.read_text().splitlines()
     store.path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:17])  # a crash mid-write
+    with open(store.path.parent / "rank9.jsonl", "w") as f:  # records without a usable key are skipped too
+        f.write('{"split": "test_P", "file": null, "slice": 0}\n{"split": "test_P", "file": "x.h5", "slice": null}\n')
     with pytest.raises(ResultsError, match="--resume"):
         evaluate("zero-filled", task, data_root=tiny_root, run_dir=part, batch_size=1)
     r = evaluate("zero-filled", task, data_root=tiny_root, run_dir=part, batch_size=1, resume=True)

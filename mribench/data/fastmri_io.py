@@ -193,7 +193,7 @@ def read_rows(hf: h5py.File, name: str, rows: slice | list[int], dtype: np.dtype
     if isinstance(rows, slice) and rows.step in (None, 1) and ds.ndim >= 1:
         start, stop, _ = rows.indices(ds.shape[0])
         raw = _raw_extent(ds, np.dtype(dtype))
-        if raw is not None and stop > start:
+        if raw is not None and stop > start and hasattr(os, "preadv"):  # POSIX
             offset, row_bytes = raw
             out = np.empty((stop - start, *ds.shape[1:]), dtype=dtype)
             buf = memoryview(out).cast("B")
