@@ -43,10 +43,10 @@ loop-style loss differs from itself by as much), and mean SSIMs over 32 slices d
 itself at two intra-op threads instead of one differs from its one-thread run by 0.0022).
 
 Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, nothing else running, 32 slices, 4 coils,
-U-Net chans 8 / 2 pools, W=20, at most 200 steps; three runs): the loop at one intra-op thread
+U-Net chans 8 / 2 pools, W=20, at most 200 steps): the loop at one intra-op thread
 (its best; two threads are no faster) takes 19.7-23.5 s at 32x32 and 29.3-31.4 s at 64x48. The
 vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2`` 6.4-6.8x and
-4.8-5.6x (run-to-run spread ~10%). What bounds it (64x48, per step, one thread, 16 slices):
+4.7-5.6x (three and four runs; run-to-run spread ~10%). What bounds it (64x48, per step, one thread, 16 slices):
 convolutions ~55% (oneDNN's grouped kernels; about a third of their time converts activations
 between PyTorch's NCHW and oneDNN's blocked layouts, which cannot be avoided from PyTorch:
 channels-last inputs avoid the conversions but the channels-last kernels and instance norms are as
