@@ -155,8 +155,10 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
     for r in records:  # plain Python: pandas' per-call overhead dominates for typical run sizes
         latest[(r.get("split"), r.get("file"), int(r.get("slice")))] = r  # type: ignore[arg-type]
     keys = sorted(latest)
+    if not keys:
+        return pd.DataFrame(columns=columns)
     data: dict[str, list[Any]] = {c: [latest[k].get(c) for k in keys] for c in (*SLICE_COLUMNS, *extra)}
-    data["slice"] = [k[2] for k in keys]
+    data["slice"] = [k[2] for k in keys]  # the int() of the key
     nan = float("nan")
     for m in metrics:
         col = []
@@ -164,11 +166,7 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
             v = (latest[k].get("metrics") or {}).get(m)
             col.append(float(v) if v is not None else nan)
         data[m] = col
-    df = pd.DataFrame(data, columns=columns)
-    if not keys:
-        return df
-    df["slice"] = df["slice"].astype(int)
-    return df
+    return pd.DataFrame(data, columns=columns)
 
 
 def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, Any]]:

@@ -317,14 +317,14 @@ def make_splits(
     # integer codes and positions rather than repeated DataFrame filters and sorts (this runs in
     # every evaluation); each split's rows are taken from the table once, in (file, slice) order
     codes, uniques = pd.factorize(table["file"].to_numpy(dtype=object), sort=True)  # codes in name order
-    names_ = [str(f) for f in uniques.tolist()]
+    file_names = [str(f) for f in uniques.tolist()]
     order = np.lexsort((table["slice"].to_numpy(), codes))
     matched = {side: filter_mask(table, s.filter) for side, s in (("P", task.source), ("Q", task.target))}
-    pools = {side: {names_[c] for c in np.unique(codes[m]).tolist()} for side, m in matched.items()}
+    pools = {side: {file_names[c] for c in np.unique(codes[m]).tolist()} for side, m in matched.items()}
     both = pools["P"] & pools["Q"]
     for f in both:
         pools["Q" if _unit_hash(f"{task.split_seed}:side:{f}") < 0.5 else "P"].discard(f)
-    code_of = {f: c for c, f in enumerate(names_)}
+    code_of = {f: c for c, f in enumerate(file_names)}
     out: dict[str, Split] = {}
     for side, spec in (("P", task.source), ("Q", task.target)):
         u = {f: _unit_hash(f"{task.split_seed}:{f}") for f in pools[side]}
@@ -340,7 +340,7 @@ def make_splits(
             keep = matched[side]
             if kind == "test" and spec.test_filter:
                 keep = keep & filter_mask(table, spec.test_filter)
-            chosen_codes = np.zeros(len(names_), dtype=bool)
+            chosen_codes = np.zeros(len(file_names), dtype=bool)
             chosen_codes[[code_of[f] for f in chosen]] = True
             pos = order[keep[order] & chosen_codes[codes[order]]]
             out[name] = Split(name, table.take(pos).reset_index(drop=True))
