@@ -5,28 +5,35 @@ trained model, same data, same self-validation splits, same stopping rule, one r
 Usage::
 
     python benchmarks/ttt.py [--slices 32] [--sizes 64x48] [--coils 4] [--chans 8] [--pools 2]
-                             [--window 20] [--max-steps 200] [--loop-threads 1] [--workers 2]
-                             [--engine grouped|vmap] [--repeats 1] [--json out.json]
+                             [--window 20] [--max-steps 200] [--loop-threads 1,default] [--workers 2]
+                             [--engine grouped|vmap] [--repeats 1] [--preset embedded] [--json out.json]
 
-Rows: the loop at ``--loop-threads`` intra-op threads (on this 2-core machine its best: one
-slice's small operations gain nothing from a second thread and, on a busy machine, stall on it);
-the vectorised path at one thread; the vectorised path with ``--workers`` slice groups adapted
-concurrently, one thread each (both cores without per-operation synchronisation). ``--omp`` adds
-the vectorised path at torch's default intra-op threads. ``--repeats`` runs the rows round-robin
-that many times and keeps each row's fastest run (interleaved timing on a shared machine).
-``--sizes 32x32,64x48,96x64`` sweeps image sizes. Target (DESIGN.md): >= 5x slices/hour at mean
-SSIM within 0.002. In float32 the paths' iterates differ by rounding (the same arithmetic in
-another order), which the L1 loss and the stopping rule amplify into different trajectories, so
-per-slice SSIMs differ by a few 1e-3 either way; the paired mean difference is reported with its
-standard error. ``--double`` runs in float64, where both paths give the same iterates (same steps).
-Slices are synthetic multi-coil phantoms (random ellipses with a smooth phase, Gaussian coil
-profiles, k-space noise), under-sampled 4x (equispaced, 16% centre); the tiny ``ComplexUnetRecon``
-is first trained for a few Adam steps with the joint loss on other slices.
+Rows: the loop at each of ``--loop-threads`` intra-op thread counts (default: one and torch's
+default); the vectorised path at one thread; the vectorised path with ``--workers`` slice groups
+adapted concurrently, one thread each (both cores without per-operation synchronisation). The
+reference of the speed-ups and SSIM differences is the fastest loop row: on small images one
+slice's operations gain nothing from a second thread (the loop is bound by per-operation
+overheads), on large ones the loop's convolutions use both cores. ``--omp`` adds the vectorised
+path at torch's default intra-op threads. ``--repeats`` runs the rows round-robin that many times
+and keeps each row's fastest run (interleaved timing on a shared machine). ``--sizes
+32x32,64x48,96x64`` sweeps image sizes; ``--preset embedded`` measures at the embedded
+benchmark's size (256x132 knee slices, 16 coils) with the network of
+``baselines/anatomy/embedded-ttt.yaml`` (16 channels, 3 pools), 8 slices and at most 80 steps.
+Target (DESIGN.md): >= 5x slices/hour at mean SSIM within 0.002. In float32 the paths' iterates
+differ by rounding (the same arithmetic in another order), which the L1 loss and the stopping rule
+amplify into different trajectories, so per-slice SSIMs differ by a few 1e-3 either way; the paired
+mean difference is reported with its standard error (the loop rows at different thread counts
+differ from each other in the same way). ``--double`` runs in float64, where both paths give the
+same iterates (same steps). Slices are synthetic multi-coil phantoms (random ellipses with a smooth
+phase, Gaussian coil profiles, k-space noise), under-sampled 4x (equispaced, 16% centre); the
+``ComplexUnetRecon`` is first trained for a few Adam steps with the joint loss on other slices.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import time
 
@@ -43,6 +50,12 @@ from mribench.training.sensitivity import estimate_sensitivities
 from mribench.training.ttt import TTTModel
 
 MASK = MaskSpec("equispaced", acceleration=4, center_fraction=0.16)
+#: ``--preset embedded``: the embedded benchmark's knee slices (256x132, 16 coils) and the network of
+#: ``baselines/anatomy/embedded-ttt.yaml`` (16 channels, 3 pools); 8 slices, at most 80 steps.
+PRESETS: dict[str, dict[str, object]] = {
+    "embedded": {"sizes": "256x132", "coils": 16, "chans": 16, "pools": 3, "slices": 8, "max_steps": 80,
+                 "train_steps": 20},
+}
 
 
 def synthetic_slices(n: int, h: int, w: int, coils: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -89,12 +102,54 @@ def train_model(chans: int, pools: int, h: int, w: int, coils: int, steps: int, 
     return model.eval()
 
 
+def network_flops(model: ComplexUnetRecon, h: int, w: int) -> int:
+    """Floating-point operations of one slice's Adam step in the network (forward and backward of
+    the convolutions and matrix products, as counted by ``torch.utils.flop_counter``; the k-space
+    loss, normalisation and activations come on top). Both paths do this arithmetic per slice and step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = copy.deepcopy(model.net).float()
+    x = torch.randn(1, 1, h, w, 2)
+    with FlopCounterMode(display=False) as counter:
+        net(x).abs().sum().backward()
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix-product rate (GFLOP/s) at ``threads`` intra-op threads: near this machine's peak."""
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(default)
+    return 2 * n**3 / best / 1e9
+
+
+def _loop_threads(spec: str) -> list[int]:
+    """``--loop-threads``: comma-separated thread counts, ``default`` for torch's default."""
+    counts = []
+    for part in spec.split(","):
+        n = torch.get_num_threads() if part.strip() == "default" else int(part)
+        if n < 1:
+            raise ValueError(f"expected positive thread counts in --loop-threads, got {spec!r}")
+        if n not in counts:
+            counts.append(n)
+    return counts
+
+
 def _variants(args: argparse.Namespace) -> dict[str, tuple[int, dict[str, object]]]:
-    """Row name -> (intra-op threads, TTTModel options)."""
+    """Row name -> (intra-op threads, TTTModel options); loop rows first, named ``loop-<threads>t``."""
     rows: dict[str, tuple[int, dict[str, object]]] = {
-        "loop": (args.loop_threads, {"vectorized": False}),
-        "vectorised": (1, {"vectorized": True}),
+        f"loop-{n}t": (n, {"vectorized": False}) for n in _loop_threads(args.loop_threads)
     }
+    rows["vectorised"] = (1, {"vectorized": True})
     if args.omp:
         rows["vectorised-omp"] = (args.threads or torch.get_num_threads(), {"vectorized": True})
     if args.workers > 1:
@@ -137,12 +192,18 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
                           "ssim": score.tolist()}  # fmt: skip
     with torch.no_grad():
         base = model.predict_image(masked, mask, sens).abs()
-    loop = rows["loop"]
+    # the reference is the loop at its best thread count on this machine and size
+    reference = min((name for name in rows if name.startswith("loop-")), key=lambda n: float(rows[n]["seconds"]))  # type: ignore[arg-type]
+    loop = rows[reference]
     out: dict[str, object] = {"size": f"{h}x{w}", "slices": args.slices, "coils": args.coils, "engine": args.engine,
+                              "chans": args.chans, "pools": args.pools, "reference": reference,
                               "sens_seconds": sens_seconds, "rows": rows,
                               "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean())}  # fmt: skip
+    flops = network_flops(model, h, w)
+    out["network_gflop_per_step"] = flops / 1e9
     ref_ssim = torch.tensor(loop["ssim"])  # type: ignore[arg-type]
     for row in rows.values():
+        row["network_gflops"] = flops * sum(row["steps"]) / float(row["seconds"]) / 1e9  # type: ignore[arg-type]
         diff = torch.tensor(row["ssim"]) - ref_ssim  # type: ignore[arg-type]
         row["speedup"] = float(loop["seconds"]) / float(row["seconds"])  # type: ignore[arg-type]
         row["mean_ssim"] = float(torch.tensor(row["ssim"]).mean())  # type: ignore[arg-type]
@@ -165,33 +226,49 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=64, help="most slices adapted at once (vectorised)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads of --omp (default: torch's)")
-    parser.add_argument("--loop-threads", type=int, default=1, help="intra-op threads of the loop")
+    parser.add_argument("--loop-threads", default="1,default",
+                        help="comma-separated intra-op thread counts of loop rows ('default': torch's); the "
+                             "fastest loop row is the reference")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="slice groups adapted concurrently (1: no such row)")
     parser.add_argument("--omp", action="store_true", help="add the vectorised path at --threads intra-op threads")
     parser.add_argument("--engine", choices=("grouped", "vmap"), default="grouped", help="vectorised engine")
     parser.add_argument("--repeats", type=int, default=1, help="round-robin runs per row (fastest kept)")
     parser.add_argument("--double", action="store_true", help="run TTT in float64 (equivalence check)")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="set --sizes, --coils, --chans, --pools, --slices, --max-steps and --train-steps "
+                             "together (overriding those options)")  # fmt: skip
     args = parser.parse_args()
+    if args.preset:
+        for name, value in PRESETS[args.preset].items():
+            setattr(args, name, value)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
+    peak = matmul_gflops(torch.get_num_threads())
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.lower().split("x"))
         r = run(args, h, w)
+        r["matmul_gflops"] = peak
         results.append(r)
-        print(f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {args.chans} pools {args.pools}, "
+        print(f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {r['chans']} pools {r['pools']}, "
               f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, "
               f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs")  # fmt: skip
         print(f"  {'':<16}{'threads':>8}{'workers':>8}{'seconds':>9}{'cpu s':>8}{'load':>6}{'slices/h':>10}"
-              f"{'speed-up':>9}{'steps':>7}{'same':>6}{'mean SSIM':>11}{'diff (SE)':>20}")  # fmt: skip
+              f"{'speed-up':>9}{'steps':>7}{'same':>6}{'mean SSIM':>11}{'diff (SE)':>20}{'GFLOP/s':>9}")  # fmt: skip
         for name, row in r["rows"].items():  # type: ignore[attr-defined]
             print(f"  {name:<16}{row['threads']:>8}{row['workers']:>8}{row['seconds']:>9.2f}{row['cpu_seconds']:>8.2f}"
                   f"{row['load']:>6.2f}{row['slices_per_hour']:>10.0f}{row['speedup']:>8.2f}x{sum(row['steps']):>7}"
-                  f"{row['same_steps']:>6}{row['mean_ssim']:>11.4f}{row['ssim_diff']:>+11.4f} ({row['ssim_diff_se']:.4f})")  # fmt: skip
-        print(f"  target: speed-up >= 5x, |mean SSIM difference| <= 0.002; 'same': slices stopping at the loop's "
-              f"step; load: 1-minute load average after the row; SSIM before TTT {r['ssim_before_ttt']:.4f}; "
-              f"ESPIRiT {r['sens_seconds']:.2f} s total")  # fmt: skip
+                  f"{row['same_steps']:>6}{row['mean_ssim']:>11.4f}{row['ssim_diff']:>+11.4f} ({row['ssim_diff_se']:.4f})"
+                  f"{row['network_gflops']:>9.1f}")  # fmt: skip
+        print(f"  reference: {r['reference']} (the fastest loop row); target: speed-up >= 5x, |mean SSIM difference| "
+              f"<= 0.002; 'same': slices stopping at the reference's step; load: 1-minute load average after the "
+              f"row; SSIM before TTT {r['ssim_before_ttt']:.4f}; ESPIRiT {r['sens_seconds']:.2f} s total")  # fmt: skip
+        ref_rate = r["rows"][r["reference"]]["network_gflops"]  # type: ignore[index]
+        print(f"  GFLOP/s: the network's convolutions and products per second ({r['network_gflop_per_step']:.3f} "
+              f"GFLOP per slice and step); float32 matrix products on this machine: {peak:.0f} GFLOP/s at "
+              f"{torch.get_num_threads()} threads, {peak / ref_rate:.1f}x the reference's rate: no implementation "
+              f"of the same arithmetic can be faster than that")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
