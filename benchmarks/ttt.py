@@ -108,7 +108,7 @@ def network_flops(model: ComplexUnetRecon, h: int, w: int) -> int:
     loss, normalisation and activations come on top). Both paths do this arithmetic per slice and step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = copy.deepcopy(model.net).float()
+    net = copy.deepcopy(model.net).float().cpu()
     x = torch.randn(1, 1, h, w, 2)
     with FlopCounterMode(display=False) as counter:
         net(x).abs().sum().backward()
@@ -130,6 +130,17 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     finally:
         torch.set_num_threads(default)
     return 2 * n**3 / best / 1e9
+
+
+def _device_name(device: str) -> str:
+    dev = torch.device(device)
+    return f"{device} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else device
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued device work (timings on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _loop_threads(spec: str) -> list[int]:
@@ -162,9 +173,13 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
     kspace, mask, target = synthetic_slices(args.slices, h, w, args.coils, seed=2)
     if args.double:  # float64 check: both paths then give the same iterates (up to ~1e-12)
         model, kspace, mask, target = model.double(), kspace.to(torch.complex128), mask.double(), target.double()
+    device = torch.device(args.device)
+    model, kspace, mask = model.to(device), kspace.to(device), mask.to(device)
     masked = kspace * mask
+    _sync(device)
     t0 = time.perf_counter()
     sens = estimate_sensitivities(masked, round(w * MASK.cf))
+    _sync(device)
     sens_seconds = time.perf_counter() - t0
     seeds = list(range(args.slices))
     kw = {"lr": args.lr, "window": args.window, "max_steps": args.max_steps, "max_parallel": args.parallel,
@@ -178,24 +193,27 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
             if rep == 0:  # warm-up (first-call costs stay out of the comparison)
                 TTTModel(model, **{**kw, "max_steps": 2}, **opts).adapt_images(masked[:4], mask[:4], sens[:4], seeds[:4])
             ttt = TTTModel(model, **kw, **opts)
+            _sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
             images, stats = ttt.adapt_images(masked, mask, sens, seeds)
+            _sync(device)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             torch.set_num_threads(default_threads)
             if name in rows and float(rows[name]["seconds"]) <= seconds:  # type: ignore[arg-type]
                 continue
-            recon = images.abs().to(target.dtype)
+            recon = images.abs().cpu().to(target.dtype)  # SSIM on the CPU
             score = ssim(target, recon, target.amax(dim=(-2, -1)))
             rows[name] = {"threads": threads, "workers": int(opts.get("workers", 1)), "seconds": seconds,  # type: ignore[call-overload]
                           "cpu_seconds": cpu, "load": os.getloadavg()[0],
                           "slices_per_hour": args.slices / seconds * 3600, "steps": [st["steps"] for st in stats],
                           "ssim": score.tolist()}  # fmt: skip
     with torch.no_grad():
-        base = model.predict_image(masked, mask, sens).abs()
+        base = model.predict_image(masked, mask, sens).abs().cpu()
     # the reference is the loop at its best thread count on this machine and size
     reference = min((name for name in rows if name.startswith("loop-")), key=lambda n: float(rows[n]["seconds"]))  # type: ignore[arg-type]
     loop = rows[reference]
-    out: dict[str, object] = {"size": f"{h}x{w}", "slices": args.slices, "coils": args.coils, "engine": args.engine,
+    out: dict[str, object] = {"device": str(device), "size": f"{h}x{w}", "slices": args.slices, "coils": args.coils,
+                              "engine": args.engine,
                               "chans": args.chans, "pools": args.pools, "reference": reference,
                               "sens_seconds": sens_seconds, "rows": rows,
                               "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean())}  # fmt: skip
@@ -234,6 +252,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=("grouped", "vmap"), default="grouped", help="vectorised engine")
     parser.add_argument("--repeats", type=int, default=1, help="round-robin runs per row (fastest kept)")
     parser.add_argument("--double", action="store_true", help="run TTT in float64 (equivalence check)")
+    parser.add_argument("--device", default="cpu", help="torch device of the adaptation (cpu, cuda, cuda:1)")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="set --sizes, --coils, --chans, --pools, --slices, --max-steps and --train-steps "
@@ -245,7 +264,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
-    peak = matmul_gflops(torch.get_num_threads())
+    peak = matmul_gflops(torch.get_num_threads()) if args.device == "cpu" else None
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.lower().split("x"))
         r = run(args, h, w)
@@ -253,7 +272,7 @@ def main() -> None:
         results.append(r)
         print(f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {r['chans']} pools {r['pools']}, "
               f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, "
-              f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs")  # fmt: skip
+              f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs, device {_device_name(args.device)}")  # fmt: skip
         print(f"  {'':<16}{'threads':>8}{'workers':>8}{'seconds':>9}{'cpu s':>8}{'load':>6}{'slices/h':>10}"
               f"{'speed-up':>9}{'steps':>7}{'same':>6}{'mean SSIM':>11}{'diff (SE)':>20}{'GFLOP/s':>9}")  # fmt: skip
         for name, row in r["rows"].items():  # type: ignore[attr-defined]
@@ -265,10 +284,12 @@ def main() -> None:
               f"<= 0.002; 'same': slices stopping at the reference's step; load: 1-minute load average after the "
               f"row; SSIM before TTT {r['ssim_before_ttt']:.4f}; ESPIRiT {r['sens_seconds']:.2f} s total")  # fmt: skip
         ref_rate = r["rows"][r["reference"]]["network_gflops"]  # type: ignore[index]
-        print(f"  GFLOP/s: the network's convolutions and products per second ({r['network_gflop_per_step']:.3f} "
-              f"GFLOP per slice and step); float32 matrix products on this machine: {peak:.0f} GFLOP/s at "
-              f"{torch.get_num_threads()} threads, {peak / ref_rate:.1f}x the reference's rate: no implementation "
-              f"of the same arithmetic can be faster than that")  # fmt: skip
+        line = f"  GFLOP/s: the network's convolutions and products per second ({r['network_gflop_per_step']:.3f} GFLOP per slice and step)"
+        if peak is not None:
+            line += (f"; float32 matrix products on this machine: {peak:.0f} GFLOP/s at {torch.get_num_threads()} "
+                     f"threads, {peak / ref_rate:.1f}x the reference's rate: no implementation of the same arithmetic "
+                     f"can be faster than that")  # fmt: skip
+        print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

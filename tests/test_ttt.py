@@ -1,6 +1,7 @@
 """Test-time training: stopping rule, vectorised Adam, vectorised == loop, theory check, evaluator."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import h5py
@@ -141,6 +142,20 @@ def _mri_batch(tmp_path: Path, slices: int = 3) -> tuple[torch.Tensor, torch.Ten
                      padding=(2, w - 2), num_low_frequencies=round(w * spec.cf), acceleration=4,
                      volume_max=float(target.max()))  # fmt: skip
     return kspace * mask, mask, meta
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
+    masked, mask, meta = _mri_batch(tmp_path)
+    sens = estimate_sensitivities(masked, meta.num_low_frequencies)
+    model = _model().double()
+    kw = {"lr": 1e-2, "window": 2, "max_steps": 10}
+    img_c, st_c = TTTModel(model, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
+    gpu = TTTModel(copy.deepcopy(model), **kw).to("cuda")
+    img_g, st_g = gpu.adapt_images(masked.cuda(), mask.cuda(), sens.cuda(), [1, 2, 3])
+    assert img_g.device.type == "cuda"
+    assert [s["steps"] for s in st_g] == [s["steps"] for s in st_c]
+    assert torch.allclose(img_g.cpu(), img_c, rtol=0, atol=1e-9 * float(img_c.abs().max()))
 
 
 def test_ttt_vectorized_engines_equal_the_loop_in_float64(tmp_path: Path) -> None:

@@ -175,9 +175,9 @@ class StackedAdam:
             # torch.optim.Adam(fused=True)'s one-pass kernel, the same update (tested equal to the
             # single-tensor path); the explicit operations below are the fallback
             try:
-                torch._fused_adam_([self._flat], [g], [m], [v], [], [torch.tensor(float(self.steps))], lr=self.lr,
-                                   beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
-                                   maximize=False)  # fmt: skip
+                step = [torch.tensor(float(self.steps), device=self._flat.device)]  # on the parameters' device (CUDA)
+                torch._fused_adam_([self._flat], [g], [m], [v], [], step, lr=self.lr, beta1=beta1, beta2=beta2,
+                                   weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)  # fmt: skip
                 return
             except (AttributeError, RuntimeError, NotImplementedError):
                 self._fused = False
