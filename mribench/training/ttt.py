@@ -50,8 +50,8 @@ at 64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, wit
 6.4-6.8x and 4.5-5.6x (three and six runs; run-to-run spread ~10%). Where arithmetic bounds it
 (``--preset embedded``: the embedded benchmark's 256x132 slices, 16 coils, chans 16 / 3 pools,
 7.8 GFLOP of convolutions and products per slice and step) the loop at two threads runs at
-~97 GFLOP/s (49.5 s for 8 slices) and the vectorised path with ``workers=2`` at ~151 GFLOP/s:
-1.56x, against a ceiling of 3.3-3.7x set by the machine's float32 matrix-product rate (322-358
+~96 GFLOP/s (49.5-50.1 s for 8 slices) and the vectorised path with ``workers=2`` at ~151 GFLOP/s:
+1.56-1.58x, against a ceiling of 3.3-3.7x set by the machine's float32 matrix-product rate (322-358
 GFLOP/s on both cores): no implementation of the same float32 arithmetic reaches 5x there. What bounds the vectorised path (64x48, per step, one thread, 16 slices):
 convolutions ~55% (oneDNN's grouped kernels; about a third of their time converts activations
 between PyTorch's NCHW and oneDNN's blocked layouts, which cannot be avoided from PyTorch:
