@@ -213,8 +213,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
     reference = min((name for name in rows if name.startswith("loop-")), key=lambda n: float(rows[n]["seconds"]))  # type: ignore[arg-type]
     loop = rows[reference]
     out: dict[str, object] = {"device": str(device), "size": f"{h}x{w}", "slices": args.slices, "coils": args.coils,
-                              "engine": args.engine,
-                              "chans": args.chans, "pools": args.pools, "reference": reference,
+                              "engine": args.engine, "chans": args.chans, "pools": args.pools, "reference": reference,
                               "sens_seconds": sens_seconds, "rows": rows,
                               "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean())}  # fmt: skip
     flops = network_flops(model, h, w)

@@ -43,25 +43,26 @@ loop-style loss differs from itself by as much), and mean SSIMs over 32 slices d
 itself at two intra-op threads instead of one differs from its one-thread run by 0.0022).
 
 Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, nothing else running; the reference is the
-loop at its best thread count). Where per-operation overheads bound the loop (small images, a
-tiny network) vectorising pays most: 32 slices, 4 coils, U-Net chans 8 / 2 pools, W=20, at most
-200 steps, the loop at one thread (two are no faster) takes 19.7-23.5 s at 32x32 and 29.0-31.4 s
-at 64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2``
+loop at its best thread count). Where per-operation overheads bound the loop (small images, a tiny
+network) vectorising pays most: 32 slices, 4 coils, U-Net chans 8 / 2 pools, W=20, at most 200
+steps, the loop at one thread (two are no faster) takes 19.7-23.5 s at 32x32 and 29.0-31.4 s at
+64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2``
 6.4-6.8x and 4.5-5.6x (three and six runs; run-to-run spread ~10%). Where arithmetic bounds it
-(``--preset embedded``: the embedded benchmark's 256x132 slices, 16 coils, chans 16 / 3 pools,
-7.8 GFLOP of convolutions and products per slice and step) the loop at two threads runs at
-~96 GFLOP/s (49.5-50.1 s for 8 slices) and the vectorised path with ``workers=2`` at ~151 GFLOP/s:
-1.56-1.58x, against a ceiling of 3.3-3.7x set by the machine's float32 matrix-product rate (322-358
-GFLOP/s on both cores): no implementation of the same float32 arithmetic reaches 5x there. What bounds the vectorised path (64x48, per step, one thread, 16 slices):
-convolutions ~55% (oneDNN's grouped kernels; about a third of their time converts activations
-between PyTorch's NCHW and oneDNN's blocked layouts, which cannot be avoided from PyTorch:
-channels-last inputs avoid the conversions but the channels-last kernels (weights padded to 16
-channels per group) and instance norms are slower; unfold + batched products are ~4x slower;
-bfloat16 gains nothing at full resolution and at most 1.4x deeper), instance norm and leaky ReLU
-~16%, the rest ~5% or less each; per slice and step the vectorised path needs ~2.9 ms of CPU
-against the loop's ~7.3 ms, and two workers reach 92-98% parallel efficiency (nothing when
-another process holds a core). On a GPU, where the loop is bound by kernel launches, the ratio
-should be far larger (not measured).
+(``--preset embedded``: the embedded benchmark's 256x132 slices, 16 coils, chans 16 / 3 pools, 7.8
+GFLOP of convolutions and products per slice and step) the loop at two threads runs at ~96 GFLOP/s
+(49.5-50.1 s for 8 slices) and the vectorised path with ``workers=2`` at ~151 GFLOP/s: 1.56-1.58x,
+against a ceiling of 3.3-3.7x set by the machine's float32 matrix-product rate (322-358 GFLOP/s on
+both cores): no implementation of the same float32 arithmetic reaches 5x there.
+
+What bounds the vectorised path (64x48, per step, one thread, 16 slices): convolutions ~55%
+(oneDNN's grouped kernels; about a third of their time converts activations between PyTorch's NCHW
+and oneDNN's blocked layouts, which cannot be avoided from PyTorch: channels-last inputs avoid the
+conversions but the channels-last kernels (weights padded to 16 channels per group) and instance
+norms are slower; unfold + batched products are ~4x slower; bfloat16 gains nothing at full
+resolution and at most 1.4x deeper), instance norm and leaky ReLU ~16%, the rest ~5% or less each;
+per slice and step the vectorised path needs ~2.9 ms of CPU against the loop's ~7.3 ms, and two
+workers reach 92-98% parallel efficiency (nothing when another process holds a core). On a GPU,
+where the loop is bound by kernel launches, the ratio should be far larger (not measured).
 """
 from __future__ import annotations
 
