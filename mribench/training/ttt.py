@@ -47,7 +47,7 @@ loop at its best thread count). Where per-operation overheads bound the loop (sm
 network) vectorising pays most: 32 slices, 4 coils, U-Net chans 8 / 2 pools, W=20, at most 200
 steps, the loop at one thread (two are no faster) takes 19.7-23.5 s at 32x32 and 29.0-31.4 s at
 64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2``
-6.4-6.8x and 4.5-5.6x (three and six runs; run-to-run spread ~10%). Where arithmetic bounds it
+6.4-6.8x and 4.45-5.6x (three and six runs; run-to-run spread ~10%). Where arithmetic bounds it
 (``--preset embedded``: the embedded benchmark's 256x132 slices, 16 coils, chans 16 / 3 pools, 7.8
 GFLOP of convolutions and products per slice and step) the loop at two threads runs at ~96 GFLOP/s
 (49.5-50.1 s for 8 slices) and the vectorised path with ``workers=2`` at ~151 GFLOP/s: 1.56-1.58x,
