@@ -6,6 +6,7 @@ process, as evaluations in a notebook or a checkpoint sweep do: the index is rea
 
     python benchmarks/evaluator.py [--task anatomy] [--repeats 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,17 @@ def main() -> None:
         t = res.config["timing"]["rank0"]
         n = len(res.slices)
         inner = t["model_seconds"] + t["metric_seconds"]
-        print(f"run {r}: {n} slices, wall {wall:.2f} s ({n / wall:.1f} slices/s), model {t['model_seconds']:.2f} s, "
-              f"metrics {t['metric_seconds']:.2f} s, overhead {wall - inner:.2f} s = {100 * (wall - inner) / wall:.1f}% of wall")
+        print(
+            f"run {r}: {n} slices, wall {wall:.2f} s ({n / wall:.1f} slices/s), model {t['model_seconds']:.2f} s, "
+            f"metrics {t['metric_seconds']:.2f} s, overhead {wall - inner:.2f} s = {100 * (wall - inner) / wall:.1f}% of wall"
+        )
         shares.append((wall - inner, wall))
     pct = sorted(100 * o / w for o, w in shares)
     pooled = 100 * sum(o for o, _ in shares) / sum(w for _, w in shares)
-    print(f"overhead over {len(pct)} runs: median {pct[len(pct) // 2]:.1f}%, min {pct[0]:.1f}%, max {pct[-1]:.1f}%, "
-          f"all runs together {pooled:.1f}% (target < 10%)")
+    print(
+        f"overhead over {len(pct)} runs: median {pct[len(pct) // 2]:.1f}%, min {pct[0]:.1f}%, max {pct[-1]:.1f}%, "
+        f"all runs together {pooled:.1f}% (target < 10%)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ its table (one dict per slice, then ``pd.DataFrame(rows, columns=COLUMNS)``) and
 column-wise. Every shipped task's filters and ``make_splits`` run on it (nothing is monkeypatched).
 Target (DESIGN.md): seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,36 @@ def volume_rows(n_rows: int, seed: int = 0) -> list[dict[str, Any]]:
         name = f"file_{'knee' if knee else 'brain'}_{protocol}_{v:07d}.h5"
         site = str(rng.choice(SITES, p=[0.55, 0.2, 0.15, 0.1]))
         base = {
-            "file": name, "num_slices": n, "path": f"{'knee' if knee else 'brain'}/{name}", "acquisition": protocol,
-            "protocol": protocol, "anatomy": "knee" if knee else "brain", "contrast": derive_contrast(protocol),
-            "vendor": "SIEMENS", "system_model": model, "field_strength": tesla, "field": field_bucket(tesla),
-            "coils": coils, "institution": site, "site": site, "sequence_type": "TurboSpinEcho",
-            "tr": float(rng.uniform(2000, 6000)), "te": float(rng.uniform(10, 120)), "ti": None,
-            "kspace_h": 640, "kspace_w": w, "target_h": 320, "target_w": 320, "recon_h": 320, "recon_w": 320,
-            "padding_left": (w - 320) // 2 - 10, "padding_right": w - (w - 320) // 2 + 10,
-            "volume_max": float(rng.uniform(2e-4, 1e-3)), "patient_id": f"p{v // 2:07d}", "pathology": pathology,
-        }  # fmt: skip
+            "file": name,
+            "num_slices": n,
+            "path": f"{'knee' if knee else 'brain'}/{name}",
+            "acquisition": protocol,
+            "protocol": protocol,
+            "anatomy": "knee" if knee else "brain",
+            "contrast": derive_contrast(protocol),
+            "vendor": "SIEMENS",
+            "system_model": model,
+            "field_strength": tesla,
+            "field": field_bucket(tesla),
+            "coils": coils,
+            "institution": site,
+            "site": site,
+            "sequence_type": "TurboSpinEcho",
+            "tr": float(rng.uniform(2000, 6000)),
+            "te": float(rng.uniform(10, 120)),
+            "ti": None,
+            "kspace_h": 640,
+            "kspace_w": w,
+            "target_h": 320,
+            "target_w": 320,
+            "recon_h": 320,
+            "recon_w": 320,
+            "padding_left": (w - 320) // 2 - 10,
+            "padding_right": w - (w - 320) // 2 + 10,
+            "volume_max": float(rng.uniform(2e-4, 1e-3)),
+            "patient_id": f"p{v // 2:07d}",
+            "pathology": pathology,
+        }
         for s in range(n):
             nb = int(rng.poisson(1.5)) if pathology and rng.random() < 0.4 else 0
             rows.append({**base, "slice": s, "slice_pathology": nb > 0, "num_boxes": nb})
@@ -113,7 +135,11 @@ def run(n_rows: int, do_profile: bool) -> dict[str, Any]:
     filters, splits = {}, {}
     for name in list_tasks():
         task = load_task(name)
-        specs = [task.source.filter, task.target.filter, *([task.target.test_filter] if task.target.test_filter else [])]
+        specs = [
+            task.source.filter,
+            task.target.filter,
+            *([task.target.test_filter] if task.target.test_filter else []),
+        ]
         filters[name], _ = timed(lambda specs=specs: [apply_filter(table, f) for f in specs])
         splits[name], out = timed(lambda task=task: make_splits(task, table), 1)
         splits[name + ":sizes"] = {k: len(s.rows) for k, s in out.items()}

@@ -13,6 +13,7 @@ evaluator's own timing from ``run.json`` (``config["timing"]["rank0"]``: model_s
 metric_seconds, wall_seconds). Streaming evaluation keeps the peak flat as N grows.
 Targets (DESIGN.md): memory flat as the split grows; evaluator overhead < 10% of wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,9 @@ def make_volume(root: Path, name: str, *, protocol: str, seed: int, coils: int, 
     yy, xx = np.mgrid[-1 : 1 : recon * 1j, -1 : 1 : recon * 1j]
     imgs = np.zeros((slices, coils, hh, ww), np.complex64)
     ys, xs = np.mgrid[0:hh, 0:ww]
-    sens = np.stack([np.exp(-(((ys - hh * (c + 1) / (coils + 1)) / hh) ** 2) * 4) * np.exp(1j * c) for c in range(coils)])
+    sens = np.stack(
+        [np.exp(-(((ys - hh * (c + 1) / (coils + 1)) / hh) ** 2) * 4) * np.exp(1j * c) for c in range(coils)]
+    )
     for s in range(slices):
         obj = np.zeros((recon, recon))
         for _ in range(4):
@@ -51,25 +54,51 @@ def make_volume(root: Path, name: str, *, protocol: str, seed: int, coils: int, 
         full[hh // 4 : hh // 4 + recon, 4 : 4 + recon] = obj * np.exp(1j * (0.5 * xx + 0.3 * yy))
         imgs[s] = sens * full
     k = fft2c(torch.from_numpy(imgs))
-    k = k + 0.01 * torch.from_numpy((rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape)).astype(np.complex64))
+    k = k + 0.01 * torch.from_numpy(
+        (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape)).astype(np.complex64)
+    )
     k[..., :2] = 0
     k[..., ww - 2 :] = 0
     target = center_crop(rss(ifft2c(k)), (recon, recon)).numpy()
     header = AcquisitionHeader(
-        encoded_size=(hh, ww, 1), recon_size=(recon, recon, 1), enc_limits_center=ww // 2 - 2, enc_limits_max=ww - 5,
-        protocol_name=protocol, system_vendor="SIEMENS", system_model="Skyra", field_strength_t=2.89362,
-        receiver_channels=coils, institution_name="NYU", sequence_type="TurboSpinEcho", tr_ms=2800.0, te_ms=30.0,
-    )  # fmt: skip
-    write_volume(root / f"{name}.h5", k.numpy(), target, header, acquisition=protocol, patient_id=f"p{seed}",
-                 extra_attrs={"site": "SITE_A"})  # fmt: skip
+        encoded_size=(hh, ww, 1),
+        recon_size=(recon, recon, 1),
+        enc_limits_center=ww // 2 - 2,
+        enc_limits_max=ww - 5,
+        protocol_name=protocol,
+        system_vendor="SIEMENS",
+        system_model="Skyra",
+        field_strength_t=2.89362,
+        receiver_channels=coils,
+        institution_name="NYU",
+        sequence_type="TurboSpinEcho",
+        tr_ms=2800.0,
+        te_ms=30.0,
+    )
+    write_volume(
+        root / f"{name}.h5",
+        k.numpy(),
+        target,
+        header,
+        acquisition=protocol,
+        patient_id=f"p{seed}",
+        extra_attrs={"site": "SITE_A"},
+    )
 
 
 def make_dataset(root: Path, n: int, *, coils: int, slices: int, recon: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         knee = i % 2 == 0
-        make_volume(root, f"file_{'knee' if knee else 'brain_AXT2'}_{i:04d}", protocol="CORPD_FBK" if knee else "AXT2",
-                    seed=i, coils=coils, slices=slices, recon=recon)  # fmt: skip
+        make_volume(
+            root,
+            f"file_{'knee' if knee else 'brain_AXT2'}_{i:04d}",
+            protocol="CORPD_FBK" if knee else "AXT2",
+            seed=i,
+            coils=coils,
+            slices=slices,
+            recon=recon,
+        )
 
 
 def child(args: argparse.Namespace) -> None:
@@ -108,12 +137,18 @@ def child(args: argparse.Namespace) -> None:
 
         pr = cProfile.Profile()
         pr.enable()
-    result = mribench.evaluate("zero-filled", args.task, data_root=args.root, run_dir=args.run_dir, device="cpu",
-                               batch_size=args.batch_size)  # fmt: skip
+    result = mribench.evaluate(
+        "zero-filled", args.task, data_root=args.root, run_dir=args.run_dir, device="cpu", batch_size=args.batch_size
+    )
     wall = time.perf_counter() - t0
-    out: dict[str, Any] = {"rss_mb_before": before, "peak_rss_mb": rss_mb(), "peak_reset": reset, "wall_outer_s": wall,
-                           "n_slices": int(len(result.slices)),
-                           "timing": result.config.get("timing", {}).get("rank0", {})}  # fmt: skip
+    out: dict[str, Any] = {
+        "rss_mb_before": before,
+        "peak_rss_mb": rss_mb(),
+        "peak_reset": reset,
+        "wall_outer_s": wall,
+        "n_slices": int(len(result.slices)),
+        "timing": result.config.get("timing", {}).get("rank0", {}),
+    }
     if args.profile:
         pr.disable()
         import io
@@ -153,8 +188,19 @@ def main(argv: list[str] | None = None) -> int:
             make_dataset(root, n, coils=args.coils, slices=args.slices, recon=args.recon)
             gen = time.perf_counter() - t0
             data_mb = sum(p.stat().st_size for p in root.glob("*.h5")) / 2**20
-            cmd = [sys.executable, __file__, "--child", "--task", args.task, "--root", str(root),
-                   "--run-dir", str(Path(tmp) / f"run{n}"), "--batch-size", str(args.batch_size)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--task",
+                args.task,
+                "--root",
+                str(root),
+                "--run-dir",
+                str(Path(tmp) / f"run{n}"),
+                "--batch-size",
+                str(args.batch_size),
+            ]
             if args.profile and n == max(args.sizes):
                 cmd.append("--profile")
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -164,16 +210,20 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             r = {"volumes": n, "data_mb": data_mb, "generate_s": gen, **json.loads(line[len("RESULT ") :])}
             results.append(r)
-    print(f"task {args.task}, zero-filled, volumes of {args.slices} slices x {args.coils} coils x "
-          f"{2 * args.recon}x{args.recon + 8} k-space, batch {args.batch_size}")  # fmt: skip
+    print(
+        f"task {args.task}, zero-filled, volumes of {args.slices} slices x {args.coils} coils x "
+        f"{2 * args.recon}x{args.recon + 8} k-space, batch {args.batch_size}"
+    )
     print(" volumes  data MiB  slices  RSS before / peak during (MiB)   wall s   model s  metric s  overhead")
     for r in results:
         t = r["timing"]
         wall = t.get("wall_seconds", float("nan"))
         over = wall - t.get("model_seconds", 0.0) - t.get("metric_seconds", 0.0)
-        print(f" {r['volumes']:7d}  {r['data_mb']:8.1f}  {r['n_slices']:6d}  {r['rss_mb_before']:10.0f} / "
-              f"{r['peak_rss_mb']:6.0f}            {wall:7.2f}  {t.get('model_seconds', 0):7.2f}  "
-              f"{t.get('metric_seconds', 0):8.2f}  {100 * over / wall:6.1f}%")  # fmt: skip
+        print(
+            f" {r['volumes']:7d}  {r['data_mb']:8.1f}  {r['n_slices']:6d}  {r['rss_mb_before']:10.0f} / "
+            f"{r['peak_rss_mb']:6.0f}            {wall:7.2f}  {t.get('model_seconds', 0):7.2f}  "
+            f"{t.get('metric_seconds', 0):8.2f}  {100 * over / wall:6.1f}%"
+        )
     for r in results:
         if "profile" in r:
             print(f"\nprofile of the {r['volumes']}-volume evaluation (cumulative):\n{r.pop('profile')}")

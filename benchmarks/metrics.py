@@ -4,6 +4,7 @@ LPIPS-VGG, DISTS and the full metric suite in slices/s.
 Usage: ``python benchmarks/metrics.py [--slices 64] [--size 320] [--repeats 3]``.
 Target (DESIGN.md): SSIM >= 3x fastMRI's on 2 CPU cores with values equal to 1e-6.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ def main() -> None:
     t_np, r_np = target.numpy(), recon.numpy()
 
     def ref() -> np.ndarray:
-        return np.array([fastmri_ssim(t_np[i : i + 1], r_np[i : i + 1], maxval=vmax).item() for i in range(args.slices)])
+        return np.array(
+            [fastmri_ssim(t_np[i : i + 1], r_np[i : i + 1], maxval=vmax).item() for i in range(args.slices)]
+        )
 
     def ours() -> torch.Tensor:
         return ssim(target, recon, vmax)
@@ -110,7 +113,10 @@ def main() -> None:
 
     sec = _best(suite, 1)
     skipped = sorted(set(names) - set(available))
-    print(f"full suite ({len(available) + 3} metrics)   : {n / sec:8.1f} slices/s" + (f"  (skipped {skipped})" if skipped else ""))
+    print(
+        f"full suite ({len(available) + 3} metrics)   : {n / sec:8.1f} slices/s"
+        + (f"  (skipped {skipped})" if skipped else "")
+    )
 
 
 if __name__ == "__main__":

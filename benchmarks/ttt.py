@@ -28,6 +28,7 @@ same iterates (same steps). Slices are synthetic multi-coil phantoms (random ell
 phase, Gaussian coil profiles, k-space noise), under-sampled 4x (equispaced, 16% centre); the
 ``ComplexUnetRecon`` is first trained for a few Adam steps with the joint loss on other slices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,15 @@ MASK = MaskSpec("equispaced", acceleration=4, center_fraction=0.16)
 #: ``--preset embedded``: the embedded benchmark's knee slices (256x132, 16 coils) and the network of
 #: ``baselines/anatomy/embedded-ttt.yaml`` (16 channels, 3 pools); 8 slices, at most 80 steps.
 PRESETS: dict[str, dict[str, object]] = {
-    "embedded": {"sizes": "256x132", "coils": 16, "chans": 16, "pools": 3, "slices": 8, "max_steps": 80,
-                 "train_steps": 20},
+    "embedded": {
+        "sizes": "256x132",
+        "coils": 16,
+        "chans": 16,
+        "pools": 3,
+        "slices": 8,
+        "max_steps": 80,
+        "train_steps": 20,
+    },
 }
 
 
@@ -68,7 +76,9 @@ def synthetic_slices(n: int, h: int, w: int, coils: int, seed: int) -> tuple[tor
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
     angles = np.linspace(0, 2 * np.pi, coils, endpoint=False)
-    sens = np.stack([np.exp(-((xx - 1.2 * np.cos(a)) ** 2 + (yy - 1.2 * np.sin(a)) ** 2)) * np.exp(1j * a) for a in angles])
+    sens = np.stack(
+        [np.exp(-((xx - 1.2 * np.cos(a)) ** 2 + (yy - 1.2 * np.sin(a)) ** 2)) * np.exp(1j * a) for a in angles]
+    )
     images = []
     for _ in range(n):
         obj = np.zeros((h, w))
@@ -79,7 +89,9 @@ def synthetic_slices(n: int, h: int, w: int, coils: int, seed: int) -> tuple[tor
         images.append(sens * obj * np.exp(1j * (0.6 * xx + rng.uniform(-0.5, 0.5) * yy)))
     kspace = fft2c(torch.from_numpy(np.stack(images).astype(np.complex64)))
     noise = rng.standard_normal((2, *kspace.shape)).astype(np.float32)
-    kspace = kspace + 0.005 * float(kspace.abs().max()) * torch.complex(torch.from_numpy(noise[0]), torch.from_numpy(noise[1]))
+    kspace = kspace + 0.005 * float(kspace.abs().max()) * torch.complex(
+        torch.from_numpy(noise[0]), torch.from_numpy(noise[1])
+    )
     mask = torch.stack([volume_mask(MASK, w, f"bench_{seed}_{i}") for i in range(n)]).reshape(n, 1, 1, w)
     return kspace, mask, rss(ifft2c(kspace))
 
@@ -182,8 +194,13 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
     _sync(device)
     sens_seconds = time.perf_counter() - t0
     seeds = list(range(args.slices))
-    kw = {"lr": args.lr, "window": args.window, "max_steps": args.max_steps, "max_parallel": args.parallel,
-          "engine": args.engine}  # fmt: skip
+    kw = {
+        "lr": args.lr,
+        "window": args.window,
+        "max_steps": args.max_steps,
+        "max_parallel": args.parallel,
+        "engine": args.engine,
+    }
     variants = _variants(args)
     default_threads = torch.get_num_threads()
     rows: dict[str, dict[str, object]] = {}
@@ -191,7 +208,9 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
         for name, (threads, opts) in variants.items():
             torch.set_num_threads(threads)
             if rep == 0:  # warm-up (first-call costs stay out of the comparison)
-                TTTModel(model, **{**kw, "max_steps": 2}, **opts).adapt_images(masked[:4], mask[:4], sens[:4], seeds[:4])
+                TTTModel(model, **{**kw, "max_steps": 2}, **opts).adapt_images(
+                    masked[:4], mask[:4], sens[:4], seeds[:4]
+                )
             ttt = TTTModel(model, **kw, **opts)
             _sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -203,19 +222,34 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
                 continue
             recon = images.abs().cpu().to(target.dtype)  # SSIM on the CPU
             score = ssim(target, recon, target.amax(dim=(-2, -1)))
-            rows[name] = {"threads": threads, "workers": int(opts.get("workers", 1)), "seconds": seconds,  # type: ignore[call-overload]
-                          "cpu_seconds": cpu, "load": os.getloadavg()[0],
-                          "slices_per_hour": args.slices / seconds * 3600, "steps": [st["steps"] for st in stats],
-                          "ssim": score.tolist()}  # fmt: skip
+            rows[name] = {
+                "threads": threads,
+                "workers": int(opts.get("workers", 1)),
+                "seconds": seconds,  # type: ignore[call-overload]
+                "cpu_seconds": cpu,
+                "load": os.getloadavg()[0],
+                "slices_per_hour": args.slices / seconds * 3600,
+                "steps": [st["steps"] for st in stats],
+                "ssim": score.tolist(),
+            }
     with torch.no_grad():
         base = model.predict_image(masked, mask, sens).abs().cpu()
     # the reference is the loop at its best thread count on this machine and size
     reference = min((name for name in rows if name.startswith("loop-")), key=lambda n: float(rows[n]["seconds"]))  # type: ignore[arg-type]
     loop = rows[reference]
-    out: dict[str, object] = {"device": str(device), "size": f"{h}x{w}", "slices": args.slices, "coils": args.coils,
-                              "engine": args.engine, "chans": args.chans, "pools": args.pools, "reference": reference,
-                              "sens_seconds": sens_seconds, "rows": rows,
-                              "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean())}  # fmt: skip
+    out: dict[str, object] = {
+        "device": str(device),
+        "size": f"{h}x{w}",
+        "slices": args.slices,
+        "coils": args.coils,
+        "engine": args.engine,
+        "chans": args.chans,
+        "pools": args.pools,
+        "reference": reference,
+        "sens_seconds": sens_seconds,
+        "rows": rows,
+        "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean()),
+    }
     flops = network_flops(model, h, w)
     out["network_gflop_per_step"] = flops / 1e9
     ref_ssim = torch.tensor(loop["ssim"])  # type: ignore[arg-type]
@@ -243,9 +277,12 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=64, help="most slices adapted at once (vectorised)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads of --omp (default: torch's)")
-    parser.add_argument("--loop-threads", default="1,default",
-                        help="comma-separated intra-op thread counts of loop rows ('default': torch's); the "
-                             "fastest loop row is the reference")  # fmt: skip
+    parser.add_argument(
+        "--loop-threads",
+        default="1,default",
+        help="comma-separated intra-op thread counts of loop rows ('default': torch's); the "
+        "fastest loop row is the reference",
+    )
     parser.add_argument("--workers", type=int, default=2, help="slice groups adapted concurrently (1: no such row)")
     parser.add_argument("--omp", action="store_true", help="add the vectorised path at --threads intra-op threads")
     parser.add_argument("--engine", choices=("grouped", "vmap"), default="grouped", help="vectorised engine")
@@ -253,9 +290,13 @@ def main() -> None:
     parser.add_argument("--double", action="store_true", help="run TTT in float64 (equivalence check)")
     parser.add_argument("--device", default="cpu", help="torch device of the adaptation (cpu, cuda, cuda:1)")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
-    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                        help="set --sizes, --coils, --chans, --pools, --slices, --max-steps and --train-steps "
-                             "together (overriding those options)")  # fmt: skip
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="set --sizes, --coils, --chans, --pools, --slices, --max-steps and --train-steps "
+        "together (overriding those options)",
+    )
     args = parser.parse_args()
     if args.preset:
         for name, value in PRESETS[args.preset].items():
@@ -269,25 +310,35 @@ def main() -> None:
         r = run(args, h, w)
         r["matmul_gflops"] = peak
         results.append(r)
-        print(f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {r['chans']} pools {r['pools']}, "
-              f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, "
-              f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs, device {_device_name(args.device)}")  # fmt: skip
-        print(f"  {'':<16}{'threads':>8}{'workers':>8}{'seconds':>9}{'cpu s':>8}{'load':>6}{'slices/h':>10}"
-              f"{'speed-up':>9}{'steps':>7}{'same':>6}{'mean SSIM':>11}{'diff (SE)':>20}{'GFLOP/s':>9}")  # fmt: skip
+        print(
+            f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {r['chans']} pools {r['pools']}, "
+            f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, "
+            f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs, device {_device_name(args.device)}"
+        )
+        print(
+            f"  {'':<16}{'threads':>8}{'workers':>8}{'seconds':>9}{'cpu s':>8}{'load':>6}{'slices/h':>10}"
+            f"{'speed-up':>9}{'steps':>7}{'same':>6}{'mean SSIM':>11}{'diff (SE)':>20}{'GFLOP/s':>9}"
+        )
         for name, row in r["rows"].items():  # type: ignore[attr-defined]
-            print(f"  {name:<16}{row['threads']:>8}{row['workers']:>8}{row['seconds']:>9.2f}{row['cpu_seconds']:>8.2f}"
-                  f"{row['load']:>6.2f}{row['slices_per_hour']:>10.0f}{row['speedup']:>8.2f}x{sum(row['steps']):>7}"
-                  f"{row['same_steps']:>6}{row['mean_ssim']:>11.4f}{row['ssim_diff']:>+11.4f} ({row['ssim_diff_se']:.4f})"
-                  f"{row['network_gflops']:>9.1f}")  # fmt: skip
-        print(f"  reference: {r['reference']} (the fastest loop row); target: speed-up >= 5x, |mean SSIM difference| "
-              f"<= 0.002; 'same': slices stopping at the reference's step; load: 1-minute load average after the "
-              f"row; SSIM before TTT {r['ssim_before_ttt']:.4f}; ESPIRiT {r['sens_seconds']:.2f} s total")  # fmt: skip
+            print(
+                f"  {name:<16}{row['threads']:>8}{row['workers']:>8}{row['seconds']:>9.2f}{row['cpu_seconds']:>8.2f}"
+                f"{row['load']:>6.2f}{row['slices_per_hour']:>10.0f}{row['speedup']:>8.2f}x{sum(row['steps']):>7}"
+                f"{row['same_steps']:>6}{row['mean_ssim']:>11.4f}{row['ssim_diff']:>+11.4f} ({row['ssim_diff_se']:.4f})"
+                f"{row['network_gflops']:>9.1f}"
+            )
+        print(
+            f"  reference: {r['reference']} (the fastest loop row); target: speed-up >= 5x, |mean SSIM difference| "
+            f"<= 0.002; 'same': slices stopping at the reference's step; load: 1-minute load average after the "
+            f"row; SSIM before TTT {r['ssim_before_ttt']:.4f}; ESPIRiT {r['sens_seconds']:.2f} s total"
+        )
         ref_rate = r["rows"][r["reference"]]["network_gflops"]  # type: ignore[index]
         line = f"  GFLOP/s: the network's convolutions and products per second ({r['network_gflop_per_step']:.3f} GFLOP per slice and step)"
         if peak is not None:
-            line += (f"; float32 matrix products on this machine: {peak:.0f} GFLOP/s at {torch.get_num_threads()} "
-                     f"threads, {peak / ref_rate:.1f}x the reference's rate: no implementation of the same arithmetic "
-                     f"can be faster than that")  # fmt: skip
+            line += (
+                f"; float32 matrix products on this machine: {peak:.0f} GFLOP/s at {torch.get_num_threads()} "
+                f"threads, {peak / ref_rate:.1f}x the reference's rate: no implementation of the same arithmetic "
+                f"can be faster than that"
+            )
         print(line)
     if args.json:
         with open(args.json, "w") as f:

@@ -8,6 +8,7 @@ Public API::
     mribench.list_tasks(); mribench.load_task("anatomy")
     model = mribench.load_model("path/to/my_model.py:build")
 """
+
 from __future__ import annotations
 
 from mribench._version import __version__

@@ -1,4 +1,5 @@
 """``python -m mribench`` (also what ``torchrun -m mribench`` runs)."""
+
 from __future__ import annotations
 
 from mribench.cli import main

@@ -11,6 +11,7 @@ has a CI that includes 0 and passes; a systematic loss fails. Because a check ma
 (split, metric), ``alpha`` is Bonferroni-corrected over them by default, so that a gate with many
 comparisons does not fail on noise more often than ``alpha``.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,8 +87,11 @@ class CheckReport:
         return [c for c in self.comparisons if c.regression]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "comparisons"}, "passed": self.passed,
-                "comparisons": [asdict(c) for c in self.comparisons]}  # fmt: skip
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "comparisons"},
+            "passed": self.passed,
+            "comparisons": [asdict(c) for c in self.comparisons],
+        }
 
 
 def load_comparable(source: str | os.PathLike[str] | RunResult) -> RunResult:
@@ -126,27 +130,38 @@ def slices_payload(result: RunResult) -> dict[str, Any]:
     """The per-slice table as ``{"columns", "rows"}`` for embedding in a results JSON."""
     df = result.slices
     cols = [c for c in df.columns if c != "error"] + ["error"]
-    rows = [[None if isinstance(v, float) and not math.isfinite(v) else v for v in r] for r in df[cols].itertuples(index=False)]
+    rows = [
+        [None if isinstance(v, float) and not math.isfinite(v) else v for v in r]
+        for r in df[cols].itertuples(index=False)
+    ]
     return {"columns": cols, "rows": [[x.item() if isinstance(x, np.generic) else x for x in r] for r in rows]}
 
 
 def _require_same(ref: RunResult, cand: RunResult, metrics: list[str], splits: list[str]) -> None:
     rt, ct = ref.config["task"], cand.config["task"]
     if (rt["name"], rt["version"]) != (ct["name"], ct["version"]):
-        raise CheckMisuse(f"expected runs of the same task, got {rt['name']} v{rt['version']} vs {ct['name']} v{ct['version']}")
+        raise CheckMisuse(
+            f"expected runs of the same task, got {rt['name']} v{rt['version']} vs {ct['name']} v{ct['version']}"
+        )
     for s in splits:
         a, b = ref.config["splits"][s]["manifest"], cand.config["splits"][s]["manifest"]
         if a != b:
-            raise CheckMisuse(f"expected the same {s} split (manifest {a[:12]}), got {b[:12]} (different data or split files)")
+            raise CheckMisuse(
+                f"expected the same {s} split (manifest {a[:12]}), got {b[:12]} (different data or split files)"
+            )
     for m in metrics:
         a = ref.config.get("metric_profiles", {}).get(m, {})
         b = cand.config.get("metric_profiles", {}).get(m, {})
         if a.get("hash") != b.get("hash"):
-            raise CheckMisuse(f"expected metric {m} computed the same way in both runs, got profiles "
-                              f"{a.get('profile')} vs {b.get('profile')} (definitions differ)")  # fmt: skip
+            raise CheckMisuse(
+                f"expected metric {m} computed the same way in both runs, got profiles "
+                f"{a.get('profile')} vs {b.get('profile')} (definitions differ)"
+            )
     for s in splits:
         if ref.config.get("masks", {}).get(s) != cand.config.get("masks", {}).get(s):
-            raise CheckMisuse(f"expected the same mask on {s}, got {ref.config['masks'].get(s)} vs {cand.config['masks'].get(s)}")
+            raise CheckMisuse(
+                f"expected the same mask on {s}, got {ref.config['masks'].get(s)} vs {cand.config['masks'].get(s)}"
+            )
 
 
 def parse_thresholds(values: list[str] | dict[str, float] | None) -> dict[str, float]:
@@ -209,8 +224,9 @@ def compare_runs(
     _require_same(ref, cand, names, splits)
     thresholds = max_drop or {}
     directions = {**cand.config.get("higher_is_better", {}), **ref.config.get("higher_is_better", {})}
-    report = CheckReport(ref.config["task"]["name"], int(ref.config["task"]["version"]), str(ref.run_dir),
-                         str(cand.run_dir), alpha)  # fmt: skip
+    report = CheckReport(
+        ref.config["task"]["name"], int(ref.config["task"]["version"]), str(ref.run_dir), str(cand.run_dir), alpha
+    )
     key = ["split", "file", "slice"]
     a = ref.slices[ref.slices["status"] == "ok"]
     b = cand.slices[cand.slices["status"] == "ok"]
@@ -223,7 +239,9 @@ def compare_runs(
     n_tests = len(splits) * len(names)
     alpha_eff = alpha / n_tests if correction == "bonferroni" else alpha
     if correction == "bonferroni" and n_tests > 1:
-        report.notes.append(f"Bonferroni correction over {n_tests} comparisons: each CI at {100 * (1 - alpha_eff):.2f}%")
+        report.notes.append(
+            f"Bonferroni correction over {n_tests} comparisons: each CI at {100 * (1 - alpha_eff):.2f}%"
+        )
     for split in splits:
         g = paired[paired["split"] == split]
         for m in names:
@@ -236,19 +254,31 @@ def compare_runs(
             groups = g["file"].to_numpy()[ok]
             mean, low, high, p = _paired_ci(d, groups, alpha_eff, n_boot, seed)
             thr = float(thresholds.get(m, 0.0))
-            report.comparisons.append(Comparison(
-                split=split, metric=m, n=int(ok.sum()), n_volumes=len(set(groups)),
-                reference=float(ra[ok].mean()), candidate=float(cb[ok].mean()), degradation=mean,
-                ci_low=low, ci_high=high, p_value=p, threshold=thr,
-                regression=bool(low > thr if math.isfinite(low) else mean > thr),
-            ))  # fmt: skip
+            report.comparisons.append(
+                Comparison(
+                    split=split,
+                    metric=m,
+                    n=int(ok.sum()),
+                    n_volumes=len(set(groups)),
+                    reference=float(ra[ok].mean()),
+                    candidate=float(cb[ok].mean()),
+                    degradation=mean,
+                    ci_low=low,
+                    ci_high=high,
+                    p_value=p,
+                    threshold=thr,
+                    regression=bool(low > thr if math.isfinite(low) else mean > thr),
+                )
+            )
     unknown_thr = sorted(set(thresholds) - set(names))
     if unknown_thr:
         raise CheckMisuse(f"expected --max-drop for compared metrics ({', '.join(names)}), got {unknown_thr}")
     return report
 
 
-def _paired_ci(d: np.ndarray, groups: np.ndarray, alpha: float, n_boot: int, seed: int) -> tuple[float, float, float, float]:
+def _paired_ci(
+    d: np.ndarray, groups: np.ndarray, alpha: float, n_boot: int, seed: int
+) -> tuple[float, float, float, float]:
     """Mean degradation, its t-interval from the cluster-bootstrap SE, and a two-sided p-value."""
     from scipy import stats
 
@@ -270,15 +300,21 @@ def _paired_ci(d: np.ndarray, groups: np.ndarray, alpha: float, n_boot: int, see
 def to_markdown(report: CheckReport) -> str:
     """A Markdown summary (for a CI job summary)."""
     head = "PASSED" if report.passed else f"FAILED ({len(report.regressions)} regression(s))"
-    lines = [f"### mribench check: {head}", "",
-             f"Task `{report.task}` v{report.task_version}; reference `{report.reference}`, candidate `{report.candidate}`; "
-             f"paired cluster bootstrap over volumes, {100 * (1 - report.alpha):.0f}% CI.", "",
-             "| split | metric | slices | reference | candidate | degradation [CI] | allowed | verdict |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        f"### mribench check: {head}",
+        "",
+        f"Task `{report.task}` v{report.task_version}; reference `{report.reference}`, candidate `{report.candidate}`; "
+        f"paired cluster bootstrap over volumes, {100 * (1 - report.alpha):.0f}% CI.",
+        "",
+        "| split | metric | slices | reference | candidate | degradation [CI] | allowed | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for c in report.comparisons:
         verdict = "**regression**" if c.regression else "ok"
-        lines.append(f"| {c.split} | {c.metric} | {c.n} | {c.reference:.5g} | {c.candidate:.5g} | "
-                     f"{c.degradation:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}] | {c.threshold:g} | {verdict} |")  # fmt: skip
+        lines.append(
+            f"| {c.split} | {c.metric} | {c.n} | {c.reference:.5g} | {c.candidate:.5g} | "
+            f"{c.degradation:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}] | {c.threshold:g} | {verdict} |"
+        )
     lines += [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -290,16 +326,25 @@ def to_junit(report: CheckReport) -> str:
         name = quoteattr(f"{c.split}.{c.metric}")
         body = ""
         if c.regression:
-            msg = (f"{report.task}/{c.split}/{c.metric}: degraded by {c.degradation:.4g} "
-                   f"(CI {c.ci_low:.4g}..{c.ci_high:.4g}) > allowed {c.threshold:g}")  # fmt: skip
+            msg = (
+                f"{report.task}/{c.split}/{c.metric}: degraded by {c.degradation:.4g} "
+                f"(CI {c.ci_low:.4g}..{c.ci_high:.4g}) > allowed {c.threshold:g}"
+            )
             body = f"<failure message={quoteattr(msg)}>{escape(msg)}</failure>"
-        cases.append(f'  <testcase classname={quoteattr("mribench.check." + report.task)} name={name}>{body}</testcase>')
-    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr("mribench check " + report.task)} '
-            f'tests="{len(cases)}" failures="{len(report.regressions)}">\n' + "\n".join(cases) + "\n</testsuite>\n")  # fmt: skip
+        cases.append(
+            f"  <testcase classname={quoteattr('mribench.check.' + report.task)} name={name}>{body}</testcase>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr("mribench check " + report.task)} '
+        f'tests="{len(cases)}" failures="{len(report.regressions)}">\n' + "\n".join(cases) + "\n</testsuite>\n"
+    )
 
 
 def describe_regressions(report: CheckReport) -> list[str]:
     """One line per regression naming task, split and metric."""
-    return [f"regression: task {report.task}, split {c.split}, metric {c.metric}: {c.reference:.5g} -> {c.candidate:.5g} "
-            f"(degradation {c.degradation:.4g}, {100 * (1 - report.alpha):.0f}% CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
-            f"allowed {c.threshold:g})" for c in report.regressions]  # fmt: skip
+    return [
+        f"regression: task {report.task}, split {c.split}, metric {c.metric}: {c.reference:.5g} -> {c.candidate:.5g} "
+        f"(degradation {c.degradation:.4g}, {100 * (1 - report.alpha):.0f}% CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
+        f"allowed {c.threshold:g})"
+        for c in report.regressions
+    ]

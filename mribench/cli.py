@@ -1,4 +1,5 @@
 """The ``mribench`` command line: a thin layer over the library (parsing, printing, exit codes)."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from mribench.errors import MribenchError
 
 console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped tables
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Robustness benchmark for deep-learning MRI reconstruction.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Robustness benchmark for deep-learning MRI reconstruction."
+)
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show, validate tasks and export their splits.")
 data_app = typer.Typer(no_args_is_help=True, help="Generate, index, inspect and verify data.")
 models_app = typer.Typer(no_args_is_help=True, help="List models.")
@@ -89,7 +92,9 @@ def print_summary(result: Any) -> None:
             row.append(_fmt(s["shift"][m]["drop"]))
         t.add_row(*row)
     console.print(t)
-    counts = ", ".join(f"{sp}: {s['splits'][sp]['n_ok']} slices / {s['splits'][sp]['n_volumes']} volumes" for sp in splits)
+    counts = ", ".join(
+        f"{sp}: {s['splits'][sp]['n_ok']} slices / {s['splits'][sp]['n_volumes']} volumes" for sp in splits
+    )
     console.print(f"[dim]{counts}[/dim]")
     for m, why in cfg.get("unavailable_metrics", {}).items():
         console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}")
@@ -110,7 +115,9 @@ def evaluate(
     model: str = typer.Option(..., "--model", "-m", help="Model name, checkpoint, module:attr or file.py:attr."),
     task: str = typer.Option(..., "--task", "-t", help="Task name or YAML path (see `mribench tasks list`)."),
     checkpoint: Optional[str] = typer.Option(None, help="Weights for unet/varnet (safetensors or state dict)."),
-    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA", help="fastMRI-format data folder (default: embedded benchmark)."),
+    data_root: Optional[Path] = typer.Option(
+        None, envvar="MRIBENCH_DATA", help="fastMRI-format data folder (default: embedded benchmark)."
+    ),
     run_dir: Optional[Path] = typer.Option(None, help="Per-slice result store (default ./mribench-runs/TASK/MODEL)."),
     resume: bool = typer.Option(False, help="Continue a killed run in --run-dir."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --run-dir."),
@@ -126,7 +133,10 @@ def evaluate(
     annotations: Optional[Path] = typer.Option(None, help="fastMRI+ annotation CSV."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write summary + provenance JSON here."),
     precision: str = typer.Option("fp32", help="fp32, or bf16/fp16 autocast for models that allow it."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads per operation (default: torch's, one per core); fewer on a machine shared with other jobs."),
+    threads: Optional[int] = typer.Option(
+        None,
+        help="CPU threads per operation (default: torch's, one per core); fewer on a machine shared with other jobs.",
+    ),
     launcher: Optional[str] = typer.Option(None, help="Run as cluster jobs: local or slurm (submitit)."),
     shards: int = typer.Option(2, help="With --launcher: number of jobs (a Slurm array)."),
     partition: Optional[str] = typer.Option(None, help="With --launcher slurm: the partition."),
@@ -154,23 +164,50 @@ def evaluate(
         rd = run_dir or Path("mribench-runs") / Path(task).stem / Path(model).name.replace(":", "-")
         spec = LaunchSpec(launcher, shards, rd / "jobs", timeout_min, gpus_per_node, partition=partition)
         result = launch_evaluation(
-            model, task, spec, run_dir=rd, checkpoint=checkpoint, data_root=data_root, resume=resume,
-            overwrite=overwrite, metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
-            splits=tuple(s.strip() for s in splits.split(",") if s.strip()), limit=limit, device=device,
-            batch_size=batch_size, normalize_output=normalize_output, split_files=_parse_split_files(split_file),
-            annotations=annotations, precision=precision,
-        )  # fmt: skip
+            model,
+            task,
+            spec,
+            run_dir=rd,
+            checkpoint=checkpoint,
+            data_root=data_root,
+            resume=resume,
+            overwrite=overwrite,
+            metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+            splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+            limit=limit,
+            device=device,
+            batch_size=batch_size,
+            normalize_output=normalize_output,
+            split_files=_parse_split_files(split_file),
+            annotations=annotations,
+            precision=precision,
+        )
         rank, world = 0, 1
     else:
         with _progress() as prog:
             result = run_eval(
-                model, task, checkpoint=checkpoint, data_root=data_root, run_dir=run_dir, resume=resume, overwrite=overwrite,
+                model,
+                task,
+                checkpoint=checkpoint,
+                data_root=data_root,
+                run_dir=run_dir,
+                resume=resume,
+                overwrite=overwrite,
                 metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
-                splits=tuple(s.strip() for s in splits.split(",") if s.strip()), limit=limit, device=device,
-                batch_size=batch_size, num_workers=num_workers, fail_fast=fail_fast, normalize_output=normalize_output,
-                split_files=_parse_split_files(split_file), annotations=annotations, rank=rank, world_size=world,
-                precision=precision, progress=prog,
-            )  # fmt: skip
+                splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+                limit=limit,
+                device=device,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                fail_fast=fail_fast,
+                normalize_output=normalize_output,
+                split_files=_parse_split_files(split_file),
+                annotations=annotations,
+                rank=rank,
+                world_size=world,
+                precision=precision,
+                progress=prog,
+            )
     if rank != 0:
         return
     print_summary(result)
@@ -292,7 +329,9 @@ def data_generate(
 
 
 @data_app.command("verify")
-def data_verify(root: Optional[Path] = typer.Option(None, help="Dataset folder (default: the cached default size).")) -> None:
+def data_verify(
+    root: Optional[Path] = typer.Option(None, help="Dataset folder (default: the cached default size)."),
+) -> None:
     """Check the embedded benchmark's files against its checksums."""
     from mribench.data.synthetic import ensure_synthetic, verify_synthetic
 
@@ -347,9 +386,13 @@ def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DA
 
 @app.command()
 def check(
-    reference: Path = typer.Option(..., "--reference", "-r", help="Reference: run dir, results JSON or leaderboard entry."),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Reference: run dir, results JSON or leaderboard entry."
+    ),
     candidate: Optional[Path] = typer.Option(None, "--candidate", "-c", help="Candidate run (or use --model)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Evaluate this model now and use it as the candidate."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Evaluate this model now and use it as the candidate."
+    ),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for --model (default: the reference's)."),
     checkpoint: Optional[str] = typer.Option(None, help="Weights for --model."),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
@@ -381,15 +424,28 @@ def check(
         opts = ref.config.get("options", {})
         with _progress() as prog:
             cand: Any = run_eval(
-                model, task or _task_of(ref.config), checkpoint=checkpoint, data_root=data_root,
-                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config["task"]["name"], overwrite=True,
-                metrics=list(ref.config["metrics"]), splits=tuple(ref.config["splits"]), limit=opts.get("limit"),
-                normalize_output=bool(opts.get("normalize_output", False)), device=device, progress=prog,
-            )  # fmt: skip
+                model,
+                task or _task_of(ref.config),
+                checkpoint=checkpoint,
+                data_root=data_root,
+                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config["task"]["name"],
+                overwrite=True,
+                metrics=list(ref.config["metrics"]),
+                splits=tuple(ref.config["splits"]),
+                limit=opts.get("limit"),
+                normalize_output=bool(opts.get("normalize_output", False)),
+                device=device,
+                progress=prog,
+            )
     else:
         cand = candidate
-    report = compare_runs(reference, cand, max_drop=thresholds, alpha=alpha,
-                          metrics=[m.strip() for m in metrics.split(",")] if metrics else None)  # fmt: skip
+    report = compare_runs(
+        reference,
+        cand,
+        max_drop=thresholds,
+        alpha=alpha,
+        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
+    )
     md = to_markdown(report)
     console.print(md)
     if markdown:
@@ -414,13 +470,22 @@ def report(
     q_trained: Optional[Path] = typer.Option(None, help="Run of a model trained on Q (the gap reference)."),
     panels: int = typer.Option(2, help="OOD slices per model in the reconstruction panels (0: none)."),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
-    er_reference: list[Path] = typer.Option([], help="Runs of models trained on P for the effective-robustness line (repeatable)."),
+    er_reference: list[Path] = typer.Option(
+        [], help="Runs of models trained on P for the effective-robustness line (repeatable)."
+    ),
 ) -> None:
     """Write a self-contained HTML (and Markdown) report: tables, gap, effective robustness, plots, provenance."""
     from mribench.report import build_report
 
-    index = build_report(list(run_dirs), output, metric=metric, q_trained=q_trained, panels=panels, data_root=data_root,
-                         er_reference=list(er_reference) or None)  # fmt: skip
+    index = build_report(
+        list(run_dirs),
+        output,
+        metric=metric,
+        q_trained=q_trained,
+        panels=panels,
+        data_root=data_root,
+        er_reference=list(er_reference) or None,
+    )
     console.print(f"report: {index}")
 
 
@@ -443,8 +508,19 @@ def curve(
 
     vals = [float(v) for v in values.split(",")] if values else None
     with _progress() as prog:
-        cr = robustness_curve(model, task, axis, values=vals, checkpoint=checkpoint, metric=metric, data_root=data_root,
-                              run_root=run_root, limit=limit, device=device, progress=prog)  # fmt: skip
+        cr = robustness_curve(
+            model,
+            task,
+            axis,
+            values=vals,
+            checkpoint=checkpoint,
+            metric=metric,
+            data_root=data_root,
+            run_root=run_root,
+            limit=limit,
+            device=device,
+            progress=prog,
+        )
     t = Table(axis, *[f"{s} {metric}" for s in cr.points])
     xs = sorted({x for pts in cr.points.values() for x in pts})
     for x in xs:
@@ -454,14 +530,18 @@ def curve(
     if plot:
         from mribench.analysis import plot_robustness_curves
 
-        plot_robustness_curves({f"{model} {s}": pts for s, pts in cr.points.items()}, plot, xlabel=axis, metric=metric.upper())
+        plot_robustness_curves(
+            {f"{model} {s}": pts for s, pts in cr.points.items()}, plot, xlabel=axis, metric=metric.upper()
+        )
         console.print(f"[dim]plot: {plot}.png[/dim]")
 
 
 @app.command()
 def similarity(
     task: str = typer.Option(..., "--task", "-t"),
-    clip_checkpoint: Optional[Path] = typer.Option(None, envvar="MRIBENCH_CLIP_CHECKPOINT", help="open_clip ViT-B-16 DataComp weights."),
+    clip_checkpoint: Optional[Path] = typer.Option(
+        None, envvar="MRIBENCH_CLIP_CHECKPOINT", help="open_clip ViT-B-16 DataComp weights."
+    ),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
     per_image: int = typer.Option(8, help="Patches per slice."),
     max_slices: Optional[int] = typer.Option(None, help="At most N slices per split."),
@@ -472,8 +552,9 @@ def similarity(
     """CLIP nearest-neighbour similarity of test_Q patches to train_P and to train_Q (Lin & Heckel)."""
     from mribench.similarity import task_similarity
 
-    res = task_similarity(task, data_root=data_root, checkpoint=clip_checkpoint, per_image=per_image,
-                          max_slices=max_slices, device=device)  # fmt: skip
+    res = task_similarity(
+        task, data_root=data_root, checkpoint=clip_checkpoint, per_image=per_image, max_slices=max_slices, device=device
+    )
     t = Table("train -> test", "mean NN similarity", "test patches")
     pairs = {k: v for k, v in res.items() if "->" in k}
     for k, v in pairs.items():
@@ -486,8 +567,16 @@ def similarity(
     if output:
         from mribench.paths import atomic_write_text
 
-        atomic_write_text(output, json.dumps({k: {"mean": v.mean, "counts": list(map(int, v.counts)),
-                                                  "edges": list(map(float, v.edges))} for k, v in pairs.items()}, indent=1))  # fmt: skip
+        atomic_write_text(
+            output,
+            json.dumps(
+                {
+                    k: {"mean": v.mean, "counts": list(map(int, v.counts)), "edges": list(map(float, v.edges))}
+                    for k, v in pairs.items()
+                },
+                indent=1,
+            ),
+        )
 
 
 def _task_of(config: dict[str, Any]) -> str:

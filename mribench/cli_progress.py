@@ -1,4 +1,5 @@
 """Progress bars for the command line (rich), shared by every sub-app."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,15 @@ def progress_bars(enabled: bool = True) -> Iterator[Callable[[int, int, str], No
     if not enabled or (not sys.stderr.isatty() and os.environ.get("MRIBENCH_PROGRESS") != "1"):
         yield lambda d, t, desc: None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True) as prog:  # fmt: skip
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as prog:
         ids: dict[str, Any] = {}
 
         def update(done: int, total: int, desc: str) -> None:

@@ -3,6 +3,7 @@
 Each point is an ordinary evaluation (resumable, stored in its own run directory), so curves
 reuse the evaluator's streaming, failure handling and provenance.
 """
+
 from __future__ import annotations
 
 import copy
@@ -69,10 +70,12 @@ class NoisyMeasurements:
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor:
         from mribench.analysis import add_noise
 
-        noisy = torch.stack([
-            add_noise(masked_kspace[i], self.snr_db, seed=volume_seed(meta.file, s), mask=mask[i].bool())
-            for i, s in enumerate(meta.slices)
-        ])  # fmt: skip
+        noisy = torch.stack(
+            [
+                add_noise(masked_kspace[i], self.snr_db, seed=volume_seed(meta.file, s), mask=mask[i].bool())
+                for i, s in enumerate(meta.slices)
+            ]
+        )
         return self.model(noisy, mask, meta)
 
 
@@ -161,9 +164,15 @@ def robustness_curve(
             if axis == "acceleration":
                 r = run(lm, _with_acceleration(spec, int(x)), f"{int(x)}x")
             else:
-                noisy = LoadedModel(NoisyMeasurements(lm.model, float(x)),
-                                    ModelInfo(f"{lm.info.name}+snr{x:g}dB", lm.info.kind, lm.info.sha256,
-                                              {**lm.info.details, "snr_db": float(x)}))  # fmt: skip
+                noisy = LoadedModel(
+                    NoisyMeasurements(lm.model, float(x)),
+                    ModelInfo(
+                        f"{lm.info.name}+snr{x:g}dB",
+                        lm.info.kind,
+                        lm.info.sha256,
+                        {**lm.info.details, "snr_db": float(x)},
+                    ),
+                )
                 r = run(noisy, spec, "clean" if math.isinf(x) else f"{x:g}dB")
             _points(r, metric, None, float(x), cr)
             cr.runs[float(x)] = str(r.run_dir)
@@ -172,4 +181,3 @@ def robustness_curve(
         if len(finite) >= 2:
             cr.auc[split] = float(robustness_auc(finite))
     return cr
-

@@ -1,4 +1,5 @@
 """Error hierarchy. The CLI maps each class to an exit code and prints its message on one line."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ Nothing here computes physics or metrics itself; it wires the data index, the ta
 masks, the model and the metric registry together, streams slices (memory stays flat as splits
 grow) and records every finished batch durably so that a killed run resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,19 @@ def resolve_device(device: str) -> torch.device:
 
 
 # the slice-index columns a work item carries (its volume's metadata, for the mask and SliceMeta)
-_ROW_COLUMNS = ("file", "path", "padding_left", "padding_right", "volume_max", "protocol", "anatomy", "contrast",
-                "field_strength", "coils", "vendor")  # fmt: skip
+_ROW_COLUMNS = (
+    "file",
+    "path",
+    "padding_left",
+    "padding_right",
+    "volume_max",
+    "protocol",
+    "anatomy",
+    "contrast",
+    "field_strength",
+    "coils",
+    "vendor",
+)
 
 
 @dataclass(frozen=True)
@@ -127,8 +139,13 @@ def _git_commit(path: Path) -> str | None:
     # inherits the pipe's write end, and reading the pipe to its end would then wait forever
     try:
         with tempfile.TemporaryFile() as out:
-            proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], stdout=out,
-                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=5)  # fmt: skip
+            proc = subprocess.run(
+                ["git", "-C", str(path), "rev-parse", "HEAD"],
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                timeout=5,
+            )
             out.seek(0)
             text = out.read().decode(errors="replace").strip()
     except (OSError, subprocess.SubprocessError):
@@ -177,7 +194,9 @@ def _metric_specs(names: list[str], explicit: bool) -> tuple[list[Any], dict[str
     return specs, unavailable
 
 
-def _apply_split_files(splits: dict[str, Split], index: SliceIndex, split_files: dict[str, str]) -> dict[str, list[str]]:
+def _apply_split_files(
+    splits: dict[str, Split], index: SliceIndex, split_files: dict[str, str]
+) -> dict[str, list[str]]:
 
     missing: dict[str, list[str]] = {}
     for name, path in split_files.items():
@@ -308,8 +327,10 @@ def evaluate(
     missing = _apply_split_files(all_splits, index, split_files or {})
     for s in splits:
         if all_splits[s].rows.empty:
-            raise DataError(f"expected slices in split {s} of task {spec.name}, got none under {root} "
-                            f"(hint: `mribench tasks splits {spec.name}` shows the split sizes)")  # fmt: skip
+            raise DataError(
+                f"expected slices in split {s} of task {spec.name}, got none under {root} "
+                f"(hint: `mribench tasks splits {spec.name}` shows the split sizes)"
+            )
     explicit = metrics is not None
     specs, unavailable = _metric_specs(list(metrics) if metrics else list(spec.metrics), explicit)
     names = [m.name for m in specs]
@@ -337,21 +358,37 @@ def evaluate(
             planned = plan(fresh=overwrite)
         config = {
             "schema_version": 1,
-            "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256, "description": spec.description,
-                     "origin": spec.origin},
+            "task": {
+                "name": spec.name,
+                "version": spec.version,
+                "sha256": spec.sha256,
+                "description": spec.description,
+                "origin": spec.origin,
+            },
             "model": {"name": lm.info.name, "kind": lm.info.kind, "sha256": lm.info.sha256, "details": lm.info.details},
             "metrics": names,
             "higher_is_better": {m.name: m.higher_is_better for m in specs},
             "metric_profiles": profile_ids(names),
             "unavailable_metrics": unavailable,
             "masks": {s: spec.mask_for(s).to_dict() for s in splits},
-            "splits": {s: {"manifest": all_splits[s].manifest,
-                           "evaluated_manifest": all_splits[s].manifest if len(evaluated[s]) == len(all_splits[s].rows)
-                           else manifest_hash(evaluated[s]),
-                           "n_slices": len(evaluated[s]), "n_volumes": int(evaluated[s]["file"].nunique()),
-                           "missing_files": missing.get(s, [])} for s in splits},  # fmt: skip
-            "options": {"limit": limit, "normalize_output": normalize_output, "batch_size": batch_size,
-                        "precision": precision},
+            "splits": {
+                s: {
+                    "manifest": all_splits[s].manifest,
+                    "evaluated_manifest": all_splits[s].manifest
+                    if len(evaluated[s]) == len(all_splits[s].rows)
+                    else manifest_hash(evaluated[s]),
+                    "n_slices": len(evaluated[s]),
+                    "n_volumes": int(evaluated[s]["file"].nunique()),
+                    "missing_files": missing.get(s, []),
+                }
+                for s in splits
+            },
+            "options": {
+                "limit": limit,
+                "normalize_output": normalize_output,
+                "batch_size": batch_size,
+                "precision": precision,
+            },
             "data": {"root": str(root), "index_fingerprint": index.fingerprint},
         }
         barrier = _barrier(world_size if synchronize else 1)
@@ -366,8 +403,20 @@ def evaluate(
         store, done, todo, batches = planned = planned or plan()
         boxes = _load_boxes(root, annotations) if any(m.needs_boxes for m in specs) else {}
         try:
-            timing = _run_items(todo, batches, lm.to(dev), specs, store, dev, done, boxes, normalize_output, fail_fast,
-                                progress, PRECISIONS[precision])  # fmt: skip
+            timing = _run_items(
+                todo,
+                batches,
+                lm.to(dev),
+                specs,
+                store,
+                dev,
+                done,
+                boxes,
+                normalize_output,
+                fail_fast,
+                progress,
+                PRECISIONS[precision],
+            )
         finally:
             store.close()
     finally:
@@ -410,16 +459,20 @@ def _prepare_run_dir(rd: Path, config: dict[str, Any], resume: bool, overwrite: 
         shutil.rmtree(rd)
         exists = False
     if exists and not resume:
-        raise ResultsError(f"expected a new run directory, got an existing run in {rd} "
-                           f"(hint: --resume to continue it, --overwrite to replace it, or --run-dir)")  # fmt: skip
+        raise ResultsError(
+            f"expected a new run directory, got an existing run in {rd} "
+            f"(hint: --resume to continue it, --overwrite to replace it, or --run-dir)"
+        )
     if exists:
         old = read_config(rd)
         for k in _MUST_MATCH:
             a = old.get(k)
             b = _roundtrip(config.get(k))
             if a != b:
-                raise ResultsError(f"expected --resume with the same {k} as the run in {rd}, got a different one "
-                                   f"(hint: use a new --run-dir)")  # fmt: skip
+                raise ResultsError(
+                    f"expected --resume with the same {k} as the run in {rd}, got a different one "
+                    f"(hint: use a new --run-dir)"
+                )
     rd.mkdir(parents=True, exist_ok=True)
 
 
@@ -434,13 +487,18 @@ def _roundtrip(x: Any) -> Any:
 def _provenance(dev: torch.device, world_size: int, git: tuple[_GitCommit, _GitCommit] | None = None) -> dict[str, Any]:
     git = git or (_GitCommit(Path.cwd()), _package_commit())
     return {
-        **_software(), "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "world_size": world_size, "threads": torch.get_num_threads(),
+        **_software(),
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "world_size": world_size,
+        "threads": torch.get_num_threads(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git_commit_cwd": git[0].result(), "git_commit_mribench": git[1].result(),
+        "git_commit_cwd": git[0].result(),
+        "git_commit_mribench": git[1].result(),
         "mask_seed_rule": "sha256(file name : mask seed) -> fastmri MaskFunc seed",
-    }  # fmt: skip
+    }
 
 
 @functools.cache
@@ -454,8 +512,13 @@ def _software() -> dict[str, Any]:
         fastmri_version: str | None = version("fastmri")
     except PackageNotFoundError:
         fastmri_version = None
-    return {"mribench": __version__, "torch": torch.__version__, "fastmri": fastmri_version,
-            "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
+    return {
+        "mribench": __version__,
+        "torch": torch.__version__,
+        "fastmri": fastmri_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def _load_boxes(root: Path, annotations: str | os.PathLike[str] | None) -> dict[tuple[str, int], list[Box]]:
@@ -483,8 +546,11 @@ class _Batches:
             self._loader = iter(())
         elif num_workers > 0:
             ds = SliceBatches(items)
-            self._loader = iter(torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False,
-                                                            num_workers=num_workers, persistent_workers=False))  # fmt: skip
+            self._loader = iter(
+                torch.utils.data.DataLoader(
+                    ds, batch_size=None, shuffle=False, num_workers=num_workers, persistent_workers=False
+                )
+            )
         else:
             ds = SliceBatches(items)
             self._thread = threading.Thread(target=self._work, args=(ds,), daemon=True, name="mribench-prefetch")
@@ -552,7 +618,9 @@ def _run_items(
         if autocast_dtype is not None:
             return torch.autocast(dev.type, dtype=autocast_dtype)
         # fp32: switch off a caller's autocast; otherwise skip constructing a context per batch
-        return torch.autocast(dev.type, enabled=False) if torch.is_autocast_enabled(dev.type) else contextlib.nullcontext()
+        return (
+            torch.autocast(dev.type, enabled=False) if torch.is_autocast_enabled(dev.type) else contextlib.nullcontext()
+        )
 
     t_model = t_metrics = 0.0
     total = sum(len(it.slices) for it in items)
@@ -567,12 +635,17 @@ def _run_items(
             size = (int(batch["target"].shape[-2]), int(batch["target"].shape[-1]))
             w = batch["mask"].shape[-1]
             meta = SliceMeta(
-                file=it.file, slices=it.slices, target_size=size,
+                file=it.file,
+                slices=it.slices,
+                target_size=size,
                 padding=(int(it.row["padding_left"]), int(it.row["padding_right"])),
-                num_low_frequencies=int(round(w * it.mask.cf)), acceleration=it.mask.acceleration,
-                volume_max=float(it.row["volume_max"]) if it.row["volume_max"] is not None else float(batch["target"].max()),
+                num_low_frequencies=int(round(w * it.mask.cf)),
+                acceleration=it.mask.acceleration,
+                volume_max=float(it.row["volume_max"])
+                if it.row["volume_max"] is not None
+                else float(batch["target"].max()),
                 attrs={k: it.row[k] for k in ("protocol", "anatomy", "contrast", "field_strength", "coils", "vendor")},
-            )  # fmt: skip
+            )
             t0 = time.perf_counter()
             try:
                 with torch.inference_mode(), autocast():
@@ -608,10 +681,16 @@ def _run_items(
 
 
 def _score(
-    recon: torch.Tensor, target: torch.Tensor, meta: SliceMeta, specs: list[Any],
-    boxes: dict[tuple[str, int], list[Box]], normalize_output: bool, normalize: Callable[..., torch.Tensor],
-    base: dict[str, Any], dev: torch.device,
-) -> list[dict[str, Any]]:  # fmt: skip
+    recon: torch.Tensor,
+    target: torch.Tensor,
+    meta: SliceMeta,
+    specs: list[Any],
+    boxes: dict[tuple[str, int], list[Box]],
+    normalize_output: bool,
+    normalize: Callable[..., torch.Tensor],
+    base: dict[str, Any],
+    dev: torch.device,
+) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     recon = recon.detach().float()
     target = target.to(recon.device)
@@ -633,8 +712,9 @@ def _score(
             out.append({**base, "slice": s, "status": "failed", "error": "model returned NaN or Inf values"})
         else:
             k = ok.index(j)
-            out.append({**base, "slice": s, "status": "ok", "error": None,
-                        "metrics": {n: v[k] for n, v in values.items()}})  # fmt: skip
+            out.append(
+                {**base, "slice": s, "status": "ok", "error": None, "metrics": {n: v[k] for n, v in values.items()}}
+            )
     if out:
         out[0]["_metric_seconds"] = seconds
     return out

@@ -5,6 +5,7 @@ shard appends to its own per-slice file. A preempted or killed shard is requeued
 checkpointing) and resumes from the per-slice store, so no slice is computed twice. When every
 shard has finished, the summary is derived from the merged store as for any run.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Where mribench keeps generated data, caches and weights (all overridable by environment)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """A small generic name -> object registry with did-you-mean errors and entry-point plugins."""
+
 from __future__ import annotations
 
 import difflib
@@ -65,8 +66,7 @@ class Registry(Generic[T]):
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "none"
             raise self.error(
-                f"expected a known {self.kind} name, got {name!r}{suggest(name, list(self._items))}"
-                f" (known: {known})"
+                f"expected a known {self.kind} name, got {name!r}{suggest(name, list(self._items))} (known: {known})"
             )
         obj = self._items[name]
         if isinstance(obj, metadata.EntryPoint):

@@ -5,6 +5,7 @@ Q-trained run (with paired CIs), effective robustness above the ID->OOD trend of
 CIs), plots (effective-robustness scatter, reconstruction panels), provenance and the metric
 profiles used. The HTML embeds its images, so the single file can be mailed or archived.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,8 +68,12 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
         if m.empty:
             row["gap"] = "-"
             continue
-        g = performance_gap_ci(m[f"{metric}_q"].to_numpy(float), m[f"{metric}_p"].to_numpy(float),
-                               m["file"].to_numpy(), higher_is_better=hib)  # fmt: skip
+        g = performance_gap_ci(
+            m[f"{metric}_q"].to_numpy(float),
+            m[f"{metric}_p"].to_numpy(float),
+            m["file"].to_numpy(),
+            higher_is_better=hib,
+        )
         row["gap"] = _ci_text(g.gap, g.low, g.high)
 
 
@@ -79,8 +84,9 @@ def _id_ood(r: RunResult, metric: str) -> tuple[float, float] | None:
     return (float(a), float(b)) if ok else None
 
 
-def _effective_robustness(task_runs: list[RunResult], metric: str, tr: TaskReport, out: Path,
-                          reference: list[RunResult] | None) -> None:  # fmt: skip
+def _effective_robustness(
+    task_runs: list[RunResult], metric: str, tr: TaskReport, out: Path, reference: list[RunResult] | None
+) -> None:
     from mribench.analysis import effective_robustness_ci, plot_effective_robustness
 
     pts = [_id_ood(r, metric) for r in task_runs]
@@ -90,8 +96,10 @@ def _effective_robustness(task_runs: list[RunResult], metric: str, tr: TaskRepor
         tr.notes.append(f"Effective robustness needs >= 3 reference runs with ID and OOD scores (got {len(refs)}).")
         return
     if not reference:
-        tr.notes.append("The effective-robustness line is fitted over all runs of the report; for the papers' "
-                        "definition pass the models trained on P as --er-reference.")  # fmt: skip
+        tr.notes.append(
+            "The effective-robustness line is fitted over all runs of the report; for the papers' "
+            "definition pass the models trained on P as --er-reference."
+        )
     ids = np.array([pts[i][0] for i in ok])  # type: ignore[index]
     oods = np.array([pts[i][1] for i in ok])  # type: ignore[index]
     ref_id, ref_ood = np.array([p[0] for p in refs]), np.array([p[1] for p in refs])
@@ -99,10 +107,21 @@ def _effective_robustness(task_runs: list[RunResult], metric: str, tr: TaskRepor
     for j, i in enumerate(ok):
         tr.rows[i]["effective_robustness"] = _ci_text(float(er.er[j]), float(er.low[j]), float(er.high[j]))
     names = {tr.rows[i]["model"]: (float(ids[j]), float(oods[j])) for j, i in enumerate(ok)}
-    png, _ = plot_effective_robustness(ref_id, ref_ood, out / f"{tr.task}-effective-robustness", models=names,
-                                       metric=metric.upper(), title=f"{tr.task}: OOD vs ID {metric}")  # fmt: skip
-    tr.figures.append((f"Effective robustness on {tr.task}: OOD vs ID {metric} with the linear fit over the runs "
-                       "and its 95% band; a model's effective robustness is its height above the line.", png))  # fmt: skip
+    png, _ = plot_effective_robustness(
+        ref_id,
+        ref_ood,
+        out / f"{tr.task}-effective-robustness",
+        models=names,
+        metric=metric.upper(),
+        title=f"{tr.task}: OOD vs ID {metric}",
+    )
+    tr.figures.append(
+        (
+            f"Effective robustness on {tr.task}: OOD vs ID {metric} with the linear fit over the runs "
+            "and its 95% band; a model's effective robustness is its height above the line.",
+            png,
+        )
+    )
 
 
 def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_root: Path | None) -> None:
@@ -117,14 +136,18 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
     cfg = run.config
     det = cfg["model"].get("details", {}) or {}
     try:
-        model = load_model(cfg["model"]["name"] if cfg["model"]["kind"] != "checkpoint" else det.get("path", ""),
-                           checkpoint=det.get("path") if cfg["model"]["name"] in ("unet", "varnet") else None)  # fmt: skip
+        model = load_model(
+            cfg["model"]["name"] if cfg["model"]["kind"] != "checkpoint" else det.get("path", ""),
+            checkpoint=det.get("path") if cfg["model"]["name"] in ("unet", "varnet") else None,
+        )
     except Exception as e:  # a report must not fail because a model moved
         tr.notes.append(f"No reconstruction panel for {cfg['model']['name']}: cannot reload the model ({e}).")
         return
     root = data_root or Path(cfg["data"]["root"])
     ok = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")].head(n)
-    spec = MaskSpec(**{k: v for k, v in cfg["masks"]["test_Q"].items() if k in ("type", "acceleration", "center_fraction", "seed")})
+    spec = MaskSpec(
+        **{k: v for k, v in cfg["masks"]["test_Q"].items() if k in ("type", "acceleration", "center_fraction", "seed")}
+    )
     targets, recons, scores, titles = [], [], [], []
     found: dict[str, Path | None] = {}
     for r in ok.itertuples():
@@ -141,8 +164,9 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         info = read_info(path)
         pad = (info.header.padding_left, info.header.padding_right)
         mask = volume_mask(spec, k.shape[-1], r.file, pad).reshape(1, 1, 1, -1)
-        meta = SliceMeta(r.file, (int(r.slice),), tuple(t.shape), pad, int(round(k.shape[-1] * spec.cf)),
-                         spec.acceleration, vmax, {})  # fmt: skip
+        meta = SliceMeta(
+            r.file, (int(r.slice),), tuple(t.shape), pad, int(round(k.shape[-1] * spec.cf)), spec.acceleration, vmax, {}
+        )
         with torch.inference_mode():
             rec = model(k * mask, mask, meta)[0].float().cpu().numpy()
         targets.append(t)
@@ -150,8 +174,14 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         scores.append(float(getattr(r, metric)))
         titles.append(f"{r.file} slice {r.slice}")
     if targets:
-        png, _ = plot_reconstruction_panel(np.stack(targets), np.stack(recons), out / f"{tr.task}-{_slug(cfg['model']['name'])}-panel",
-                                           scores=scores, score_name=metric.upper(), titles=titles)  # fmt: skip
+        png, _ = plot_reconstruction_panel(
+            np.stack(targets),
+            np.stack(recons),
+            out / f"{tr.task}-{_slug(cfg['model']['name'])}-panel",
+            scores=scores,
+            score_name=metric.upper(),
+            titles=titles,
+        )
         tr.figures.append((f"{cfg['model']['name']} on OOD slices of {tr.task}: target, reconstruction, error.", png))
 
 
@@ -218,7 +248,11 @@ def build_report(
             row["drop"] = _fmt(r.summary["shift"].get(metric, {}).get("drop"))
             row["failed"] = sum(v.get("n_failed", 0) for v in s.values())
             tr.rows.append(row)
-        q_run = qr if qr is not None and any(r is qr for r in task_runs) else next((r for r in task_runs if _trained_on_q(r)), None)
+        q_run = (
+            qr
+            if qr is not None and any(r is qr for r in task_runs)
+            else next((r for r in task_runs if _trained_on_q(r)), None)
+        )
         _gap_rows(task_runs, q_run, metric, tr)
         refs = [r for r in er_runs if r.config["task"]["name"] == task] if er_runs else None
         _effective_robustness(task_runs, metric, tr, out, refs)
@@ -238,8 +272,12 @@ _COLS = ["model", "kind", "ID", "OOD", "drop", "gap", "effective_robustness", "f
 def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
     lines = ["# mribench report", ""]
     for tr in reports:
-        lines += [f"## Task `{tr.task}` (v{tr.version}), metric {tr.metric}", "",
-                  "| " + " | ".join(_COLS) + " |", "|" + "---|" * len(_COLS)]  # fmt: skip
+        lines += [
+            f"## Task `{tr.task}` (v{tr.version}), metric {tr.metric}",
+            "",
+            "| " + " | ".join(_COLS) + " |",
+            "|" + "---|" * len(_COLS),
+        ]
         for row in tr.rows:
             lines.append("| " + " | ".join(str(row.get(c, "-")).replace("|", "/") for c in _COLS) + " |")
         lines += [""] + [f"- {n}" for n in tr.notes] + [""]
@@ -251,8 +289,10 @@ def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
 def _provenance_line(r: RunResult) -> str:
     p, c = r.config.get("provenance", {}), r.config
     prof = ", ".join(f"{k}={v.get('profile')}" for k, v in c.get("metric_profiles", {}).items())
-    return (f"model {c['model']['name']} ({c['model']['sha256'][:12]}), task {c['task']['name']} v{c['task']['version']}, "
-            f"mribench {p.get('mribench')}, torch {p.get('torch')}, device {p.get('device')}, profiles: {prof}")  # fmt: skip
+    return (
+        f"model {c['model']['name']} ({c['model']['sha256'][:12]}), task {c['task']['name']} v{c['task']['version']}, "
+        f"mribench {p.get('mribench')}, torch {p.get('torch')}, device {p.get('device')}, profiles: {prof}"
+    )
 
 
 def _img(png: Path) -> str:
@@ -262,11 +302,13 @@ def _img(png: Path) -> str:
 
 def _html(reports: list[TaskReport], runs: list[RunResult]) -> str:
     e = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mribench report</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}",
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
-             "img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}.note{color:#8a5a00}</style></head><body>",
-             "<h1>mribench report</h1>"]  # fmt: skip
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>mribench report</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
+        "img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}.note{color:#8a5a00}</style></head><body>",
+        "<h1>mribench report</h1>",
+    ]
     for tr in reports:
         parts.append(f"<h2>Task {e(tr.task)} (v{tr.version}), metric {e(tr.metric)}</h2><table><tr>")
         parts += [f"<th>{e(c)}</th>" for c in _COLS] + ["</tr>"]

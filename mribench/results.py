@@ -10,6 +10,7 @@ A run directory holds:
 - ``summary.json``: a cache of :func:`summarize` — always re-derivable from the slices, never the
   source of truth.
 """
+
 from __future__ import annotations
 
 import json
@@ -134,8 +135,12 @@ class SliceStore:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash
-                if isinstance(rec, dict) and isinstance(rec.get("split"), str) and isinstance(rec.get("file"), str) \
-                        and isinstance(rec.get("slice"), int):  # fmt: skip
+                if (
+                    isinstance(rec, dict)
+                    and isinstance(rec.get("split"), str)
+                    and isinstance(rec.get("file"), str)
+                    and isinstance(rec.get("slice"), int)
+                ):
                     out.append(rec)
         return out
 
@@ -193,8 +198,9 @@ def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0)
         means = {m: float(arrays[m][keep].mean()) if n else nan for m in names}
         bounds = {m: (nan, nan) for m in names}
         if n and len(set(files[keep].tolist())) >= 2:
-            draws = cluster_bootstrap_means(np.stack([arrays[m][keep] for m in names], axis=1), files[keep],
-                                            n_boot=1000, seed=seed)  # fmt: skip
+            draws = cluster_bootstrap_means(
+                np.stack([arrays[m][keep] for m in names], axis=1), files[keep], n_boot=1000, seed=seed
+            )
             bounds = {m: percentile_interval(draws[:, k], 0.05) for k, m in enumerate(names)}
         for m in names:
             out[m] = {"mean": means[m], "ci_low": bounds[m][0], "ci_high": bounds[m][1], "n": n}
@@ -223,9 +229,11 @@ def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
         sel = split == name
         ok = sel & is_ok
         entry: dict[str, Any] = {
-            "n_ok": int(ok.sum()), "n_failed": int((sel & ~is_ok).sum()),
-            "n_volumes": len(set(files[ok].tolist())), "metrics": {},
-        }  # fmt: skip
+            "n_ok": int(ok.sum()),
+            "n_failed": int((sel & ~is_ok).sum()),
+            "n_volumes": len(set(files[ok].tolist())),
+            "metrics": {},
+        }
         cis = _metric_cis(files[ok], {m: v[ok] for m, v in values.items()})
         entry["metrics"] = {m: cis[m] for m in metrics}
         out["splits"][name] = entry
@@ -265,8 +273,12 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         """Summary + provenance, as written by ``--output``."""
-        return {"schema_version": SCHEMA_VERSION, "run_dir": str(self.run_dir), "config": self.config,
-                "summary": self.summary}  # fmt: skip
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_dir": str(self.run_dir),
+            "config": self.config,
+            "summary": self.summary,
+        }
 
 
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -283,7 +295,9 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise ResultsError(f"expected valid JSON in {p}, got: {e}") from None
     if cfg.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ResultsError(f"expected result schema <= {SCHEMA_VERSION}, got {cfg.get('schema_version')} (upgrade mribench)")
+        raise ResultsError(
+            f"expected result schema <= {SCHEMA_VERSION}, got {cfg.get('schema_version')} (upgrade mribench)"
+        )
     return cfg
 
 

@@ -4,6 +4,7 @@ For each test patch (80x80, from RSS targets of ``test_Q``) the maximum cosine s
 patches of a training split (``train_P`` or ``train_Q``) is computed (Lin & Heckel, Figures 6 and
 11). Embeddings are cached on disk, so a second analysis of the same data costs no CLIP passes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,8 +97,15 @@ def task_similarity(
     out: dict[str, Any] = {"model": model_name, "weights_hash": weights_hash}
     for train, test in PAIRS:
         out[f"{train}->{test}"] = clip_similarity(
-            _items(splits[train].rows, root, max_slices), _items(splits[test].rows, root, max_slices), embed_fn,
-            cache=cache, model_name=model_name, weights_hash=weights_hash, size=patch_size, per_image=per_image, seed=seed,
+            _items(splits[train].rows, root, max_slices),
+            _items(splits[test].rows, root, max_slices),
+            embed_fn,
+            cache=cache,
+            model_name=model_name,
+            weights_hash=weights_hash,
+            size=patch_size,
+            per_image=per_image,
+            seed=seed,
             device=dev,
-        )  # fmt: skip
+        )
     return out

@@ -6,6 +6,7 @@ slice index, a mask per side, the metrics, and a data card. Splits ``train_P``, 
 of file order, of the machine and of any global RNG. Each split has a manifest hash (sha256 of its
 sorted (file, slice) list) that every result records.
 """
+
 from __future__ import annotations
 
 import copy
@@ -129,8 +130,10 @@ def _find_task_file(name: str) -> Path:
         f = d / f"{name}.yaml"
         if f.is_file():
             return f
-    raise TaskError(f"expected a known task name or YAML path, got {name!r}{suggest(name, list_tasks())} "
-                    f"(known: {', '.join(list_tasks())})")
+    raise TaskError(
+        f"expected a known task name or YAML path, got {name!r}{suggest(name, list_tasks())} "
+        f"(known: {', '.join(list_tasks())})"
+    )
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +200,9 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
     unknown = set(data) - _TOP_KEYS
     if unknown:
         k = sorted(unknown)[0]
-        raise TaskError(f"task {name}: expected top-level keys {sorted(_TOP_KEYS)}, got {k!r}{suggest(k, list(_TOP_KEYS))}")
+        raise TaskError(
+            f"task {name}: expected top-level keys {sorted(_TOP_KEYS)}, got {k!r}{suggest(k, list(_TOP_KEYS))}"
+        )
     version = data.get("version")
     if not isinstance(version, int) or version < 1:
         raise TaskError(f"task {name}: expected a positive integer 'version', got {version!r}")
@@ -211,8 +216,14 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
         if bad:
             raise TaskError(f"task {name}: expected keys {sorted(_SIDE_KEYS)} in '{key}', got {sorted(bad)}")
         mask = _mask({**default_mask, **s.get("mask", {})}, f"task {name} {key}.mask")
-        sides.append(Side(str(s.get("label", key)), _check_filter(s["filter"], f"{key}.filter"),
-                          _check_filter(s.get("test_filter"), f"{key}.test_filter"), mask))
+        sides.append(
+            Side(
+                str(s.get("label", key)),
+                _check_filter(s["filter"], f"{key}.filter"),
+                _check_filter(s.get("test_filter"), f"{key}.test_filter"),
+                mask,
+            )
+        )
     sp = data.get("splits", {}) or {}
     bad = set(sp) - _SPLIT_KEYS
     if bad:
@@ -230,11 +241,19 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
     resolved = {**data, "name": name}
     digest = _digest(resolved)
     return TaskSpec(
-        name=name, version=version, description=str(data.get("description", "")),
-        card=dict(data.get("card", {}) or {}), source=sides[0], target=sides[1],
-        test_fraction=float(tf), split_seed=int(sp.get("seed", 0)), max_volumes=dict(mv),
-        metrics=tuple(metrics), sha256=digest, raw=resolved,
-    )  # fmt: skip
+        name=name,
+        version=version,
+        description=str(data.get("description", "")),
+        card=dict(data.get("card", {}) or {}),
+        source=sides[0],
+        target=sides[1],
+        test_fraction=float(tf),
+        split_seed=int(sp.get("seed", 0)),
+        max_volumes=dict(mv),
+        metrics=tuple(metrics),
+        sha256=digest,
+        raw=resolved,
+    )
 
 
 _DIGESTS: dict[str, str] = {}
@@ -293,9 +312,7 @@ class Split:
         return int(self.rows["file"].nunique())
 
 
-def make_splits(
-    task: TaskSpec, index: SliceIndex | pd.DataFrame, names: Iterable[str] = SPLITS
-) -> dict[str, Split]:
+def make_splits(task: TaskSpec, index: SliceIndex | pd.DataFrame, names: Iterable[str] = SPLITS) -> dict[str, Split]:
     """Assign volumes to the task's four splits.
 
     A volume matching both P and Q goes to one side only (by a hash), so no volume is in two

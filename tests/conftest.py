@@ -1,4 +1,5 @@
 """Shared fixtures: tiny seeded fastMRI-format datasets built in the tests themselves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,10 +32,20 @@ def _phantom(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def make_volume(
-    root: Path, name: str, *, protocol: str = "CORPD_FBK", coils: int = 4, slices: int = 3, recon: int = 32,
-    field: float = 2.89362, vendor: str = "SIEMENS", model: str = "Skyra", institution: str = "NYU",
-    seed: int = 0, attrs: dict | None = None,
-) -> Path:  # fmt: skip
+    root: Path,
+    name: str,
+    *,
+    protocol: str = "CORPD_FBK",
+    coils: int = 4,
+    slices: int = 3,
+    recon: int = 32,
+    field: float = 2.89362,
+    vendor: str = "SIEMENS",
+    model: str = "Skyra",
+    institution: str = "NYU",
+    seed: int = 0,
+    attrs: dict | None = None,
+) -> Path:
     """Write a small multi-coil fastMRI-format volume with 2x read-out oversampling and padding."""
     rng = np.random.default_rng(seed)
     H, W = 2 * recon, recon + 8
@@ -43,19 +54,33 @@ def make_volume(
         obj = np.zeros((H, W), complex)
         obj[H // 4 : H // 4 + recon, 4 : 4 + recon] = _phantom(rng, recon)
         yy, xx = np.mgrid[0:H, 0:W]
-        sens = np.stack([np.exp(-(((yy - H * (c + 1) / (coils + 1)) / H) ** 2) * 4) * np.exp(1j * c) for c in range(coils)])
+        sens = np.stack(
+            [np.exp(-(((yy - H * (c + 1) / (coils + 1)) / H) ** 2) * 4) * np.exp(1j * c) for c in range(coils)]
+        )
         imgs.append(sens * obj)
     coil_imgs = torch.from_numpy(np.stack(imgs).astype(np.complex64))
     k = fft2c(coil_imgs)
-    k = k + 0.01 * torch.from_numpy((rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape)).astype(np.complex64))
+    k = k + 0.01 * torch.from_numpy(
+        (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape)).astype(np.complex64)
+    )
     k[..., :2] = 0  # unacquired padding columns
     k[..., W - 2 :] = 0
     target = center_crop(rss(ifft2c(k)), (recon, recon)).numpy()
     header = AcquisitionHeader(
-        encoded_size=(H, W, 1), recon_size=(recon, recon, 1), enc_limits_center=W // 2 - 2, enc_limits_max=W - 5,
-        protocol_name=protocol, system_vendor=vendor, system_model=model, field_strength_t=field,
-        receiver_channels=coils, institution_name=institution, sequence_type="TurboSpinEcho", tr_ms=2800.0, te_ms=30.0,
-    )  # fmt: skip
+        encoded_size=(H, W, 1),
+        recon_size=(recon, recon, 1),
+        enc_limits_center=W // 2 - 2,
+        enc_limits_max=W - 5,
+        protocol_name=protocol,
+        system_vendor=vendor,
+        system_model=model,
+        field_strength_t=field,
+        receiver_channels=coils,
+        institution_name=institution,
+        sequence_type="TurboSpinEcho",
+        tr_ms=2800.0,
+        te_ms=30.0,
+    )
     path = root / f"{name}.h5"
     write_volume(path, k.numpy(), target, header, acquisition=protocol, patient_id=f"p{seed}", extra_attrs=attrs)
     return path

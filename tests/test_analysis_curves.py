@@ -1,4 +1,5 @@
 """Robustness-curve area and SNR noise."""
+
 from __future__ import annotations
 
 import math

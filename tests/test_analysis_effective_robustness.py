@@ -1,4 +1,5 @@
 """Effective robustness fits against numpy.polyfit and scipy.stats.linregress."""
+
 from __future__ import annotations
 
 import numpy as np

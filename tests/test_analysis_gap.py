@@ -1,4 +1,5 @@
 """Distribution-shift gap and fraction of the gap closed."""
+
 from __future__ import annotations
 
 import numpy as np

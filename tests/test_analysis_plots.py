@@ -1,4 +1,5 @@
 """Figures are written as non-empty PNG and SVG files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,15 +45,25 @@ def test_similarity_plots(tmp_path: Path) -> None:
     edges = np.linspace(0, 1, 21)
     res = SimilarityResult(0.9, np.arange(20), edges, np.full(5, 0.9), [], 10, 5, 0)
     _check(plot_similarity_histograms({"knee->knee": res, "knee->brain": (np.arange(20)[::-1], edges)}, tmp_path / "h"))
-    _check(plot_similarity_vs_performance([0.8, 0.85, 0.9, 0.95], [0.7, 0.75, 0.82, 0.9], tmp_path / "s",
-                                          labels=["a", "b", "c", "d"]))  # fmt: skip
+    _check(
+        plot_similarity_vs_performance(
+            [0.8, 0.85, 0.9, 0.95], [0.7, 0.75, 0.82, 0.9], tmp_path / "s", labels=["a", "b", "c", "d"]
+        )
+    )
 
 
 def test_reconstruction_panel(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 1, (2, 32, 32))
-    _check(plot_reconstruction_panel(t, t + rng.normal(0, 0.05, t.shape), tmp_path / "panel", scores=[0.91, 0.88],
-                                     titles=["f1.h5 #3", "f2.h5 #7"]))  # fmt: skip
+    _check(
+        plot_reconstruction_panel(
+            t,
+            t + rng.normal(0, 0.05, t.shape),
+            tmp_path / "panel",
+            scores=[0.91, 0.88],
+            titles=["f1.h5 #3", "f2.h5 #7"],
+        )
+    )
     with pytest.raises(ValueError, match="shape"):
         plot_reconstruction_panel(t, t[:1], tmp_path / "bad")
 

@@ -1,4 +1,5 @@
 """Patch extraction, blockwise nearest-neighbour similarity and the embedding cache."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ def test_extract_patches_shapes_range_and_background_rule() -> None:
     assert all(sum(p.slice == i for p in prov) == 6 for i in range(4))
     for rec, patch in zip(prov, patches, strict=True):
         img = images[rec.slice]
-        np.testing.assert_allclose(patch * np.percentile(img, 99.9), np.minimum(
-            img[rec.top : rec.top + 40, rec.left : rec.left + 40], np.percentile(img, 99.9)), rtol=1e-5)
+        np.testing.assert_allclose(
+            patch * np.percentile(img, 99.9),
+            np.minimum(img[rec.top : rec.top + 40, rec.left : rec.left + 40], np.percentile(img, 99.9)),
+            rtol=1e-5,
+        )
         window = img[rec.top : rec.top + 40, rec.left : rec.left + 40]
         assert (window > 0.1 * np.percentile(img, 99)).mean() >= 0.5
 
@@ -70,7 +74,10 @@ def test_extract_patches_seeded_by_stable_ids() -> None:
     assert a != c
     strict = BackgroundRule(min_foreground=1.0)
     _, d = extract_patches(imgs, size=32, per_image=3, rule=strict)
-    assert all((imgs[r.slice][r.top : r.top + 32, r.left : r.left + 32] > 0.1 * np.percentile(imgs[r.slice], 99)).all() for r in d)
+    assert all(
+        (imgs[r.slice][r.top : r.top + 32, r.left : r.left + 32] > 0.1 * np.percentile(imgs[r.slice], 99)).all()
+        for r in d
+    )
 
 
 def test_extract_patches_rejects_small_or_complex_images() -> None:
@@ -100,7 +107,9 @@ def _items(seeds, prefix: str, loads: list | None = None) -> list[SliceItem]:
             if loads is not None:
                 loads.append(s)
             return _image(s)
+
         return load
+
     return [SliceItem(f"{prefix}{s // 2}.h5", s % 2, loader(s)) for s in seeds]
 
 
@@ -125,7 +134,9 @@ def test_clip_similarity_caches_embeddings_and_positions(tmp_path: Path) -> None
     third = clip_similarity(_items(range(7), "train"), _items(range(6, 10), "test"), more, **kw)
     assert more.patches == 4 and third.n_cached == 40  # only the new slice is embedded
     other_model = FakeEmbedder()
-    clip_similarity(_items(range(6), "train"), _items(range(6, 10), "test"), other_model, **{**kw, "weights_hash": "zzz"})
+    clip_similarity(
+        _items(range(6), "train"), _items(range(6, 10), "test"), other_model, **{**kw, "weights_hash": "zzz"}
+    )
     assert other_model.patches == 40  # a different weights hash is a different cache entry
 
     files = sorted(p.name for p in (tmp_path / "emb").rglob("*") if p.is_file())

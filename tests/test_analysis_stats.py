@@ -1,4 +1,5 @@
 """Cluster-bootstrap statistics over volumes."""
+
 from __future__ import annotations
 
 import time

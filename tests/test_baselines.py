@@ -1,4 +1,5 @@
 """Baseline recipes: configs, the recipe runner end to end on tiny data, the CLI, shipped checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,22 @@ from mribench.training.recipes import (
     load_recipe_config,
     parse_recipe_config,
     run_recipe,
-)  # fmt: skip
+)
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
-TASK = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-        "mask": {"type": "equispaced", "acceleration": 4}, "splits": {"test_fraction": 0.5},
-        "metrics": ["ssim", "psnr"]}  # fmt: skip
-TINY = {"training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
-        "val_limit": 3, "evaluation": {"batch_size": 3, "limit": 3}}  # fmt: skip
+TASK = {
+    "version": 1,
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "mask": {"type": "equispaced", "acceleration": 4},
+    "splits": {"test_fraction": 0.5},
+    "metrics": ["ssim", "psnr"],
+}
+TINY = {
+    "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
+    "val_limit": 3,
+    "evaluation": {"batch_size": 3, "limit": 3},
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: intra-op threads only add overhead
@@ -117,11 +126,26 @@ def test_cli_lists_recipes() -> None:
 def test_recipe_end_to_end_resumes_and_writes_a_run_dir(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     epochs: list[dict] = []
-    r = run_recipe("sup-p", str(task_yaml), config=TINY, epochs=2, device="cpu", out=out, data_root=tiny_root,
-                   on_epoch=epochs.append)  # fmt: skip
+    r = run_recipe(
+        "sup-p",
+        str(task_yaml),
+        config=TINY,
+        epochs=2,
+        device="cpu",
+        out=out,
+        data_root=tiny_root,
+        on_epoch=epochs.append,
+    )
     assert [e["epoch"] for e in epochs] == [1, 2] and r.chosen_epoch == 2
-    for f in ("baseline.json", "model.safetensors", "run.json", "summary.json", "training/history.json",
-              "training/train_state.pt", "training/checkpoints/epoch_002.safetensors"):  # fmt: skip
+    for f in (
+        "baseline.json",
+        "model.safetensors",
+        "run.json",
+        "summary.json",
+        "training/history.json",
+        "training/train_state.pt",
+        "training/checkpoints/epoch_002.safetensors",
+    ):
         assert (out / f).is_file(), f
     doc = json.loads((out / "baseline.json").read_text())
     assert doc["training_data"]["splits"] == ["train_P"] and doc["chosen_epoch"] == 2
@@ -132,15 +156,40 @@ def test_recipe_end_to_end_resumes_and_writes_a_run_dir(tiny_root: Path, task_ya
 
     assert set(load_run(out).slices["split"]) == {"test_P", "test_Q"}
     # re-running resumes: nothing retrained, same scores
-    again = run_recipe("sup-p", str(task_yaml), config=TINY, epochs=2, device="cpu", out=out, data_root=tiny_root,
-                       on_epoch=epochs.append)  # fmt: skip
+    again = run_recipe(
+        "sup-p",
+        str(task_yaml),
+        config=TINY,
+        epochs=2,
+        device="cpu",
+        out=out,
+        data_root=tiny_root,
+        on_epoch=epochs.append,
+    )
     assert len(epochs) == 2 and again.scores == r.scores
     with pytest.raises(TaskError, match="same recipe config"):
         run_recipe("sup-p", str(task_yaml), config=TINY, epochs=3, device="cpu", out=out, data_root=tiny_root)
     # the CLI drives the same runner
-    res = CliRunner().invoke(baseline_app, ["run", "sup-p", "--task", str(task_yaml), "--epochs", "2", "--device", "cpu",
-                                            "--out", str(out), "--data-root", str(tiny_root), "--quiet",
-                                            "--config", str(_write(tmp_path / "tiny.yaml", TINY))])  # fmt: skip
+    res = CliRunner().invoke(
+        baseline_app,
+        [
+            "run",
+            "sup-p",
+            "--task",
+            str(task_yaml),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--data-root",
+            str(tiny_root),
+            "--quiet",
+            "--config",
+            str(_write(tmp_path / "tiny.yaml", TINY)),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "sup-p-unet" in res.output
 
@@ -150,10 +199,13 @@ def _write(path: Path, data: dict) -> Path:
     return path
 
 
-def test_early_stop_recipe_picks_an_epoch_on_held_out_training_volumes(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
+def test_early_stop_recipe_picks_an_epoch_on_held_out_training_volumes(
+    tiny_root: Path, task_yaml: Path, tmp_path: Path
+) -> None:
     cfg = {**TINY, "early_stopping": {"patience": 1, "threshold": 0.5, "holdout_fraction": 0.25}}
-    r = run_recipe("early-stop", str(task_yaml), config=cfg, epochs=4, device="cpu", out=tmp_path / "es",
-                   data_root=tiny_root)  # fmt: skip
+    r = run_recipe(
+        "early-stop", str(task_yaml), config=cfg, epochs=4, device="cpu", out=tmp_path / "es", data_root=tiny_root
+    )
     dec = r.extra["early_stopping"]
     assert dec["stop_epoch"] == 2 and len(r.history) == 2  # the huge threshold fires at the first chance
     assert r.chosen_epoch == dec["chosen_epoch"] in (1, 2)
@@ -162,7 +214,9 @@ def test_early_stop_recipe_picks_an_epoch_on_held_out_training_volumes(tiny_root
     assert data["holdout_volumes"] == 1 and data["n_slices"] + data["holdout_slices"] == 12
 
 
-def test_shipped_embedded_baselines_are_registered_and_verified(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
+def test_shipped_embedded_baselines_are_registered_and_verified(
+    tiny_root: Path, task_yaml: Path, tmp_path: Path
+) -> None:
     from mribench import evaluate
     from mribench._baselines import REGISTRY, register_shipped_baselines, shipped_baselines, verify_shipped_baselines
     from mribench.models import list_models, load_model
@@ -181,10 +235,16 @@ def test_shipped_embedded_baselines_are_registered_and_verified(tiny_root: Path,
     assert (r.slices["status"] == "ok").all() and r.slices["ssim"].between(0, 1).all()
 
 
-def test_ttt_recipe_trains_with_the_joint_loss_and_evaluates_with_ttt(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
+def test_ttt_recipe_trains_with_the_joint_loss_and_evaluates_with_ttt(
+    tiny_root: Path, task_yaml: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("sigpy")
-    cfg = {**TINY, "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
-           "ttt": {"window": 2, "max_steps": 6}, "evaluation": {"batch_size": 1, "limit": 1}}  # fmt: skip
+    cfg = {
+        **TINY,
+        "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
+        "ttt": {"window": 2, "max_steps": 6},
+        "evaluation": {"batch_size": 1, "limit": 1},
+    }
     out = tmp_path / "ttt"
     r = run_recipe("ttt", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
     assert r.history[0]["train_loss"] > 0 and 0 < r.scores["test_Q"] < 1
@@ -194,10 +254,17 @@ def test_ttt_recipe_trains_with_the_joint_loss_and_evaluates_with_ttt(tiny_root:
     assert len(list((out / "training" / "sens_cache").glob("*.npy"))) == n_train  # one ESPIRiT per slice, cached
 
 
-def test_ttt_recipe_without_adaptation_evaluates_the_trained_network(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:
+def test_ttt_recipe_without_adaptation_evaluates_the_trained_network(
+    tiny_root: Path, task_yaml: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("sigpy")
-    cfg = {**TINY, "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3}, "train_on": "Q",
-           "ttt": None, "evaluation": {"batch_size": 1, "limit": 1}}  # fmt: skip
+    cfg = {
+        **TINY,
+        "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3},
+        "train_on": "Q",
+        "ttt": None,
+        "evaluation": {"batch_size": 1, "limit": 1},
+    }
     out = tmp_path / "ttt-q"
     r = run_recipe("ttt", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
     assert r.config.ttt is None and r.config.train_on == "Q" and 0 < r.scores["test_Q"] < 1

@@ -20,20 +20,34 @@ def _run(values: dict[str, np.ndarray], manifest: str = "m1", profile_hash: str 
         for v in range(n_vol):
             for s in range(5):
                 i = v * 5 + s
-                rows.append({"split": split, "file": f"f{v}.h5", "slice": s, "status": "ok", "error": None,
-                             "seconds": 0.1, **{m: float(a[split][i]) for m, a in values.items()}})  # fmt: skip
-    cfg = {"task": {"name": "anatomy", "version": 1}, "metrics": list(values),
-           "higher_is_better": {"ssim": True, "nmse": False},
-           "metric_profiles": {m: {"profile": f"{m}@v1", "hash": profile_hash} for m in values},
-           "splits": {s: {"manifest": manifest} for s in ("test_P", "test_Q")},
-           "masks": {s: {"type": "equispaced", "acceleration": 4} for s in ("test_P", "test_Q")}}  # fmt: skip
+                rows.append(
+                    {
+                        "split": split,
+                        "file": f"f{v}.h5",
+                        "slice": s,
+                        "status": "ok",
+                        "error": None,
+                        "seconds": 0.1,
+                        **{m: float(a[split][i]) for m, a in values.items()},
+                    }
+                )
+    cfg = {
+        "task": {"name": "anatomy", "version": 1},
+        "metrics": list(values),
+        "higher_is_better": {"ssim": True, "nmse": False},
+        "metric_profiles": {m: {"profile": f"{m}@v1", "hash": profile_hash} for m in values},
+        "splits": {s: {"manifest": manifest} for s in ("test_P", "test_Q")},
+        "masks": {s: {"type": "equispaced", "acceleration": 4} for s in ("test_P", "test_Q")},
+    }
     return RunResult(Path("synthetic"), cfg, pd.DataFrame(rows))
 
 
 def _base(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return {"ssim": {s: 0.8 + 0.05 * rng.standard_normal(50) for s in ("test_P", "test_Q")},
-            "nmse": {s: 0.02 + 0.005 * rng.random(50) for s in ("test_P", "test_Q")}}  # fmt: skip
+    return {
+        "ssim": {s: 0.8 + 0.05 * rng.standard_normal(50) for s in ("test_P", "test_Q")},
+        "nmse": {s: 0.02 + 0.005 * rng.random(50) for s in ("test_P", "test_Q")},
+    }
 
 
 def test_identical_runs_pass() -> None:
@@ -74,8 +88,10 @@ def test_change_within_noise_passes_at_the_nominal_rate() -> None:
     fails = 0
     for seed in range(40):
         rng = np.random.default_rng(seed)
-        noisy = {m: {s: a + 1e-3 * rng.standard_normal(50) * (1 if m == "ssim" else 0.01) for s, a in d.items()}
-                 for m, d in v.items()}  # fmt: skip
+        noisy = {
+            m: {s: a + 1e-3 * rng.standard_normal(50) * (1 if m == "ssim" else 0.01) for s, a in d.items()}
+            for m, d in v.items()
+        }
         fails += not compare_runs(_run(v), _run(noisy), n_boot=500).passed
     assert fails <= 4  # expected about 2 of 40 at alpha = 0.05
 
@@ -99,24 +115,75 @@ def test_threshold_parsing() -> None:
 def test_cli_end_to_end_exit_codes(tiny_root: Path, tmp_path: Path) -> None:
     import yaml
 
-    task = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-            "metrics": ["ssim", "psnr"]}  # fmt: skip
+    task = {
+        "version": 1,
+        "source": {"filter": {"anatomy": "knee"}},
+        "target": {"filter": {"anatomy": "brain"}},
+        "metrics": ["ssim", "psnr"],
+    }
     tf = tmp_path / "t.yaml"
     tf.write_text(yaml.safe_dump(task))
     worse = tmp_path / "worse.py"
-    worse.write_text("from mribench.physics import zero_filled\n"
-                     "def build():\n    return lambda k, m, meta: zero_filled(k, meta.target_size) * 0.9\n")  # fmt: skip
+    worse.write_text(
+        "from mribench.physics import zero_filled\n"
+        "def build():\n    return lambda k, m, meta: zero_filled(k, meta.target_size) * 0.9\n"
+    )
     mb = [sys.executable, "-m", "mribench"]
     common = ["-t", str(tf), "--data-root", str(tiny_root), "--limit", "12"]
-    subprocess.run([*mb, "evaluate", "-m", "zero-filled", *common, "--run-dir", str(tmp_path / "ref"), "-o",
-                    str(tmp_path / "ref.json")], check=True, capture_output=True)  # fmt: skip
-    ok = subprocess.run([*mb, "check", "-r", str(tmp_path / "ref.json"), "-m", "zero-filled", "--data-root", str(tiny_root),
-                         "--run-dir", str(tmp_path / "c1"), "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True)  # fmt: skip
+    subprocess.run(
+        [
+            *mb,
+            "evaluate",
+            "-m",
+            "zero-filled",
+            *common,
+            "--run-dir",
+            str(tmp_path / "ref"),
+            "-o",
+            str(tmp_path / "ref.json"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    ok = subprocess.run(
+        [
+            *mb,
+            "check",
+            "-r",
+            str(tmp_path / "ref.json"),
+            "-m",
+            "zero-filled",
+            "--data-root",
+            str(tiny_root),
+            "--run-dir",
+            str(tmp_path / "c1"),
+            "--junit",
+            str(tmp_path / "j.xml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert 'failures="0"' in (tmp_path / "j.xml").read_text()
-    bad = subprocess.run([*mb, "check", "-r", str(tmp_path / "ref"), "-m", f"{worse}:build", "--data-root", str(tiny_root),
-                          "--run-dir", str(tmp_path / "c2")], capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [
+            *mb,
+            "check",
+            "-r",
+            str(tmp_path / "ref"),
+            "-m",
+            f"{worse}:build",
+            "--data-root",
+            str(tiny_root),
+            "--run-dir",
+            str(tmp_path / "c2"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "regression: task t, split test_P, metric psnr" in bad.stderr
-    misuse = subprocess.run([*mb, "check", "-r", str(tmp_path / "ref"), "-c", str(tmp_path / "nope")], capture_output=True, text=True)
+    misuse = subprocess.run(
+        [*mb, "check", "-r", str(tmp_path / "ref"), "-c", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert misuse.returncode == 2
     assert json.loads((tmp_path / "ref.json").read_text())["slices"]["rows"]

@@ -1,4 +1,5 @@
 """Dataset conversion to the fastMRI convention, on synthetic 3D k-space built here."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,10 +57,16 @@ def synthetic_kspace3d(shape: tuple[int, int, int] = (12, 9, 10), coils: int = 3
     for _ in range(3):
         c = rng.uniform(-0.3, 0.3, 3)
         r = rng.uniform(0.3, 0.7, 3)
-        obj += rng.uniform(0.5, 1.0) * ((((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2) < 1)
+        obj += rng.uniform(0.5, 1.0) * (
+            (((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2) < 1
+        )
     obj = obj * np.exp(1j * (0.4 * x - 0.2 * z))
-    sens = np.stack([np.exp(-((x - 0.5 * np.cos(a)) ** 2 + (y - 0.5 * np.sin(a)) ** 2)) * np.exp(1j * a)
-                     for a in np.linspace(0, 2 * np.pi, coils, endpoint=False)])  # fmt: skip
+    sens = np.stack(
+        [
+            np.exp(-((x - 0.5 * np.cos(a)) ** 2 + (y - 0.5 * np.sin(a)) ** 2)) * np.exp(1j * a)
+            for a in np.linspace(0, 2 * np.pi, coils, endpoint=False)
+        ]
+    )
     img = sens * obj + 0.01 * (rng.standard_normal((coils, *shape)) + 1j * rng.standard_normal((coils, *shape)))
     return _fftnc(img.astype(np.complex64), (1, 2, 3)).astype(np.complex64)
 
@@ -104,7 +111,9 @@ def test_fft1c_roundtrip_and_convention() -> None:
     np.testing.assert_allclose(fft1c(fft1c(x, 0), 1), k2, atol=1e-5)
 
 
-@pytest.mark.parametrize("view", [View("a", 0, 1, 2), View("b", 1, 2, 0, flip_rows=True), View("c", 2, 0, 1, flip_cols=True, trim=(2, 1))])
+@pytest.mark.parametrize(
+    "view", [View("a", 0, 1, 2), View("b", 1, 2, 0, flip_rows=True), View("c", 2, 0, 1, flip_cols=True, trim=(2, 1))]
+)
 def test_view_kspace_matches_sliced_3d_reconstruction(view: View) -> None:
     k3 = synthetic_kspace3d()
     k2 = view_kspace(k3, view)
@@ -137,12 +146,20 @@ def converted(tmp_path: Path) -> tuple[np.ndarray, Path, dict[str, View]]:
     src = tmp_path / "src"
     src.mkdir()
     np.save(src / "scan01.npy", k3)
-    report = convert_dataset("generic3d", src, tmp_path / "out", recon_size=(8, 6), trim=(1, 1),
-                             metadata={"protocol": "T1_3D", "anatomy": "knee", "vendor": "ACME", "field": 3.0})  # fmt: skip
+    report = convert_dataset(
+        "generic3d",
+        src,
+        tmp_path / "out",
+        recon_size=(8, 6),
+        trim=(1, 1),
+        metadata={"protocol": "T1_3D", "anatomy": "knee", "vendor": "ACME", "field": 3.0},
+    )
     assert not report.skipped
     assert len(report.written) == 3
-    views = {n: View(v.name, v.slice_axis, v.row_axis, v.col_axis, v.flip_rows, v.flip_cols, (1, 1))
-             for n, v in CONVERTERS.get("generic3d").views.items()}  # fmt: skip
+    views = {
+        n: View(v.name, v.slice_axis, v.row_axis, v.col_axis, v.flip_rows, v.flip_cols, (1, 1))
+        for n, v in CONVERTERS.get("generic3d").views.items()
+    }
     return k3, tmp_path / "out", views
 
 
@@ -242,9 +259,16 @@ def test_ismrmrd_reader(tmp_path: Path) -> None:
     from mribench.data.header import build_header
 
     k3 = synthetic_kspace3d(shape=(6, 4, 3), coils=2)
-    header = AcquisitionHeader(encoded_size=(6, 4, 3), recon_size=(6, 4, 3), enc_limits_center=2, enc_limits_max=3,
-                               protocol_name="MP2RAGE", system_vendor="ACME", field_strength_t=7.0,
-                               receiver_channels=2)  # fmt: skip
+    header = AcquisitionHeader(
+        encoded_size=(6, 4, 3),
+        recon_size=(6, 4, 3),
+        enc_limits_center=2,
+        enc_limits_max=3,
+        protocol_name="MP2RAGE",
+        system_vendor="ACME",
+        field_strength_t=7.0,
+        receiver_channels=2,
+    )
     path = tmp_path / "sub01.h5"
     dset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
     dset.write_xml_header(build_header(header))
@@ -269,8 +293,14 @@ def _fastmri_like(path: Path, acquisition: str, seed: int) -> np.ndarray:
     img[:, :, 4:12, 3:9] = rng.uniform(50, 150, (3, 2, 8, 6)) * np.exp(1j * rng.uniform(0, 1, (3, 2, 8, 6)))
     k = _fftnc(img.astype(np.complex64), (-2, -1)).astype(np.complex64)
     target = np.sqrt((np.abs(img) ** 2).sum(1))[:, 2:14, 1:11].astype(np.float32)
-    header = AcquisitionHeader(encoded_size=(16, 12, 1), recon_size=(12, 10, 1), enc_limits_center=6, enc_limits_max=11,
-                               protocol_name=acquisition, receiver_channels=2)  # fmt: skip
+    header = AcquisitionHeader(
+        encoded_size=(16, 12, 1),
+        recon_size=(12, 10, 1),
+        enc_limits_center=6,
+        enc_limits_max=11,
+        protocol_name=acquisition,
+        receiver_channels=2,
+    )
     from mribench.data.fastmri_io import write_volume
 
     write_volume(path, k, target, header, acquisition=acquisition, patient_id=f"p{seed}")
@@ -337,8 +367,22 @@ def test_cli_convert_and_datasets(tmp_path: Path) -> None:
 
     np.save(tmp_path / "a.npy", synthetic_kspace3d())
     runner = CliRunner()
-    res = runner.invoke(convert_app, ["convert", "generic3d", str(tmp_path / "a.npy"), str(tmp_path / "o"),
-                                      "--view", "axial", "--trim", "1", "1", "--anatomy", "brain"])  # fmt: skip
+    res = runner.invoke(
+        convert_app,
+        [
+            "convert",
+            "generic3d",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "o"),
+            "--view",
+            "axial",
+            "--trim",
+            "1",
+            "1",
+            "--anatomy",
+            "brain",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "wrote 1 file" in res.output
     assert read_info(tmp_path / "o" / "axial" / "generic3d_a_axial.h5").num_slices == 8

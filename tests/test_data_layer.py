@@ -78,7 +78,13 @@ def test_index_columns_and_skipped_files(tmp_path: Path) -> None:
     vols = idx.volumes().set_index("file")
     knee, brain = vols.loc["file_knee_a.h5"], vols.loc["file_brain_b.h5"]
     assert (knee.anatomy, knee.contrast, knee.field, knee.coils) == ("knee", "PD", "3T", 4)
-    assert (brain.anatomy, brain.contrast, brain.field, brain.coils, brain.system_model) == ("brain", "FLAIR", "1.5T", 6, "Aera")
+    assert (brain.anatomy, brain.contrast, brain.field, brain.coils, brain.system_model) == (
+        "brain",
+        "FLAIR",
+        "1.5T",
+        6,
+        "Aera",
+    )
     assert (knee.padding_left, knee.padding_right) == (2, 38)
     skipped = dict(zip(idx.skipped["file"], idx.skipped["reason"]))
     assert set(skipped) == {"truncated.h5", "notes.h5"}
@@ -129,8 +135,13 @@ def test_read_rows_matches_h5py_for_every_storage_layout(tmp_path: Path) -> None
         assert _raw_extent(hf["contiguous"], np.dtype(np.complex64)) is not None  # the GIL-free path is taken
         assert _raw_extent(hf["chunked"], np.dtype(np.complex64)) is None
         assert _raw_extent(hf["big_endian"], np.dtype(np.float32)) is None
-        for name, dtype in [("contiguous", np.complex64), ("chunked", np.complex64), ("big_endian", np.float32),
-                            ("float", np.float32), ("float64", np.float32)]:  # fmt: skip
+        for name, dtype in [
+            ("contiguous", np.complex64),
+            ("chunked", np.complex64),
+            ("big_endian", np.float32),
+            ("float", np.float32),
+            ("float64", np.float32),
+        ]:
             for rows in (slice(0, 4), slice(1, 3), slice(3, 4), slice(2, 2), [0, 2]):
                 got = read_rows(hf, name, rows, np.dtype(dtype))
                 want = np.asarray(hf[name][rows], dtype=dtype)

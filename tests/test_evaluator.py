@@ -18,9 +18,14 @@ from mribench.errors import DataError, MetricError, ResultsError, TaskError
 from mribench.results import SliceStore
 from mribench.tasks import parse_task
 
-TASK = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-        "mask": {"type": "equispaced", "acceleration": 4}, "splits": {"test_fraction": 0.5},
-        "metrics": ["ssim", "psnr", "nmse"]}  # fmt: skip
+TASK = {
+    "version": 1,
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "mask": {"type": "equispaced", "acceleration": 4},
+    "splits": {"test_fraction": 0.5},
+    "metrics": ["ssim", "psnr", "nmse"],
+}
 
 
 @pytest.fixture()
@@ -66,7 +71,9 @@ def test_metrics_match_direct_computation(tiny_root: Path, tmp_path: Path, task)
 
 
 def test_user_model_and_nan_reporting(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
-    spec = _write_model(tmp_path, """
+    spec = _write_model(
+        tmp_path,
+        """
         import torch
         from mribench.physics import zero_filled
         class M:
@@ -77,7 +84,8 @@ def test_user_model_and_nan_reporting(tiny_root: Path, tmp_path: Path, task) -> 
                 return out
         def build():
             return M()
-    """)
+    """,
+    )
     r = evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "run")
     failed = r.failures
     assert len(failed) > 0 and set(failed["split"]) <= {"test_Q", "test_P"}
@@ -95,13 +103,16 @@ def test_user_model_and_nan_reporting(tiny_root: Path, tmp_path: Path, task) -> 
     ],
 )
 def test_crashing_or_misshapen_model_is_recorded(tiny_root: Path, tmp_path: Path, task, body: str, match: str) -> None:  # noqa: ANN001
-    spec = _write_model(tmp_path, f"""
+    spec = _write_model(
+        tmp_path,
+        f"""
         import torch
         def build():
             def model(masked_kspace, mask, meta):
                 {body}
             return model
-    """)
+    """,
+    )
     r = evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "run", fail_fast=True)
     assert len(r.failures) >= 1 and r.failures["error"].str.contains(match, regex=False).all()
     assert len(r.slices) < 48  # fail-fast stopped early
@@ -110,20 +121,24 @@ def test_crashing_or_misshapen_model_is_recorded(tiny_root: Path, tmp_path: Path
 def test_reader_threads_stop_and_worker_processes_give_the_same_slices(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
     import threading
 
-    spec = _write_model(tmp_path, """
+    spec = _write_model(
+        tmp_path,
+        """
         def build():
             def model(masked_kspace, mask, meta):
                 raise RuntimeError("boom")
             return model
-    """)
+    """,
+    )
     evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "failed", fail_fast=True, batch_size=1)  # stops early
     deadline = time.monotonic() + 5
     while any(t.name == "mribench-prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "mribench-prefetch" for t in threading.enumerate())
     a = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "thread", batch_size=2, limit=3).slices
-    b = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "procs", batch_size=2, limit=3,
-                 num_workers=1).slices  # fmt: skip
+    b = evaluate(
+        "zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "procs", batch_size=2, limit=3, num_workers=1
+    ).slices
     cols = ["split", "file", "slice", "status", "ssim", "psnr", "nmse"]
     assert a[cols].equals(b[cols])
 
@@ -157,7 +172,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Pat
     import yaml
 
     task_file.write_text(yaml.safe_dump(TASK))
-    slow = _write_model(tmp_path, """
+    slow = _write_model(
+        tmp_path,
+        """
         import time
         from mribench.physics import zero_filled
         def build():
@@ -165,10 +182,25 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Pat
                 time.sleep(0.15)
                 return zero_filled(masked_kspace, meta.target_size)
             return model
-    """)
+    """,
+    )
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "mribench", "evaluate", "-m", slow, "-t", str(task_file), "--data-root", str(tiny_root),
-           "--run-dir", str(run), "--batch-size", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "mribench",
+        "evaluate",
+        "-m",
+        slow,
+        "-t",
+        str(task_file),
+        "--data-root",
+        str(tiny_root),
+        "--run-dir",
+        str(run),
+        "--batch-size",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     store = SliceStore(run)
     deadline = time.time() + 60
@@ -179,8 +211,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Pat
     n_before = len(store.records())
     assert 6 <= n_before < 48
     subprocess.run([*cmd, "--resume"], check=True, capture_output=True, env=os.environ.copy())
-    ref = subprocess.run([*cmd[:-4], "--run-dir", str(tmp_path / "ref"), "--batch-size", "1"], check=True,
-                         capture_output=True, env=os.environ.copy())  # fmt: skip
+    ref = subprocess.run(
+        [*cmd[:-4], "--run-dir", str(tmp_path / "ref"), "--batch-size", "1"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
     a, b = load_run(run).slices, load_run(tmp_path / "ref").slices
     cols = ["split", "file", "slice", "ssim", "psnr", "nmse"]
     assert a[cols].equals(b[cols])
@@ -208,8 +244,23 @@ def test_output_json_and_cli_exit_codes(tiny_root: Path, tmp_path: Path) -> None
     task_file.write_text(yaml.safe_dump(TASK))
     out = tmp_path / "res.json"
     base = [sys.executable, "-m", "mribench", "evaluate", "-t", str(task_file), "--data-root", str(tiny_root)]
-    ok = subprocess.run([*base, "-m", "zero-filled", "--run-dir", str(tmp_path / "a"), "-o", str(out), "--limit", "2",
-                         "--threads", "1"], capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        [
+            *base,
+            "-m",
+            "zero-filled",
+            "--run-dir",
+            str(tmp_path / "a"),
+            "-o",
+            str(out),
+            "--limit",
+            "2",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "OOD" in ok.stdout and "ID" in ok.stdout
     res = json.loads(out.read_text())

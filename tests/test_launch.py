@@ -7,8 +7,12 @@ import pytest
 from mribench import evaluate
 from mribench.launch import LaunchSpec, launch_evaluation
 
-TASK = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-        "metrics": ["ssim", "psnr"]}  # fmt: skip
+TASK = {
+    "version": 1,
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "metrics": ["ssim", "psnr"],
+}
 
 
 def test_local_launcher_shards_equal_one_process(tiny_root: Path, tmp_path: Path) -> None:
@@ -19,7 +23,9 @@ def test_local_launcher_shards_equal_one_process(tiny_root: Path, tmp_path: Path
     tf.write_text(yaml.safe_dump(TASK))
     one = evaluate("zero-filled", str(tf), data_root=tiny_root, run_dir=tmp_path / "one", batch_size=1)
     spec = LaunchSpec("local", shards=2, folder=tmp_path / "jobs", timeout_min=5)
-    two = launch_evaluation("zero-filled", str(tf), spec, run_dir=tmp_path / "two", data_root=str(tiny_root), batch_size=1)
+    two = launch_evaluation(
+        "zero-filled", str(tf), spec, run_dir=tmp_path / "two", data_root=str(tiny_root), batch_size=1
+    )
     assert sorted(p.name for p in (tmp_path / "two" / "slices").iterdir()) == ["rank0.jsonl", "rank1.jsonl"]
     cols = ["split", "file", "slice", "status", "ssim", "psnr"]
     assert one.slices[cols].equals(two.slices[cols])
@@ -40,8 +46,13 @@ def test_recipe_as_a_local_job(tiny_root: Path, tmp_path: Path) -> None:
 
     tf = tmp_path / "t.yaml"
     tf.write_text(yaml.safe_dump({**TASK, "metrics": ["ssim"]}))
-    tiny = {"training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
-            "val_limit": 3, "evaluation": {"batch_size": 3, "limit": 3}}  # fmt: skip
+    tiny = {
+        "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
+        "val_limit": 3,
+        "evaluation": {"batch_size": 3, "limit": 3},
+    }
     spec = LaunchSpec("local", shards=1, folder=tmp_path / "jobs", timeout_min=5)
-    r = launch_recipe("sup-p", str(tf), spec, config=tiny, epochs=1, device="cpu", out=tmp_path / "run", data_root=str(tiny_root))
+    r = launch_recipe(
+        "sup-p", str(tf), spec, config=tiny, epochs=1, device="cpu", out=tmp_path / "run", data_root=str(tiny_root)
+    )
     assert 0 < r.scores["test_Q"] < 1 and (tmp_path / "run" / "run.json").is_file()

@@ -1,5 +1,6 @@
 """Leaderboard: entries from real run dirs validate; tampering is caught with one clear line each;
 the rendered site escapes entry text; exports round-trip."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,15 @@ from mribench.tasks import parse_task
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_NAME = "tiny-anatomy"
-TASK_DICT = {"version": 1, "description": "knee -> brain on the tiny test data",
-             "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-             "mask": {"type": "equispaced", "acceleration": 4}, "splits": {"test_fraction": 0.5},
-             "metrics": ["ssim", "psnr", "nmse"]}  # fmt: skip
+TASK_DICT = {
+    "version": 1,
+    "description": "knee -> brain on the tiny test data",
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "mask": {"type": "equispaced", "acceleration": 4},
+    "splits": {"test_fraction": 0.5},
+    "metrics": ["ssim", "psnr", "nmse"],
+}
 TASK = parse_task(dict(TASK_DICT), TASK_NAME)
 TASKS = {TASK_NAME: TASK}
 SCALED_MODEL = """
@@ -74,8 +80,15 @@ def _submit(root: Path, run_dir: Path, name: str, **kw: object) -> Path:
 def board(runs: dict[str, Path], tmp_path: Path) -> Path:
     """A valid leaderboard with two evaluated entries (one with a gap) and one reported entry."""
     root = tmp_path / "leaderboard"
-    _submit(root, runs["zero-filled"], "zero-filled", authors=["A. Author"], paper="https://example.org/p",
-            code="https://example.org/c", training_data="none (no learning)")  # fmt: skip
+    _submit(
+        root,
+        runs["zero-filled"],
+        "zero-filled",
+        authors=["A. Author"],
+        paper="https://example.org/p",
+        code="https://example.org/c",
+        training_data="none (no learning)",
+    )
     _submit(root, runs["scaled"], "scaled", q_reference=runs["zero-filled"])
     reported = json.loads((REPO / "leaderboard/reported/anatomy/unet-darestani2022.json").read_text())
     reported["task"] = {"name": TASK_NAME, "version": 1, "sha256": None}
@@ -121,7 +134,8 @@ def test_valid_leaderboard_and_entry_contents(board: Path, runs: dict[str, Path]
         assert e["splits"][sp]["evaluated_manifest"] == r.config["splits"][sp]["evaluated_manifest"]
         for m in ("ssim", "psnr", "nmse"):
             assert e["summary"]["splits"][sp]["metrics"][m]["mean"] == pytest.approx(
-                r.summary["splits"][sp]["metrics"][m]["mean"], abs=1e-12)
+                r.summary["splits"][sp]["metrics"][m]["mean"], abs=1e-12
+            )
     assert e["summary"]["shift"]["ssim"]["drop"] == pytest.approx(r.summary["shift"]["ssim"]["drop"], abs=1e-12)
     assert e["metric_profiles"] == r.config["metric_profiles"] and e["limit"] == 4
     secs = r.slices["seconds"].to_numpy(dtype=float)
@@ -181,8 +195,12 @@ def test_build_entry_rejects_bad_input(runs: dict[str, Path], tmp_path: Path) ->
 
 
 def test_tampered_number(board: Path) -> None:
-    _edit(_entry(board), lambda d: d["summary"]["splits"]["test_Q"]["metrics"]["ssim"].update(
-        mean=d["summary"]["splits"]["test_Q"]["metrics"]["ssim"]["mean"] + 1e-6))  # fmt: skip
+    _edit(
+        _entry(board),
+        lambda d: d["summary"]["splits"]["test_Q"]["metrics"]["ssim"].update(
+            mean=d["summary"]["splits"]["test_Q"]["metrics"]["ssim"]["mean"] + 1e-6
+        ),
+    )
     p = _single(_problems(board), "summary", f"entries/{TASK_NAME}/zero-filled.json")
     assert "summary.splits.test_Q.metrics.ssim.mean" in p and "recomputes to" in p
 
@@ -297,7 +315,9 @@ def test_cli_validate_build_export(board: Path, tmp_path: Path) -> None:
     assert len(lines) == 2 and any("[task-version]" in ln for ln in lines) and any("[summary]" in ln for ln in lines)
     built = runner.invoke(leaderboard_app, ["build", "--root", str(board), "--out", str(tmp_path / "site")])
     assert built.exit_code == 0 and (tmp_path / "site" / "index.html").is_file()
-    exp = runner.invoke(leaderboard_app, ["export", "--root", str(board), "--format", "parquet", "-o", str(tmp_path / "x.parquet")])
+    exp = runner.invoke(
+        leaderboard_app, ["export", "--root", str(board), "--format", "parquet", "-o", str(tmp_path / "x.parquet")]
+    )
     assert exp.exit_code == 0 and (tmp_path / "x.parquet").is_file()
 
 
@@ -309,9 +329,25 @@ def test_cli_submit(runs: dict[str, Path], tmp_path: Path) -> None:
     app.command("submit")(submit_command)
     app.command("noop")(lambda: None)
     root = tmp_path / "lb"
-    res = CliRunner().invoke(app, ["submit", str(runs["zero-filled"]), "--name", "zf", "--display-name", "Zero filled",
-                                   "--authors", "A. One", "--authors", "B. Two", "--paper", "https://example.org/p",
-                                   "--root", str(root)])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            str(runs["zero-filled"]),
+            "--name",
+            "zf",
+            "--display-name",
+            "Zero filled",
+            "--authors",
+            "A. One",
+            "--authors",
+            "B. Two",
+            "--paper",
+            "https://example.org/p",
+            "--root",
+            str(root),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "submitted zf" in res.output
     e = read_json_capped(root / "entries" / TASK_NAME / "zf.json")
@@ -325,8 +361,15 @@ def test_cli_submit(runs: dict[str, Path], tmp_path: Path) -> None:
 def test_site_escapes_entry_text(runs: dict[str, Path], tmp_path: Path) -> None:
     root = tmp_path / "lb"
     evil = "<script>alert(1)</script>"
-    _submit(root, runs["zero-filled"], "evil", display_name=evil, authors=['"><img src=x onerror=alert(2)>'],
-            training_data=f"data {evil}", notes=f"| {evil} |")  # fmt: skip
+    _submit(
+        root,
+        runs["zero-filled"],
+        "evil",
+        display_name=evil,
+        authors=['"><img src=x onerror=alert(2)>'],
+        training_data=f"data {evil}",
+        notes=f"| {evil} |",
+    )
     _submit(root, runs["scaled"], "scaled")
     assert [str(p) for p in validate_leaderboard(root, tasks=TASKS)] == []
     res = build_site(root)
@@ -340,8 +383,11 @@ def test_site_escapes_entry_text(runs: dict[str, Path], tmp_path: Path) -> None:
             assert "sort.js" in text and "Content-Security-Policy" in text
     shown = "&lt;script&gt;alert(1)&lt;/script&gt;"
     site = root / "site"
-    for page in (site / "tasks" / f"{TASK_NAME}.html", site / "entries" / TASK_NAME / "evil.html",
-                 site / "tasks" / f"{TASK_NAME}-er.svg"):  # fmt: skip
+    for page in (
+        site / "tasks" / f"{TASK_NAME}.html",
+        site / "entries" / TASK_NAME / "evil.html",
+        site / "tasks" / f"{TASK_NAME}-er.svg",
+    ):
         assert shown in page.read_text()
     assert "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in (site / "entries" / TASK_NAME / "evil.html").read_text()
     readme = res.readme.read_text()

@@ -4,6 +4,7 @@ Uses Debian's chromium + chromium-driver (``/usr/bin/chromedriver``) through sel
 downloaded browser or driver. Skipped cleanly when any of them is missing
 (``leaderboard/ci-browser.sh`` installs them).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,17 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = next((Path(p) for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
 
 TASKS = {
-    name: parse_task({"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-                      "metrics": ["ssim", "psnr", "nmse", "lpips"]}, name)
+    name: parse_task(
+        {
+            "version": 1,
+            "source": {"filter": {"anatomy": "knee"}},
+            "target": {"filter": {"anatomy": "brain"}},
+            "metrics": ["ssim", "psnr", "nmse", "lpips"],
+        },
+        name,
+    )
     for name in ("browser-anatomy", "browser-contrast")
-}  # fmt: skip
+}
 
 
 def _run(run_dir: Path, task: str, model: str, quality: float, seed: int) -> Path:
@@ -38,18 +46,33 @@ def _run(run_dir: Path, task: str, model: str, quality: float, seed: int) -> Pat
         rows = [(f"file_{sp}_{v:02d}.h5", s) for v in range(4) for s in range(2)]
         for f, s in rows:
             q = quality + shift + 0.01 * rng.standard_normal()
-            records.append({"split": sp, "file": f, "slice": s, "status": "ok", "error": None,
-                            "seconds": 0.02 + 0.05 * quality + 0.001 * rng.random(),
-                            "metrics": {"ssim": q, "psnr": 20 + 15 * q, "nmse": 0.1 * (1 - q), "lpips": 0.4 * (1 - q)}})  # fmt: skip
+            records.append(
+                {
+                    "split": sp,
+                    "file": f,
+                    "slice": s,
+                    "status": "ok",
+                    "error": None,
+                    "seconds": 0.02 + 0.05 * quality + 0.001 * rng.random(),
+                    "metrics": {"ssim": q, "psnr": 20 + 15 * q, "nmse": 0.1 * (1 - q), "lpips": 0.4 * (1 - q)},
+                }
+            )
         m = manifest_hash(rows)
         splits[sp] = {"manifest": m, "evaluated_manifest": m, "n_slices": len(rows), "n_volumes": 4}
-    write_config(run_dir, {
-        "schema_version": 1, "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256},
-        "model": {"name": model, "kind": "user", "sha256": "0" * 64}, "metrics": ["ssim", "psnr", "nmse", "lpips"],
-        "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips": False},
-        "metric_profiles": {}, "splits": splits, "options": {"limit": None},
-        "provenance": {"mribench": "0.1.0", "device": "cpu", "created": "2025-01-01T00:00:00+00:00"},
-    })  # fmt: skip
+    write_config(
+        run_dir,
+        {
+            "schema_version": 1,
+            "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256},
+            "model": {"name": model, "kind": "user", "sha256": "0" * 64},
+            "metrics": ["ssim", "psnr", "nmse", "lpips"],
+            "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips": False},
+            "metric_profiles": {},
+            "splits": splits,
+            "options": {"limit": None},
+            "provenance": {"mribench": "0.1.0", "device": "cpu", "created": "2025-01-01T00:00:00+00:00"},
+        },
+    )
     SliceStore(run_dir).append(records)
     return run_dir
 
@@ -61,8 +84,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for task in TASKS:
         for i, (model, q) in enumerate([("zero-filled", 0.55), ("unet", 0.82), ("varnet", 0.9), ("unet-ttt", 0.8)]):
             rd = _run(tmp / "runs" / task / model, task, model, q, seed=i)
-            e = build_entry(rd, name=model, display_name=f"{model} <b>bold</b>", authors=["Doe, J."],
-                            paper="https://example.org/paper")  # fmt: skip
+            e = build_entry(
+                rd,
+                name=model,
+                display_name=f"{model} <b>bold</b>",
+                authors=["Doe, J."],
+                paper="https://example.org/paper",
+            )
             write_entry(e, load_run(rd).slices, root)
     assert validate_leaderboard(root, tasks=TASKS) == []
     build_site(root)
@@ -78,8 +106,16 @@ def _driver():  # noqa: ANN202
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download anything
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-              "--disable-component-update", "--no-first-run", "--window-size=1280,1400"):  # fmt: skip
+    for a in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--window-size=1280,1400",
+    ):
         opts.add_argument(a)
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
 
@@ -105,7 +141,10 @@ def test_site_tables_plots_and_sorting(site: Path, tmp_path: Path) -> None:
             assert "<b>bold</b>" in rows[0].text
 
         def order() -> list[str]:
-            return [r.get_attribute("data-model") for r in driver.find_elements(By.CSS_SELECTOR, "#evaluated-table tbody tr")]
+            return [
+                r.get_attribute("data-model")
+                for r in driver.find_elements(By.CSS_SELECTOR, "#evaluated-table tbody tr")
+            ]
 
         before = order()
         assert before == ["varnet", "unet", "unet-ttt", "zero-filled"]  # best OOD SSIM first

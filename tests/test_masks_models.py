@@ -30,7 +30,10 @@ def test_masks_leave_global_rng_untouched() -> None:
     assert (np.random.get_state()[1] == np_state[1]).all() and torch.equal(torch.get_rng_state(), torch_state)
 
 
-@pytest.mark.parametrize("arch", [UnetRecon(chans=4, num_pool_layers=2), VarNetRecon(num_cascades=1, sens_chans=2, sens_pools=1, chans=2, pools=1)])
+@pytest.mark.parametrize(
+    "arch",
+    [UnetRecon(chans=4, num_pool_layers=2), VarNetRecon(num_cascades=1, sens_chans=2, sens_pools=1, chans=2, pools=1)],
+)
 def test_checkpoint_round_trip(arch: torch.nn.Module, tmp_path: Path) -> None:
     p = save_checkpoint(arch, tmp_path / "m.safetensors", {"epoch": 3})
     lm = load_model(arch.arch, checkpoint=str(p))
@@ -56,7 +59,8 @@ def test_unet_without_checkpoint_is_refused() -> None:
 
 def test_user_model_from_file(tmp_path: Path) -> None:
     f = tmp_path / "my_model.py"
-    f.write_text(textwrap.dedent("""
+    f.write_text(
+        textwrap.dedent("""
         import torch
         from mribench.physics import zero_filled
         class Model:
@@ -64,7 +68,8 @@ def test_user_model_from_file(tmp_path: Path) -> None:
                 return zero_filled(masked_kspace, meta.target_size) * 2
         def build():
             return Model()
-    """))
+    """)
+    )
     lm = load_model(f"{f}:build")
     assert lm.info.kind == "user" and callable(lm.model)
     with pytest.raises(ModelError, match="no such attribute"):

@@ -1,4 +1,5 @@
 """CLIP loading from a local checkpoint (tiny open_clip config, random weights) and embeddings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,9 @@ def test_load_clip_from_explicit_checkpoint_and_embed(tiny_checkpoint: Path) -> 
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(5))
     torch.testing.assert_close(embed_images(model, images[:1]), emb[:1], rtol=1e-4, atol=1e-5)
     sim = torch.from_numpy(nearest_neighbour_similarity(emb[:2], emb))
-    torch.testing.assert_close(sim, torch.ones(2, dtype=torch.float64), rtol=1e-4, atol=1e-5)  # each query is among the references
+    torch.testing.assert_close(
+        sim, torch.ones(2, dtype=torch.float64), rtol=1e-4, atol=1e-5
+    )  # each query is among the references
     assert embed_images(model, torch.rand(3, 40, 100, generator=g)).shape == (3, 16)  # non-square: crop
 
 

@@ -1,4 +1,5 @@
 """LPIPS / DISTS: published values with the fetched ImageNet weights, plumbing with random backbones."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -133,8 +134,11 @@ def test_percentile_normalize() -> None:
 @pytest.mark.parametrize("metric", ["lpips_alex", "dists"])
 def test_random_backbone_plumbing(metric: str) -> None:
     """Explicit random weights (tests only): d(x, x) = 0, batch == per image, scale invariance."""
-    fn = (lambda t, r, **kw: lpips(t, r, net="alex", allow_random_weights=True, **kw)) if metric == "lpips_alex" else (
-        lambda t, r, **kw: dists(t, r, allow_random_weights=True, **kw))  # fmt: skip
+    fn = (
+        (lambda t, r, **kw: lpips(t, r, net="alex", allow_random_weights=True, **kw))
+        if metric == "lpips_alex"
+        else (lambda t, r, **kw: dists(t, r, allow_random_weights=True, **kw))
+    )
     target, recon = _mri_like(3, seed=1)
     same = fn(target, target)
     assert same.shape == (3,) and same.dtype == torch.float64

@@ -1,4 +1,5 @@
 """SSIM / PSNR / NMSE against fastmri.evaluate, Laplacian variance against scipy, normalisation, RNG."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -117,8 +118,9 @@ def test_psnr_and_nmse_equal_fastmri(shape: tuple[int, ...]) -> None:
     ref_nmse = [float(evaluate.nmse(t[i], r[i])) for i in range(shape[0])]
     np.testing.assert_allclose(psnr(target, recon, vmax).numpy(), ref_psnr, rtol=0, atol=1e-6)
     np.testing.assert_allclose(nmse(target, recon).numpy(), ref_nmse, rtol=1e-6, atol=0)
-    np.testing.assert_allclose(mse(target, recon).numpy(), [float(evaluate.mse(t[i], r[i])) for i in range(shape[0])],
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        mse(target, recon).numpy(), [float(evaluate.mse(t[i], r[i])) for i in range(shape[0])], rtol=1e-6
+    )
 
 
 def test_psnr_identical_is_inf_and_nmse_zero() -> None:

@@ -1,4 +1,5 @@
 """Region SSIM on fastMRI+ boxes: flip convention, tiny boxes, size split, ignored boxes."""
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,11 @@ def test_boxes_are_on_the_vertically_flipped_image() -> None:
     # Same value as skimage on the explicitly flipped crop.
     flipped_t = np.flip(target.numpy(), axis=-2)
     flipped_r = np.flip(recon.numpy(), axis=-2)
-    ref = evaluate.ssim(np.ascontiguousarray(flipped_t[:1, H - 16 :, :16]), np.ascontiguousarray(flipped_r[:1, H - 16 :, :16]), maxval=2.0)
+    ref = evaluate.ssim(
+        np.ascontiguousarray(flipped_t[:1, H - 16 :, :16]),
+        np.ascontiguousarray(flipped_r[:1, H - 16 :, :16]),
+        maxval=2.0,
+    )
     assert float(v[0]) == pytest.approx(ref.item(), abs=1e-6)
 
 

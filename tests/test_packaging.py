@@ -29,8 +29,11 @@ def test_pyproject_declares_what_the_package_imports() -> None:
     missing = set()
     for f in (ROOT / "mribench").rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            )
             for n in names:
                 top = n.split(".")[0]
                 if top in sys.stdlib_module_names or top in ("mribench", "__future__") or top in optional:
@@ -43,8 +46,11 @@ def test_pyproject_declares_what_the_package_imports() -> None:
 
 @pytest.mark.slow
 def test_wheel_ships_tasks_and_baselines(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("mribench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mribench/_tasks/anatomy.yaml" in names

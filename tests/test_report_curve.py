@@ -11,27 +11,35 @@ from mribench.curve import robustness_curve
 from mribench.report import build_report
 from mribench.tasks import parse_task
 
-TASK = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-        "metrics": ["ssim", "psnr"]}  # fmt: skip
+TASK = {
+    "version": 1,
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "metrics": ["ssim", "psnr"],
+}
 
 
 def _models(tmp_path: Path) -> list[str]:
     specs = []
     for i, scale in enumerate((0.8, 0.9, 1.1)):
         f = tmp_path / f"m{i}.py"
-        f.write_text(textwrap.dedent(f"""
+        f.write_text(
+            textwrap.dedent(f"""
             from mribench.physics import zero_filled
             def build():
                 return lambda k, m, meta: zero_filled(k, meta.target_size) * {scale}
-        """))
+        """)
+        )
         specs.append(f"{f}:build")
     return specs
 
 
 def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
-    runs = [evaluate(m, task, data_root=tiny_root, run_dir=tmp_path / f"r{i}", limit=6).run_dir
-            for i, m in enumerate(["zero-filled", *_models(tmp_path)])]  # fmt: skip
+    runs = [
+        evaluate(m, task, data_root=tiny_root, run_dir=tmp_path / f"r{i}", limit=6).run_dir
+        for i, m in enumerate(["zero-filled", *_models(tmp_path)])
+    ]
     index = build_report(runs, tmp_path / "report", q_trained=runs[0], panels=1, data_root=tiny_root)
     html = index.read_text()
     assert html.count("<tr>") == 5 and "data:image/png;base64," in html
@@ -43,8 +51,9 @@ def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, t
 
 def test_acceleration_curve_degrades_and_has_an_auc(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
-    cr = robustness_curve("zero-filled", task, "acceleration", values=[2, 4, 8], data_root=tiny_root,
-                          run_root=tmp_path, limit=6)  # fmt: skip
+    cr = robustness_curve(
+        "zero-filled", task, "acceleration", values=[2, 4, 8], data_root=tiny_root, run_root=tmp_path, limit=6
+    )
     pts = cr.points["test_Q"]
     assert pts[2.0] > pts[4.0] > pts[8.0]
     assert min(pts.values()) <= cr.auc["test_Q"] <= max(pts.values())
@@ -52,15 +61,18 @@ def test_acceleration_curve_degrades_and_has_an_auc(tiny_root: Path, tmp_path: P
 
 def test_snr_curve_clean_point_equals_plain_evaluation(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
-    cr = robustness_curve("zero-filled", task, "snr", values=[math.inf, 10.0], data_root=tiny_root,
-                          run_root=tmp_path, limit=6)  # fmt: skip
+    cr = robustness_curve(
+        "zero-filled", task, "snr", values=[math.inf, 10.0], data_root=tiny_root, run_root=tmp_path, limit=6
+    )
     plain = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "plain", limit=6)
     assert cr.points["test_Q"][math.inf] == pytest.approx(plain.summary["splits"]["test_Q"]["metrics"]["ssim"]["mean"])
     assert cr.points["test_Q"][10.0] < cr.points["test_Q"][math.inf]
 
 
 def test_coil_curve_groups_by_coil_count(tiny_root: Path, tmp_path: Path) -> None:
-    cr = robustness_curve("zero-filled", parse_task(dict(TASK), "tiny"), "coils", data_root=tiny_root, run_root=tmp_path, limit=3)
+    cr = robustness_curve(
+        "zero-filled", parse_task(dict(TASK), "tiny"), "coils", data_root=tiny_root, run_root=tmp_path, limit=3
+    )
     assert set(cr.points["test_Q"]) == {4.0}
 
 
@@ -96,8 +108,14 @@ def test_task_similarity_through_the_real_clip_loader(tiny_root: Path, tiny_chec
     from mribench.similarity import task_similarity
 
     task = parse_task(dict(TASK), "tiny")
-    kw = {"data_root": tiny_root, "checkpoint": tiny_checkpoint, "model_name": TINY_CLIP, "patch_size": 16,
-          "per_image": 2, "device": "cpu"}  # fmt: skip
+    kw = {
+        "data_root": tiny_root,
+        "checkpoint": tiny_checkpoint,
+        "model_name": TINY_CLIP,
+        "patch_size": 16,
+        "per_image": 2,
+        "device": "cpu",
+    }
     first = task_similarity(task, **kw)
     second = task_similarity(task, **kw)
     for k in ("train_P->test_Q", "train_Q->test_Q"):

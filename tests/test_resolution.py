@@ -1,4 +1,5 @@
 """Resolution-mismatch adapter: what interleaving does to the image, and exactness on zero-filled."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,9 @@ def test_zero_insertion_tiles_the_image(n: int, factor: int) -> None:
     x = _signal(n, 1)
     big = ifft2c(interleave(fft2c(x[:, None, :]), factor, -1, "zeros"))[:, 0]
     torch.testing.assert_close(big.abs(), _tile(x, factor).abs() / factor**0.5, atol=1e-5, rtol=0)
-    torch.testing.assert_close(interleave_window(n, factor, "zeros").abs(), torch.full((factor * n,), factor**-0.5),
-                               atol=1e-6, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        interleave_window(n, factor, "zeros").abs(), torch.full((factor * n,), factor**-0.5), atol=1e-6, rtol=0
+    )
 
 
 def test_mask_interleave_keeps_acceleration_and_centre() -> None:
@@ -85,8 +87,9 @@ def test_bad_arguments() -> None:
 def _batch(w: int = 24, h: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, SliceMeta]:
     g = torch.Generator().manual_seed(seed)
     img = torch.zeros(2, 3, h, w, dtype=torch.complex64)
-    img[..., h // 4 : 3 * h // 4, 3 : w - 3] = torch.complex(torch.rand(2, 3, h // 2, w - 6, generator=g),
-                                                            torch.rand(2, 3, h // 2, w - 6, generator=g))  # fmt: skip
+    img[..., h // 4 : 3 * h // 4, 3 : w - 3] = torch.complex(
+        torch.rand(2, 3, h // 2, w - 6, generator=g), torch.rand(2, 3, h // 2, w - 6, generator=g)
+    )
     k = fft2c(img)
     mask = volume_mask(MaskSpec("equispaced", 4), w, "vol", (1, w - 1)).reshape(1, 1, 1, w).expand(2, 1, 1, w)
     meta = SliceMeta("vol", (0, 1), (16, 20), (1, w - 1), 2, 4, 1.0)
@@ -141,8 +144,16 @@ def test_adapter_in_the_evaluator_scores_like_the_plain_model(tiny_root, tmp_pat
     from mribench import evaluate
     from mribench.tasks import parse_task
 
-    task = parse_task({"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-                       "splits": {"test_fraction": 0.5}, "metrics": ["ssim", "psnr"]}, "tiny")  # fmt: skip
+    task = parse_task(
+        {
+            "version": 1,
+            "source": {"filter": {"anatomy": "knee"}},
+            "target": {"filter": {"anatomy": "brain"}},
+            "splits": {"test_fraction": 0.5},
+            "metrics": ["ssim", "psnr"],
+        },
+        "tiny",
+    )
     lm = LoadedModel(ZeroFilled(), ModelInfo("zero-filled", "builtin", "x"))
     plain = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "a", limit=2)
     wrapped = evaluate(with_resolution(lm, 2, readout=True), task, data_root=tiny_root, run_dir=tmp_path / "b", limit=2)

@@ -1,4 +1,5 @@
 """Operators, ESPIRiT sensitivities, the joint / self-supervised losses and the complex U-Net."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -138,7 +139,9 @@ def test_losses_by_hand() -> None:
     pred = x + 0.1 * _rand((b, h, w), g)
 
     def l1(z: torch.Tensor) -> np.ndarray:
-        return np.abs(z.real.numpy()).sum(axis=tuple(range(1, z.ndim))) + np.abs(z.imag.numpy()).sum(axis=tuple(range(1, z.ndim)))
+        return np.abs(z.real.numpy()).sum(axis=tuple(range(1, z.ndim))) + np.abs(z.imag.numpy()).sum(
+            axis=tuple(range(1, z.ndim))
+        )
 
     kterm = l1(mask * fft2c(sens * pred[:, None]) - y) / l1(y)
     expected = np.mean(l1(x - pred) / l1(x) + kterm)
@@ -199,8 +202,15 @@ def test_complex_unet_protocol_equivariance_and_checkpoint(tmp_path: Path, monke
     mask[..., slice(*acs_columns(w, 6))] = 1
     mask[..., ::3] = 1
     masked = kspace * mask
-    meta = SliceMeta(file="v0.h5", slices=(0, 1), target_size=tuple(target.shape[-2:]), padding=(2, w - 2),
-                     num_low_frequencies=6, acceleration=3, volume_max=float(target.max()))  # fmt: skip
+    meta = SliceMeta(
+        file="v0.h5",
+        slices=(0, 1),
+        target_size=tuple(target.shape[-2:]),
+        padding=(2, w - 2),
+        num_low_frequencies=6,
+        acceleration=3,
+        volume_max=float(target.max()),
+    )
     model = _model(4, 2).eval()
     with torch.inference_mode():
         out = model(masked, mask.expand(2, 1, 1, w), meta)

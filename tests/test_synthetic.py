@@ -1,4 +1,5 @@
 """MRIBench-Sim: format, physics, determinism and every shift axis, on the ``tiny`` size."""
+
 from __future__ import annotations
 
 import random
@@ -28,7 +29,7 @@ from mribench.data.synthetic import (
     ensure_synthetic,
     generate,
     verify_synthetic,
-)  # fmt: skip
+)
 from mribench.data.synthetic.coils import noise_covariance
 from mribench.data.synthetic.simulate import simulate_volume
 from mribench.data.synthetic.sites import SITES
@@ -49,8 +50,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     calls: list[tuple[int, int]] = []
     manifest = generate(root, size="tiny", seed=0, workers=1, progress=lambda d, t: calls.append((d, t)))
     after = _rng_states()
-    return {"root": root, "manifest": manifest, "before": before, "after": after, "calls": calls,
-            "specs": {s.name: s for s in catalog("tiny")}}  # fmt: skip
+    return {
+        "root": root,
+        "manifest": manifest,
+        "before": before,
+        "after": after,
+        "calls": calls,
+        "specs": {s.name: s for s in catalog("tiny")},
+    }
 
 
 def _read(root: Path, name: str) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
@@ -79,8 +86,9 @@ def test_layout_manifest_and_progress(sim: dict[str, Any]) -> None:
 
 
 def test_files_load_with_fastmri_slicedataset(sim: dict[str, Any], tmp_path: Path) -> None:
-    ds = SliceDataset(sim["root"] / DATA_SUBDIR, challenge="multicoil", transform=None,
-                      dataset_cache_file=tmp_path / "cache.pkl")  # fmt: skip
+    ds = SliceDataset(
+        sim["root"] / DATA_SUBDIR, challenge="multicoil", transform=None, dataset_cache_file=tmp_path / "cache.pkl"
+    )
     assert len(ds) == sum(s.slices for s in sim["specs"].values())
     kspace, mask, target, attrs, fname, slice_num = ds[0]
     assert kspace.ndim == 3 and np.iscomplexobj(kspace) and target.dtype == np.float32
@@ -160,8 +168,12 @@ def _noise_to_signal(kspace: np.ndarray, target: np.ndarray, left: int, right: i
     """Per-coil noise std from the outer k-space corners over the median object intensity."""
     H = kspace.shape[-2]
     ch, cw = H // 8, max((right - left) // 8, 2)
-    corners = [kspace[..., :ch, left : left + cw], kspace[..., -ch:, left : left + cw],
-               kspace[..., :ch, right - cw : right], kspace[..., -ch:, right - cw : right]]  # fmt: skip
+    corners = [
+        kspace[..., :ch, left : left + cw],
+        kspace[..., -ch:, left : left + cw],
+        kspace[..., :ch, right - cw : right],
+        kspace[..., -ch:, right - cw : right],
+    ]
     sigma = float(np.sqrt(np.mean(np.concatenate([np.abs(c).ravel() ** 2 for c in corners]))))
     return sigma / float(np.median(target[target > 0.25 * target.max()]))
 
@@ -236,6 +248,7 @@ def test_site_b_differs_like_another_dataset(sim: dict[str, Any]) -> None:
     edge = np.abs(kb[..., kb.shape[-2] // 2, -2:]).mean()
     corner = np.abs(kb[..., :2, -2:]).mean()
     assert corner < 0.2 * edge
+
     # different coil-noise correlation (the site's fixed covariance used for the noise)
     def coherence(spec: VolumeSpec) -> float:
         cov = noise_covariance(spec.coils, SITES[spec.site].noise_coupling, f"{spec.site}:{spec.scanner}")
@@ -248,7 +261,16 @@ def test_site_b_differs_like_another_dataset(sim: dict[str, Any]) -> None:
 
 def test_lesion_boxes_lie_on_bright_abnormal_tissue(sim: dict[str, Any]) -> None:
     df = load_annotations(sim["root"] / "annotations.csv")
-    assert list(pd_columns(sim["root"] / "annotations.csv")) == ["file", "slice", "study_level", "x", "y", "width", "height", "label"]
+    assert list(pd_columns(sim["root"] / "annotations.csv")) == [
+        "file",
+        "slice",
+        "study_level",
+        "x",
+        "y",
+        "width",
+        "height",
+        "label",
+    ]
     lesion_files = {s.name for s in sim["specs"].values() if s.pathology}
     assert set(df["file"]) == lesion_files
     assert set(df["label"]) <= {"Mass", "Nonspecific lesion", "Lacunar infarct"}

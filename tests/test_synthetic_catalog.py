@@ -1,4 +1,5 @@
 """MRIBench-Sim building blocks without generating a dataset: catalog, splits, physics pieces."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,7 +21,7 @@ from mribench.data.synthetic.tissues import (
     inversion_recovery,
     spin_echo,
     tissue_signals,
-)  # fmt: skip
+)
 from mribench.tasks import list_tasks, load_task, make_splits
 
 
@@ -57,9 +58,19 @@ def _fake_index(size: str) -> pd.DataFrame:
     rows = []
     for s in catalog(size):
         for i in range(s.slices):
-            rows.append({"file": s.name, "slice": i, "anatomy": s.anatomy, "contrast": derive_contrast(s.protocol),
-                         "site": s.site, "field": field_bucket(s.field_t), "coils": s.coils, "pathology": s.pathology,
-                         "slice_pathology": s.pathology})  # fmt: skip
+            rows.append(
+                {
+                    "file": s.name,
+                    "slice": i,
+                    "anatomy": s.anatomy,
+                    "contrast": derive_contrast(s.protocol),
+                    "site": s.site,
+                    "field": field_bucket(s.field_t),
+                    "coils": s.coils,
+                    "pathology": s.pathology,
+                    "slice_pathology": s.pathology,
+                }
+            )
     return pd.DataFrame(rows)
 
 

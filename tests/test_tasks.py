@@ -17,7 +17,13 @@ SHIPPED = {"anatomy", "dataset", "contrast", "field", "acceleration", "coils", "
 def test_every_required_task_ships_and_validates() -> None:
     names = set(list_tasks())
     assert SHIPPED <= names
-    assert {"anatomy-brain-knee", "contrast-pd-pdfs", "field-1.5t-3t", "acceleration-4x-8x", "acceleration-4x-3x"} <= names
+    assert {
+        "anatomy-brain-knee",
+        "contrast-pd-pdfs",
+        "field-1.5t-3t",
+        "acceleration-4x-8x",
+        "acceleration-4x-3x",
+    } <= names
     for n in names:
         t = load_task(n)
         assert t.version >= 1 and t.metrics and t.card.get("shift")
@@ -57,7 +63,9 @@ def test_invalid_tasks_are_rejected_clearly(patch: dict, match: str) -> None:
 
 def test_splits_are_deterministic_disjoint_and_order_independent(tiny_root: Path) -> None:
     task = load_task("anatomy")
-    task = parse_task({**task.raw, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}}}, "t")
+    task = parse_task(
+        {**task.raw, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}}}, "t"
+    )
     idx = build_index(tiny_root)
     a = make_splits(task, idx)
     shuffled = idx.table.sample(frac=1.0, random_state=np.random.RandomState(3))
@@ -78,8 +86,14 @@ def test_splits_are_deterministic_disjoint_and_order_independent(tiny_root: Path
 
 
 def test_overlapping_pools_never_share_a_volume(tiny_root: Path) -> None:
-    task = parse_task({"version": 1, "source": {"filter": {"anatomy": "knee"}, "mask": {"acceleration": 4}},
-                       "target": {"filter": {"anatomy": "knee"}, "mask": {"acceleration": 2}}}, "acc")  # fmt: skip
+    task = parse_task(
+        {
+            "version": 1,
+            "source": {"filter": {"anatomy": "knee"}, "mask": {"acceleration": 4}},
+            "target": {"filter": {"anatomy": "knee"}, "mask": {"acceleration": 2}},
+        },
+        "acc",
+    )
     sp = make_splits(task, build_index(tiny_root))
     all_files = [f for s in SPLITS for f in set(sp[s].rows["file"])]
     assert len(all_files) == len(set(all_files)) == 8
@@ -94,8 +108,14 @@ def test_manifest_hash_is_the_sha256_of_sorted_pairs() -> None:
 
 def test_split_csv_import_reports_missing_files(tiny_root: Path, tmp_path: Path) -> None:
     csv = tmp_path / "split.csv"
-    pd.DataFrame({"folderDirectory": ["/x/", "/x/"], "filename": ["file_knee_001.h5", "file_absent.h5"],
-                  "start_slice": [1, 0], "end_slice": [3, 5]}).to_csv(csv, index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "folderDirectory": ["/x/", "/x/"],
+            "filename": ["file_knee_001.h5", "file_absent.h5"],
+            "start_slice": [1, 0],
+            "end_slice": [3, 5],
+        }
+    ).to_csv(csv, index=False)
     rows, missing = load_split_csv(csv, build_index(tiny_root))
     assert list(zip(rows["file"], rows["slice"])) == [("file_knee_001.h5", 1), ("file_knee_001.h5", 2)]
     assert missing == ["file_absent.h5"]

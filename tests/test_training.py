@@ -1,4 +1,5 @@
 """Training building blocks: fresh masks, shape batching, schedule, early stopping, checkpoints, resume."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,18 @@ from mribench.training.data import (
     ValidationSlices,
     split_holdout,
     spread_subset,
-)  # fmt: skip
+)
 from mribench.training.early_stopping import early_stopping_epoch, should_stop
 from mribench.training.schedule import WarmupLinearDecay, make_scheduler, warmup_steps_for
 from mribench.training.supervised import STATE_FILE, TrainConfig, ValSet, checkpoint_path, read_history, train
 
-TASK = {"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-        "mask": {"type": "equispaced", "acceleration": 4}, "splits": {"test_fraction": 0.5}}  # fmt: skip
+TASK = {
+    "version": 1,
+    "source": {"filter": {"anatomy": "knee"}},
+    "target": {"filter": {"anatomy": "brain"}},
+    "mask": {"type": "equispaced", "acceleration": 4},
+    "splits": {"test_fraction": 0.5},
+}
 TINY = {"chans": 2, "num_pool_layers": 1}
 
 
@@ -168,8 +174,12 @@ def test_early_stopping_rule() -> None:
     # never fires: best overall; losses: lower is better
     d = early_stopping_epoch(_hist([0.1, 0.2, 0.3]), patience=1)
     assert not d.stopped and d.chosen_epoch == 3
-    d = early_stopping_epoch([{"epoch": e, "loss": v} for e, v in [(1, 0.9), (2, 0.5), (3, 0.5)]], key="loss",
-                             patience=1, higher_is_better=False)  # fmt: skip
+    d = early_stopping_epoch(
+        [{"epoch": e, "loss": v} for e, v in [(1, 0.9), (2, 0.5), (3, 0.5)]],
+        key="loss",
+        patience=1,
+        higher_is_better=False,
+    )
     assert (d.stop_epoch, d.chosen_epoch) == (3, 2)
     with pytest.raises(ValueError, match="finite"):
         early_stopping_epoch([{"epoch": 1, "id_ssim": None}])
@@ -184,8 +194,17 @@ def _train(splits: dict, tiny_root: Path, out: Path, epochs: int = 2, **kw) -> o
     task = splits["task"]
     cfg = TrainConfig(model=TINY, epochs=epochs, batch_size=2, lr=3e-3, seed=5, **kw)
     val = {s: ValSet(spread_subset(splits[s].rows, 3), task.mask_for(s)) for s in ("test_P", "test_Q")}
-    return train(cfg, splits["train_P"].rows, tiny_root, out, masks=MaskSampler.from_spec(task.source.mask),
-                 val_sets=val, id_sets=["test_P"], ood_sets=["test_Q"], device="cpu")  # fmt: skip
+    return train(
+        cfg,
+        splits["train_P"].rows,
+        tiny_root,
+        out,
+        masks=MaskSampler.from_spec(task.source.mask),
+        val_sets=val,
+        id_sets=["test_P"],
+        ood_sets=["test_Q"],
+        device="cpu",
+    )
 
 
 def test_training_writes_loadable_checkpoints_state_and_history(splits: dict, tiny_root: Path, tmp_path: Path) -> None:
@@ -234,11 +253,15 @@ train(cfg, sp["train_P"].rows, Path({root!r}), Path({out!r}), masks=MaskSampler.
 """
 
 
-def test_killed_training_resumes_and_reproduces_the_uninterrupted_run(splits: dict, tiny_root: Path, tmp_path: Path) -> None:
+def test_killed_training_resumes_and_reproduces_the_uninterrupted_run(
+    splits: dict, tiny_root: Path, tmp_path: Path
+) -> None:
     full = _train(splits, tiny_root, tmp_path / "full", epochs=3)
     script = tmp_path / "kill.py"
     out = tmp_path / "killed"
-    script.write_text(textwrap.dedent(_KILL.format(tests=str(Path(__file__).parent), root=str(tiny_root), out=str(out))))
+    script.write_text(
+        textwrap.dedent(_KILL.format(tests=str(Path(__file__).parent), root=str(tiny_root), out=str(out)))
+    )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert torch.load(out / STATE_FILE, weights_only=True)["epoch"] == 2 and not checkpoint_path(out, 3).exists()
@@ -277,8 +300,12 @@ def test_torchrun_ddp_on_cpu_with_gloo(tiny_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(_DDP.format(tests=str(Path(__file__).parent), root=str(tiny_root), out=str(out))))
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "rank0.txt").read_text() == (out / "rank1.txt").read_text()  # gradients all-reduced
     hist = read_history(out)

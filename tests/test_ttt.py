@@ -1,4 +1,5 @@
 """Test-time training: stopping rule, vectorised Adam, vectorised == loop, theory check, evaluator."""
+
 from __future__ import annotations
 
 import copy
@@ -138,9 +139,15 @@ def _mri_batch(tmp_path: Path, slices: int = 3) -> tuple[torch.Tensor, torch.Ten
     w = kspace.shape[-1]
     spec = MaskSpec("equispaced", 4, 0.16)
     mask = volume_mask(spec, w, "file_ttt").reshape(1, 1, 1, w).expand(slices, 1, 1, w).contiguous()
-    meta = SliceMeta(file="file_ttt.h5", slices=tuple(range(slices)), target_size=tuple(target.shape[-2:]),
-                     padding=(2, w - 2), num_low_frequencies=round(w * spec.cf), acceleration=4,
-                     volume_max=float(target.max()))  # fmt: skip
+    meta = SliceMeta(
+        file="file_ttt.h5",
+        slices=tuple(range(slices)),
+        target_size=tuple(target.shape[-2:]),
+        padding=(2, w - 2),
+        num_low_frequencies=round(w * spec.cf),
+        acceleration=4,
+        volume_max=float(target.max()),
+    )
     return kspace * mask, mask, meta
 
 
@@ -187,7 +194,10 @@ def test_stacked_weights_evaluation_equals_fastmri(chans: int, pools: int, h: in
 
     model = _model(chans, pools).double().eval()
     g = torch.Generator().manual_seed(1)
-    params = {k: v.detach() + 0.05 * torch.randn(3, *v.shape, generator=g, dtype=v.dtype) for k, v in model.net.named_parameters()}
+    params = {
+        k: v.detach() + 0.05 * torch.randn(3, *v.shape, generator=g, dtype=v.dtype)
+        for k, v in model.net.named_parameters()
+    }
     image = torch.randn(3, h, w, generator=g, dtype=torch.complex128)
     out = model.stacked_image_to_image(params, image)
     # the U-Net alone on sizes that are not multiples of 2^pools (the reflect padding of fastmri's skip connections)
@@ -196,7 +206,9 @@ def test_stacked_weights_evaluation_equals_fastmri(chans: int, pools: int, h: in
     out_unet = stacked_unet(model.net.unet, unet_params, raw)
     for i in range(3):  # the same function; products and normalisations summed in another order
         x = torch.view_as_real(image[i : i + 1]).unsqueeze(1)
-        ref = torch.view_as_complex(functional_call(model.net, {k: v[i] for k, v in params.items()}, (x,))[:, 0].contiguous())
+        ref = torch.view_as_complex(
+            functional_call(model.net, {k: v[i] for k, v in params.items()}, (x,))[:, 0].contiguous()
+        )
         assert torch.allclose(out[i : i + 1], ref, rtol=0, atol=1e-12)
         ref_unet = functional_call(model.net.unet, {k: v[i] for k, v in unet_params.items()}, (raw[i : i + 1],))
         assert torch.allclose(out_unet[i : i + 1], ref_unet, rtol=0, atol=1e-12)
@@ -219,8 +231,8 @@ def test_sampled_column_losses_equal_the_centred_fft_losses(h: int, w: int) -> N
     got = sampled_selfsup_losses(pred, sampled_selfsup_data(data))
     for a, b in zip(got, ref, strict=True):
         assert torch.allclose(a, b, rtol=1e-12, atol=0)
-    g_ref, = torch.autograd.grad(ref[0].sum(), pred)
-    g_got, = torch.autograd.grad(got[0].sum(), pred)
+    (g_ref,) = torch.autograd.grad(ref[0].sum(), pred)
+    (g_got,) = torch.autograd.grad(got[0].sum(), pred)
     assert torch.allclose(g_got, g_ref, rtol=0, atol=1e-12)
 
 
@@ -251,9 +263,17 @@ def test_ttt_through_the_evaluator(tiny_root: Path, tmp_path: Path, monkeypatch:
     from mribench.models import builtin
     from mribench.models.checkpoints import save_checkpoint
 
-    task = parse_task({"version": 1, "source": {"filter": {"anatomy": "knee"}}, "target": {"filter": {"anatomy": "brain"}},
-                       "mask": {"type": "equispaced", "acceleration": 4}, "splits": {"test_fraction": 0.5},
-                       "metrics": ["ssim"]}, "tiny-anatomy")  # fmt: skip
+    task = parse_task(
+        {
+            "version": 1,
+            "source": {"filter": {"anatomy": "knee"}},
+            "target": {"filter": {"anatomy": "brain"}},
+            "mask": {"type": "equispaced", "acceleration": 4},
+            "splits": {"test_fraction": 0.5},
+            "metrics": ["ssim"],
+        },
+        "tiny-anatomy",
+    )
     monkeypatch.setitem(builtin.ARCHITECTURES, "unet-complex", ComplexUnetRecon)
     path = save_checkpoint(_model(), tmp_path / "unet-complex.safetensors", extra={"lr": 3e-4})
     lm = load_ttt(path, window=1, max_steps=3)
@@ -340,7 +360,9 @@ def test_theory_subspace_denoising_ttt_recovers_the_optimal_scale() -> None:
     kw = {"lr": 0.005, "window": 20, "max_steps": 500}
     sigma2, varsigmas2 = 0.1, [0.25, 1.0, 3.0]
     x, y, _ = sample(sigma2)
-    trained = adapt(supervised, {"alpha": torch.tensor(1.0, dtype=torch.float64)}, {"x": x[None], "py": (y @ proj)[None]}, **kw)
+    trained = adapt(
+        supervised, {"alpha": torch.tensor(1.0, dtype=torch.float64)}, {"x": x[None], "py": (y @ proj)[None]}, **kw
+    )
     alpha_p = trained.params["alpha"][0]
     assert alpha_p.item() == pytest.approx(1 / (1 + sigma2), rel=1e-3)
 
@@ -350,6 +372,7 @@ def test_theory_subspace_denoising_ttt_recovers_the_optimal_scale() -> None:
     ref = adapt(self_supervised, {"alpha": alpha_p}, data, vectorized=False, **kw)
     assert vec.steps == ref.steps and vec.stopped == ref.stopped
     assert torch.allclose(vec.params["alpha"], ref.params["alpha"], rtol=0, atol=1e-12)
+
     def risk(a: float, xt: torch.Tensor, yt: torch.Tensor) -> float:
         return ((xt - a * (yt @ proj)) ** 2).sum(-1).mean().item()
 

@@ -31,6 +31,7 @@ Results go to ``<runs>/results.json`` (and, unless ``--no-ship``, ``baselines/an
 a call with a subset of the recipes keeps the other recipes' entries of the existing file.
 Re-running resumes finished trainings and evaluations (run directories under ``--runs``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,27 +49,41 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SHIPPED = {  # recipe -> (shipped name, description, training data)
-    "sup-p": ("unet-sim-knee", "Tiny U-Net trained on MRIBench-Sim knee PD 3T (anatomy task, P)", "train_P: knee PD 3T SITE_A"),
-    "sup-q": ("unet-sim-brain", "Tiny U-Net trained on MRIBench-Sim brain 3T (anatomy task, Q)", "train_Q: brain 3T SITE_A"),
-    "joint": ("unet-sim-joint", "Tiny U-Net trained on MRIBench-Sim knee + brain (anatomy task, P+Q)",
-              "train_P + train_Q: knee PD 3T + brain 3T SITE_A"),
-}  # fmt: skip
+    "sup-p": (
+        "unet-sim-knee",
+        "Tiny U-Net trained on MRIBench-Sim knee PD 3T (anatomy task, P)",
+        "train_P: knee PD 3T SITE_A",
+    ),
+    "sup-q": (
+        "unet-sim-brain",
+        "Tiny U-Net trained on MRIBench-Sim brain 3T (anatomy task, Q)",
+        "train_Q: brain 3T SITE_A",
+    ),
+    "joint": (
+        "unet-sim-joint",
+        "Tiny U-Net trained on MRIBench-Sim knee + brain (anatomy task, P+Q)",
+        "train_P + train_Q: knee PD 3T + brain 3T SITE_A",
+    ),
+}
 SELFSUP = {  # recipe -> (model name, overrides of embedded-ttt.yaml); both run the `ttt` recipe
     "ttt": ("ttt-sim-knee", {"train_on": "P"}),
     "ttt-q": ("unet-complex-sim-brain", {"train_on": "Q", "ttt": None}),
-}  # fmt: skip
+}
 # second evaluations of the same networks: (run directory, model name, with test-time training, splits)
 EXTRA_EVAL = {
     "ttt": ("ttt-no-adapt", "unet-complex-sim-knee", False, ("test_P", "test_Q")),
     "ttt-q": ("ttt-q-adapt", "ttt-sim-brain", True, ("test_Q",)),
-}  # fmt: skip
+}
 
 
 def _progress_line(name: str) -> Any:
     def on_epoch(rec: dict[str, Any]) -> None:
-        print(f"[{name}] epoch {rec['epoch']:3d} loss {rec['train_loss']:.4f} ID {rec['id_ssim']:.4f} "
-              f"OOD {rec['ood_ssim'] if rec['ood_ssim'] is None else round(rec['ood_ssim'], 4)} "
-              f"({rec['seconds']:.1f} s)", flush=True)  # fmt: skip
+        print(
+            f"[{name}] epoch {rec['epoch']:3d} loss {rec['train_loss']:.4f} ID {rec['id_ssim']:.4f} "
+            f"OOD {rec['ood_ssim'] if rec['ood_ssim'] is None else round(rec['ood_ssim'], 4)} "
+            f"({rec['seconds']:.1f} s)",
+            flush=True,
+        )
 
     return on_epoch
 
@@ -82,11 +97,19 @@ def _test_q(run_dir: Path, split: str = "test_Q") -> Any:
 
 def _model_entry(r: Any, name: str, t0: float) -> dict[str, Any]:
     doc = json.loads((r.out_dir / "baseline.json").read_text())
-    return {"name": name, "run_dir": r.out_dir.name, "ssim": r.scores, "epochs": r.chosen_epoch,
-            "train_seconds": doc["train_seconds"], "eval_seconds": doc["eval_seconds"],
-            "wall_seconds_this_call": time.perf_counter() - t0, "threads": torch.get_num_threads(),
-            "history": [{k: h.get(k) for k in ("epoch", "train_loss", "id_ssim", "ood_ssim", "ssim")} for h in r.history],
-            "training_data": doc["training_data"], "config": doc["config"]}  # fmt: skip
+    return {
+        "name": name,
+        "run_dir": r.out_dir.name,
+        "ssim": r.scores,
+        "epochs": r.chosen_epoch,
+        "train_seconds": doc["train_seconds"],
+        "eval_seconds": doc["eval_seconds"],
+        "wall_seconds_this_call": time.perf_counter() - t0,
+        "threads": torch.get_num_threads(),
+        "history": [{k: h.get(k) for k in ("epoch", "train_loss", "id_ssim", "ood_ssim", "ssim")} for h in r.history],
+        "training_data": doc["training_data"],
+        "config": doc["config"],
+    }
 
 
 def _ttt_steps(run_dir: Path) -> dict[str, Any]:
@@ -99,9 +122,15 @@ def _ttt_steps(run_dir: Path) -> dict[str, Any]:
     for split, g in s[s["status"] == "ok"].groupby("split"):
         st = g["ttt_steps"].dropna()
         if len(st):
-            out[str(split)] = {"mean": float(st.mean()), "median": float(st.median()), "min": int(st.min()),
-                               "max": int(st.max()), "at_max_steps": int((st >= cap).sum()), "n_slices": len(st),
-                               "seconds_per_slice": float(g["seconds"].mean())}  # fmt: skip
+            out[str(split)] = {
+                "mean": float(st.mean()),
+                "median": float(st.median()),
+                "min": int(st.min()),
+                "max": int(st.max()),
+                "at_max_steps": int((st >= cap).sum()),
+                "n_slices": len(st),
+                "seconds_per_slice": float(g["seconds"].mean()),
+            }
     return out
 
 
@@ -127,16 +156,40 @@ def _evaluate_network(r: Any, recipe: str, ttt_overrides: dict[str, Any], args: 
         kw["lr"] = t.lr if kw.get("lr") is None else kw["lr"]
         model = TTTModel(model, **kw)
         ttt_config = model.config
-    info = ModelInfo(name, "checkpoint", checkpoint_identity(path), {"arch": t.arch, "config": t.model, "recipe": "ttt",
-                     "epoch": r.chosen_epoch, "path": str(path), **({"ttt": ttt_config} if adapt else {})})  # fmt: skip
+    info = ModelInfo(
+        name,
+        "checkpoint",
+        checkpoint_identity(path),
+        {
+            "arch": t.arch,
+            "config": t.model,
+            "recipe": "ttt",
+            "epoch": r.chosen_epoch,
+            "path": str(path),
+            **({"ttt": ttt_config} if adapt else {}),
+        },
+    )
     t0 = time.perf_counter()
-    res = evaluate(LoadedModel(model, info), "anatomy", data_root=args.data_root, run_dir=out,
-                   resume=(out / "run.json").is_file(), splits=splits, batch_size=int(r.config.evaluation["batch_size"]),
-                   limit=r.config.evaluation["limit"], device=args.device)  # fmt: skip
+    res = evaluate(
+        LoadedModel(model, info),
+        "anatomy",
+        data_root=args.data_root,
+        run_dir=out,
+        resume=(out / "run.json").is_file(),
+        splits=splits,
+        batch_size=int(r.config.evaluation["batch_size"]),
+        limit=r.config.evaluation["limit"],
+        device=args.device,
+    )
     sp = res.summary["splits"]
-    entry = {"name": name, "run_dir": run_dir, "ttt": ttt_config,
-             "ssim": {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in splits},
-             "eval_seconds": float(res.slices["seconds"].sum()), "wall_seconds_this_call": time.perf_counter() - t0}  # fmt: skip
+    entry = {
+        "name": name,
+        "run_dir": run_dir,
+        "ttt": ttt_config,
+        "ssim": {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in splits},
+        "eval_seconds": float(res.slices["seconds"].sum()),
+        "wall_seconds_this_call": time.perf_counter() - t0,
+    }
     if adapt:
         entry["ttt_steps"] = _ttt_steps(out)
     print(f"[{name}] " + "  ".join(f"{s} SSIM {v:.4f}" for s, v in entry["ssim"].items()), flush=True)
@@ -177,18 +230,32 @@ def _ttt_analysis(runs: Path) -> dict[str, Any]:
     fb = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), qa.to_numpy(), a.to_numpy(), groups)
     (p_plain, p_adapt), groups_p = _paired_test_q(no_adapt, runs / "ttt", split="test_P")
     return {
-        "selfsup_gap": {"ssim": g.gap, "ci": [g.low, g.high], "p_value": g.p_value, "n_slices": g.n,
-                        "n_volumes": g.n_groups, "q_trained": g.q_trained, "p_trained": g.p_trained},
+        "selfsup_gap": {
+            "ssim": g.gap,
+            "ci": [g.low, g.high],
+            "p_value": g.p_value,
+            "n_slices": g.n,
+            "n_volumes": g.n_groups,
+            "q_trained": g.q_trained,
+            "p_trained": g.p_trained,
+        },
         "ttt": {
-            "fraction_closed": f.fraction, "ci": [f.low, f.high], "gap_after": f.gap_after.mean,
-            "gap_after_ci": [f.gap_after.low, f.gap_after.high], "ssim_p_trained_ttt": float(a.mean()),
-            "n_slices": f.n, "n_volumes": f.n_groups,
-            "fraction_closed_both_adapted": fb.fraction, "both_adapted_ci": [fb.low, fb.high],
-            "both_adapted_gap_after": fb.gap_after.mean, "both_adapted_gap_after_ci": [fb.gap_after.low, fb.gap_after.high],
-            "gain_p_trained_test_Q": diff(p, a, groups), "gain_q_trained_test_Q": diff(q, qa, groups),
+            "fraction_closed": f.fraction,
+            "ci": [f.low, f.high],
+            "gap_after": f.gap_after.mean,
+            "gap_after_ci": [f.gap_after.low, f.gap_after.high],
+            "ssim_p_trained_ttt": float(a.mean()),
+            "n_slices": f.n,
+            "n_volumes": f.n_groups,
+            "fraction_closed_both_adapted": fb.fraction,
+            "both_adapted_ci": [fb.low, fb.high],
+            "both_adapted_gap_after": fb.gap_after.mean,
+            "both_adapted_gap_after_ci": [fb.gap_after.low, fb.gap_after.high],
+            "gain_p_trained_test_Q": diff(p, a, groups),
+            "gain_q_trained_test_Q": diff(q, qa, groups),
             "gain_p_trained_test_P": diff(p_plain, p_adapt, groups_p),
         },
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,16 +263,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("mribench-runs/embedded/anatomy"), help="run directories")
     ap.add_argument("--data-root", type=Path, default=None, help="default: the embedded benchmark (generated once)")
     ap.add_argument("--config", type=Path, default=HERE / "embedded.yaml", help="overrides of the supervised recipes")
-    ap.add_argument("--ttt-config", type=Path, default=HERE / "embedded-ttt.yaml",
-                    help="overrides of the `ttt` recipe (recipes ttt and ttt-q)")  # fmt: skip
+    ap.add_argument(
+        "--ttt-config",
+        type=Path,
+        default=HERE / "embedded-ttt.yaml",
+        help="overrides of the `ttt` recipe (recipes ttt and ttt-q)",
+    )
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (1: tiny convolutions run much faster on one thread, and the "
-                         "shipped numbers were measured so)")  # fmt: skip
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: tiny convolutions run much faster on one thread, and the "
+        "shipped numbers were measured so)",
+    )
     ap.add_argument("--recipes", nargs="+", default=[*SHIPPED, *SELFSUP], choices=[*SHIPPED, *SELFSUP])
-    ap.add_argument("--no-ship", action="store_true",
-                    help="do not write mribench/_baselines/ nor baselines/anatomy/results.json")  # fmt: skip
+    ap.add_argument(
+        "--no-ship", action="store_true", help="do not write mribench/_baselines/ nor baselines/anatomy/results.json"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -232,14 +308,28 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             if recipe in SHIPPED:
                 name = SHIPPED[recipe][0]
-                r = run_recipe(recipe, "anatomy", config={**overrides, "model_name": name}, epochs=args.epochs,
-                               device=args.device, out=args.runs / recipe, data_root=args.data_root,
-                               on_epoch=_progress_line(name))  # fmt: skip
+                r = run_recipe(
+                    recipe,
+                    "anatomy",
+                    config={**overrides, "model_name": name},
+                    epochs=args.epochs,
+                    device=args.device,
+                    out=args.runs / recipe,
+                    data_root=args.data_root,
+                    on_epoch=_progress_line(name),
+                )
             else:
                 name, extra = SELFSUP[recipe]
-                r = run_recipe("ttt", "anatomy", config={**ttt_overrides, **extra, "model_name": name},
-                               epochs=args.epochs, device=args.device, out=args.runs / recipe,
-                               data_root=args.data_root, on_epoch=_progress_line(name))  # fmt: skip
+                r = run_recipe(
+                    "ttt",
+                    "anatomy",
+                    config={**ttt_overrides, **extra, "model_name": name},
+                    epochs=args.epochs,
+                    device=args.device,
+                    out=args.runs / recipe,
+                    data_root=args.data_root,
+                    on_epoch=_progress_line(name),
+                )
             results[recipe] = _model_entry(r, name, t0)
             print(f"[{name}] test_P SSIM {r.scores['test_P']:.4f}  test_Q SSIM {r.scores['test_Q']:.4f}", flush=True)
             if recipe == "ttt":
@@ -249,19 +339,35 @@ def main(argv: list[str] | None = None) -> int:
 
     zf = evaluate("zero-filled", "anatomy", data_root=args.data_root, run_dir=args.runs / "zero-filled", resume=True)
     summary: dict[str, Any] = _previous(args, SIM_VERSION)
-    summary.update({"task": "anatomy", "mribench": __version__, "torch": torch.__version__, "sim_version": SIM_VERSION,
-                    "threads": torch.get_num_threads(), "models": {**summary.get("models", {}), **results},
-                    "zero_filled": {s: v["metrics"]["ssim"]["mean"] for s, v in zf.summary["splits"].items()}})  # fmt: skip
+    summary.update(
+        {
+            "task": "anatomy",
+            "mribench": __version__,
+            "torch": torch.__version__,
+            "sim_version": SIM_VERSION,
+            "threads": torch.get_num_threads(),
+            "models": {**summary.get("models", {}), **results},
+            "zero_filled": {s: v["metrics"]["ssim"]["mean"] for s, v in zf.summary["splits"].items()},
+        }
+    )
     if {"sup-p", "sup-q"} <= set(results):
         (q, p), groups = _paired_test_q(args.runs / "sup-q", args.runs / "sup-p")
         g = performance_gap_ci(q.to_numpy(), p.to_numpy(), groups)
-        summary["gap"] = {"ssim": g.gap, "ci": [g.low, g.high], "p_value": g.p_value, "n_slices": g.n,
-                          "n_volumes": g.n_groups}  # fmt: skip
+        summary["gap"] = {
+            "ssim": g.gap,
+            "ci": [g.low, g.high],
+            "p_value": g.p_value,
+            "n_slices": g.n,
+            "n_volumes": g.n_groups,
+        }
         if "joint" in results:
             (q, p, j), groups = _paired_test_q(args.runs / "sup-q", args.runs / "sup-p", args.runs / "joint")
             f = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), q.to_numpy(), j.to_numpy(), groups)
-            summary["joint"] = {"gap_after": float((q - j).mean()), "fraction_closed": f.fraction,
-                                "ci": [f.low, f.high]}  # fmt: skip
+            summary["joint"] = {
+                "gap_after": float((q - j).mean()),
+                "fraction_closed": f.fraction,
+                "ci": [f.low, f.high],
+            }
     if {"ttt", "ttt-q"} <= set(results):
         summary.update(_ttt_analysis(args.runs))
     text = json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n"
@@ -269,8 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.runs / "results.json").write_text(text)
     if not args.no_ship:
         (HERE / "results.json").write_text(text)
-    print(json.dumps({k: v for k, v in summary.items() if k in ("gap", "joint", "selfsup_gap", "ttt")}, indent=2,
-                     default=float))  # fmt: skip
+    print(
+        json.dumps(
+            {k: v for k, v in summary.items() if k in ("gap", "joint", "selfsup_gap", "ttt")}, indent=2, default=float
+        )
+    )
 
     shipped = {r: res for r, res in results.items() if r in SHIPPED}
     if not args.no_ship and shipped:
@@ -280,13 +389,24 @@ def main(argv: list[str] | None = None) -> int:
             name, desc, data = SHIPPED[recipe]
             dst = REGISTRY.parent / f"{name}.safetensors"
             shutil.copyfile(args.runs / recipe / "model.safetensors", dst)
-            entries.append({
-                "name": name, "file": dst.name, "sha256": file_sha256(dst), "description": desc, "task": "anatomy",
-                "recipe": recipe, "training_data": {"description": data, **res["training_data"]},
-                "arch": res["config"]["training"]["arch"], "config": res["config"]["training"]["model"],
-                "epochs": res["epochs"], "ssim": res["ssim"], "dataset": f"MRIBench-Sim {SIM_VERSION} (default size)",
-                "mribench": __version__, "size_bytes": dst.stat().st_size,
-            })  # fmt: skip
+            entries.append(
+                {
+                    "name": name,
+                    "file": dst.name,
+                    "sha256": file_sha256(dst),
+                    "description": desc,
+                    "task": "anatomy",
+                    "recipe": recipe,
+                    "training_data": {"description": data, **res["training_data"]},
+                    "arch": res["config"]["training"]["arch"],
+                    "config": res["config"]["training"]["model"],
+                    "epochs": res["epochs"],
+                    "ssim": res["ssim"],
+                    "dataset": f"MRIBench-Sim {SIM_VERSION} (default size)",
+                    "mribench": __version__,
+                    "size_bytes": dst.stat().st_size,
+                }
+            )
         entries.sort(key=lambda e: e["name"])
         REGISTRY.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2, sort_keys=True) + "\n")
         print(f"wrote {REGISTRY.relative_to(REPO)} ({', '.join(e['name'] for e in entries)})")

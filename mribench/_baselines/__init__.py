@@ -5,6 +5,7 @@ and the ``.safetensors`` files are written by ``baselines/anatomy/train_embedded
 stays import-light (json + pathlib) so that :mod:`mribench.models.loader` can call
 :func:`register_shipped_baselines` at import time without cycles.
 """
+
 from __future__ import annotations
 
 import json

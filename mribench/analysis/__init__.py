@@ -7,6 +7,7 @@ sampling), :mod:`.embedding_cache` (disk cache of embeddings), :mod:`.similarity
 similarity), :mod:`.curves` (AUC, SNR noise), :mod:`.plots` (figures; imported lazily because it
 pulls in matplotlib).
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -16,23 +17,45 @@ from typing import Any
 # evaluator only needs the bootstrap.
 _EXPORTS: dict[str, str] = {
     "AnalysisInputError": "_checks",
-    "add_noise": "curves", "robustness_auc": "curves",
-    "EffectiveRobustness": "effective_robustness", "LinearTrend": "effective_robustness",
-    "bootstrap_trends": "effective_robustness", "effective_robustness": "effective_robustness",
-    "effective_robustness_ci": "effective_robustness", "fit_linear_trend": "effective_robustness",
+    "add_noise": "curves",
+    "robustness_auc": "curves",
+    "EffectiveRobustness": "effective_robustness",
+    "LinearTrend": "effective_robustness",
+    "bootstrap_trends": "effective_robustness",
+    "effective_robustness": "effective_robustness",
+    "effective_robustness_ci": "effective_robustness",
+    "fit_linear_trend": "effective_robustness",
     "EmbeddingCache": "embedding_cache",
-    "FractionClosedResult": "gap", "GapResult": "gap", "fraction_gap_closed": "gap",
-    "fraction_gap_closed_ci": "gap", "fraction_gap_closed_from_metrics": "gap", "performance_gap": "gap",
+    "FractionClosedResult": "gap",
+    "GapResult": "gap",
+    "fraction_gap_closed": "gap",
+    "fraction_gap_closed_ci": "gap",
+    "fraction_gap_closed_from_metrics": "gap",
+    "performance_gap": "gap",
     "performance_gap_ci": "gap",
-    "BackgroundRule": "patches", "PatchRecord": "patches", "PatchSpec": "patches", "extract_patches": "patches",
-    "EmbeddedPatches": "similarity", "SimilarityResult": "similarity", "SliceItem": "similarity",
-    "clip_similarity": "similarity", "embed_items": "similarity", "nearest_neighbour_similarity": "similarity",
-    "CI": "stats", "PairedDifference": "stats", "bootstrap_mean_ci": "stats", "cluster_bootstrap_means": "stats",
+    "BackgroundRule": "patches",
+    "PatchRecord": "patches",
+    "PatchSpec": "patches",
+    "extract_patches": "patches",
+    "EmbeddedPatches": "similarity",
+    "SimilarityResult": "similarity",
+    "SliceItem": "similarity",
+    "clip_similarity": "similarity",
+    "embed_items": "similarity",
+    "nearest_neighbour_similarity": "similarity",
+    "CI": "stats",
+    "PairedDifference": "stats",
+    "bootstrap_mean_ci": "stats",
+    "cluster_bootstrap_means": "stats",
     "paired_difference": "stats",
-    "plot_effective_robustness": "plots", "plot_epoch_curves": "plots", "plot_reconstruction_panel": "plots",
-    "plot_robustness_curves": "plots", "plot_similarity_histograms": "plots",
-    "plot_similarity_vs_performance": "plots", "save_figure": "plots",
-}  # fmt: skip
+    "plot_effective_robustness": "plots",
+    "plot_epoch_curves": "plots",
+    "plot_reconstruction_panel": "plots",
+    "plot_robustness_curves": "plots",
+    "plot_similarity_histograms": "plots",
+    "plot_similarity_vs_performance": "plots",
+    "save_figure": "plots",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
 """Input validation shared by the analysis modules (one error type, one message style)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

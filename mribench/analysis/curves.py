@@ -9,6 +9,7 @@ the chosen x scale) at the range ends and never extrapolated.
 The SNR axis is produced by :func:`add_noise`: complex white Gaussian noise on the acquired k-space
 samples, ``SNR_dB = 20 log10(RMS(acquired k-space) / sigma)`` with ``sigma^2 = E|noise|^2``.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,9 @@ def _curve_arrays(curve: Mapping[float, float], log_x: bool) -> tuple[np.ndarray
     xs = np.array(sorted(float(x) for x in curve))
     ys = np.array([float(curve[x]) for x in sorted(curve, key=float)])
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
-        raise AnalysisInputError(f"expected finite x and metric values, got {dict(zip(xs.tolist(), ys.tolist(), strict=True))}")
+        raise AnalysisInputError(
+            f"expected finite x and metric values, got {dict(zip(xs.tolist(), ys.tolist(), strict=True))}"
+        )
     if log_x:
         if (xs <= 0).any():
             raise AnalysisInputError(f"expected positive x values with log_x=True, got {xs.min()}")
@@ -88,7 +91,9 @@ def add_noise(
         Noisy complex k-space, same shape, dtype and device as ``kspace``.
     """
     if not isinstance(kspace, torch.Tensor) or not kspace.is_complex():
-        raise AnalysisInputError(f"expected a complex k-space tensor, got {getattr(kspace, 'dtype', type(kspace).__name__)}")
+        raise AnalysisInputError(
+            f"expected a complex k-space tensor, got {getattr(kspace, 'dtype', type(kspace).__name__)}"
+        )
     snr = float(snr_db)
     if math.isnan(snr) or snr == -math.inf:
         raise AnalysisInputError(f"expected a finite SNR in dB (or inf), got {snr_db}")
@@ -100,7 +105,9 @@ def add_noise(
         try:
             acquired = torch.broadcast_to(mask.to(kspace.device).bool(), kspace.shape)
         except RuntimeError:
-            raise AnalysisInputError(f"expected a mask broadcastable to {tuple(kspace.shape)}, got {tuple(mask.shape)}") from None
+            raise AnalysisInputError(
+                f"expected a mask broadcastable to {tuple(kspace.shape)}, got {tuple(mask.shape)}"
+            ) from None
     n_acq = int(acquired.sum())
     if n_acq == 0:
         raise AnalysisInputError("expected k-space with acquired (non-zero) samples, got none")

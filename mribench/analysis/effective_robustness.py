@@ -16,6 +16,7 @@ line (``t_{n-2} * s * sqrt(1/n + (x - mean x)^2 / Sxx)``, the formulas behind
 where a *new* reference run would fall), and a bootstrap over reference runs. Both describe the
 uncertainty of the reference trend only, not the evaluation noise of the model itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -43,7 +44,9 @@ def to_fit_scale(values: np.ndarray, scale: Scale, name: str = "values") -> np.n
         return values
     bad = (values <= 0) | (values >= 1) | ~np.isfinite(values)
     if bad.any():
-        raise AnalysisInputError(f"expected {name} in the open interval (0, 1) for the logit scale, got {values[bad][0]}")
+        raise AnalysisInputError(
+            f"expected {name} in the open interval (0, 1) for the logit scale, got {values[bad][0]}"
+        )
     from scipy.special import logit  # lazily: scipy.special costs ~0.15 s to import
 
     return np.asarray(logit(values))
@@ -184,10 +187,17 @@ def fit_linear_trend(
         s = slope_se = intercept_se = nan
     r = sxy / np.sqrt(sxx * syy) if syy > 0 else nan
     return LinearTrend(
-        slope=slope, intercept=intercept, scale=scale, n=n, x_mean=x_mean, sxx=sxx, residual_std=s,
+        slope=slope,
+        intercept=intercept,
+        scale=scale,
+        n=n,
+        x_mean=x_mean,
+        sxx=sxx,
+        residual_std=s,
         rvalue=float(np.clip(r, -1.0, 1.0)) if r == r else nan,
-        slope_stderr=float(slope_se), intercept_stderr=float(intercept_se),
-    )  # fmt: skip
+        slope_stderr=float(slope_se),
+        intercept_stderr=float(intercept_se),
+    )
 
 
 def effective_robustness(

@@ -17,6 +17,7 @@ superseded array is removed. Concurrent writers never corrupt an entry (the last
 The file name is the identity of the data: use distinct names (e.g. prefix a dataset id) when two
 data roots contain different files with the same name.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -155,9 +156,14 @@ class EmbeddingCache:
                 old_array = None
         atomic_write_bytes(path.parent / array_name, data)
         meta = {
-            "format": _FORMAT, "model": model, "weights_hash": weights_hash, "file": file, "array": array_name,
-            "keys": merged_keys, "positions": {k: [list(p) for p in v] for k, v in merged_pos.items()},
-        }  # fmt: skip
+            "format": _FORMAT,
+            "model": model,
+            "weights_hash": weights_hash,
+            "file": file,
+            "array": array_name,
+            "keys": merged_keys,
+            "positions": {k: [list(p) for p in v] for k, v in merged_pos.items()},
+        }
         atomic_write_text(path, json.dumps(meta, sort_keys=True))
         if old_array and old_array != array_name:
             (path.parent / old_array).unlink(missing_ok=True)

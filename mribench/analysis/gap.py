@@ -17,6 +17,7 @@ The per-slice versions pair the models on the same test-Q slices and bootstrap o
 :mod:`mribench.analysis.stats`); the fraction's point estimate is a ratio of mean gaps (not a mean of
 per-slice ratios), and its CI uses the same volume draws for numerator and denominator.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -174,9 +175,17 @@ def performance_gap_ci(
     # gap = s * (q - p) = mean of (s*q) - (s*p): a paired difference b - a with a = s*p, b = s*q.
     d = paired_difference(s * p, s * q, groups, n_boot=n_boot, alpha=alpha, seed=seed)
     return GapResult(
-        gap=d.mean, low=d.low, high=d.high, p_value=d.p_value, q_trained=s * d.mean_b, p_trained=s * d.mean_a,
-        alpha=alpha, n=d.n, n_groups=d.n_groups, n_dropped=d.n_dropped,
-    )  # fmt: skip
+        gap=d.mean,
+        low=d.low,
+        high=d.high,
+        p_value=d.p_value,
+        q_trained=s * d.mean_b,
+        p_trained=s * d.mean_a,
+        alpha=alpha,
+        n=d.n,
+        n_groups=d.n_groups,
+        n_dropped=d.n_dropped,
+    )
 
 
 def fraction_gap_closed_ci(
@@ -213,8 +222,10 @@ def fraction_gap_closed_ci(
     check_alpha(alpha)
     check_positive_int("n_boot", n_boot)
     s = _sign(higher_is_better)
-    cols = [as_1d(n, v) for n, v in
-            (("q_before", q_before), ("p_before", p_before), ("q_after", q_after), ("p_after", p_after))]  # fmt: skip
+    cols = [
+        as_1d(n, v)
+        for n, v in (("q_before", q_before), ("p_before", p_before), ("q_after", q_after), ("p_after", p_after))
+    ]
     grp = np.asarray(groups, dtype=object)
     same_length(q_before=cols[0], p_before=cols[1], q_after=cols[2], p_after=cols[3], groups=grp)
     if len(grp) == 0:
@@ -238,6 +249,8 @@ def fraction_gap_closed_ci(
         frac_draws = 1.0 - draws[:, 1] / draws[:, 0]
     frac_draws[draws[:, 0] == 0.0] = nan
     lo, hi = percentile_interval(frac_draws, alpha)
-    cis = [CI(m, *percentile_interval(draws[:, k], alpha), alpha, len(gaps), n_groups, n_dropped)
-           for k, m in enumerate((before, after))]  # fmt: skip
+    cis = [
+        CI(m, *percentile_interval(draws[:, k], alpha), alpha, len(gaps), n_groups, n_dropped)
+        for k, m in enumerate((before, after))
+    ]
     return FractionClosedResult(fraction, lo, hi, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped)

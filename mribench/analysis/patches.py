@@ -13,6 +13,7 @@ Rule (documented, deterministic):
   ``per_image`` distinct candidates that pass the rule are kept, in draw order (an image with little
   foreground yields fewer patches, possibly none).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,10 @@ class PatchSpec:
 
     def positions_key(self) -> str:
         """Stable string identifying how positions are chosen."""
-        return (f"v{ALGORITHM_VERSION}-s{self.size}-k{self.per_image}-seed{self.seed}-{self.rule.key()}"
-                f"-n{self.norm_percentile!r}-r{self.tries_per_patch}")  # fmt: skip
+        return (
+            f"v{ALGORITHM_VERSION}-s{self.size}-k{self.per_image}-seed{self.seed}-{self.rule.key()}"
+            f"-n{self.norm_percentile!r}-r{self.tries_per_patch}"
+        )
 
     def pixels_key(self) -> str:
         """Stable string identifying how a patch's pixels are derived from its position."""
@@ -142,7 +145,9 @@ def patch_positions(image: np.ndarray, spec: PatchSpec, file: str, slice_: int) 
     img = as_image(image)
     h, w = img.shape
     if h < spec.size or w < spec.size:
-        raise AnalysisInputError(f"expected images of at least {spec.size}x{spec.size}, got {h}x{w} ({file}, slice {slice_})")
+        raise AnalysisInputError(
+            f"expected images of at least {spec.size}x{spec.size}, got {h}x{w} ({file}, slice {slice_})"
+        )
     ref = float(np.percentile(img, spec.rule.percentile))
     if not ref > 0:
         return []
@@ -154,7 +159,9 @@ def patch_positions(image: np.ndarray, spec: PatchSpec, file: str, slice_: int) 
     tops = rng.integers(0, h - spec.size + 1, size=n_cand)
     lefts = rng.integers(0, w - spec.size + 1, size=n_cand)
     s = spec.size
-    fg_count = integral[tops + s, lefts + s] - integral[tops, lefts + s] - integral[tops + s, lefts] + integral[tops, lefts]
+    fg_count = (
+        integral[tops + s, lefts + s] - integral[tops, lefts + s] - integral[tops + s, lefts] + integral[tops, lefts]
+    )
     ok = fg_count >= spec.rule.min_foreground * s * s
     kept: list[tuple[int, int]] = []
     seen: set[tuple[int, int]] = set()
@@ -198,8 +205,9 @@ def extract_patches(
     Returns:
         ``(patches, provenance)``: float32 (P, size, size) in [0, 1] and P :class:`PatchRecord`.
     """
-    spec = PatchSpec(size=size, per_image=per_image, seed=seed, rule=rule or BackgroundRule(),
-                     norm_percentile=norm_percentile)  # fmt: skip
+    spec = PatchSpec(
+        size=size, per_image=per_image, seed=seed, rule=rule or BackgroundRule(), norm_percentile=norm_percentile
+    )
     n = len(images)
     id_list = list(ids) if ids is not None else [("", i) for i in range(n)]
     if len(id_list) != n:

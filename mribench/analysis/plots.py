@@ -4,6 +4,7 @@ Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot, no
 state change in the caller's process). Every function writes ``<out>.png`` and ``<out>.svg``
 (parent folders are created; SVGs carry no date and fixed element ids so reruns are byte-stable) and returns both paths.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -87,7 +88,9 @@ def plot_effective_robustness(
     ax = fig.add_subplot()
     band_lo, band_hi = fit.band(grid, alpha)
     if np.isfinite(band_lo).all():
-        ax.fill_between(grid, band_lo, band_hi, color="C0", alpha=0.2, lw=0, label=f"{100 * (1 - alpha):.0f}% CI of fit")
+        ax.fill_between(
+            grid, band_lo, band_hi, color="C0", alpha=0.2, lw=0, label=f"{100 * (1 - alpha):.0f}% CI of fit"
+        )
     ax.plot(grid, fit.predict(grid), color="C0", label=f"fit ({fit.scale}): a={fit.slope:.3g}, b={fit.intercept:.3g}")
     both = np.concatenate([pts_x, pts_y])
     diag = np.linspace(float(both.min()), float(both.max()), 2)

@@ -6,6 +6,7 @@ caller supplies ``embed_fn``); for every test patch the maximum cosine similarit
 patch is computed blockwise; the mean (and the histogram) summarise how close the test distribution
 is to the training distribution. Embeddings are cached on disk (:mod:`~.embedding_cache`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
@@ -156,7 +157,9 @@ def _embed(embed_fn: EmbedFn, patches: np.ndarray, batch_size: int, device: torc
             emb = embed_fn(batch)
             if not isinstance(emb, torch.Tensor) or emb.ndim != 2 or emb.shape[0] != len(batch):
                 shape = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
-                raise AnalysisInputError(f"expected embed_fn to return a tensor of shape ({len(batch)}, D), got {shape}")
+                raise AnalysisInputError(
+                    f"expected embed_fn to return a tensor of shape ({len(batch)}, D), got {shape}"
+                )
             outs.append(emb.detach().float().cpu().numpy())
     return np.concatenate(outs)
 
@@ -208,7 +211,9 @@ def embed_items(
     """
     check_positive_int("batch_size", batch_size)
     if cache is not None and (not model_name or not weights_hash):
-        raise AnalysisInputError(f"expected model_name and weights_hash with a cache, got {model_name!r}, {weights_hash!r}")
+        raise AnalysisInputError(
+            f"expected model_name and weights_hash with a cache, got {model_name!r}, {weights_hash!r}"
+        )
     n_embedded = n_cached = 0
     dev = torch.device(device)
     by_file: dict[str, list[tuple[int, SliceItem]]] = {}
@@ -236,8 +241,9 @@ def embed_items(
             missing = [k for k in range(len(keys)) if keys[k] not in cached.keys]
             if missing:
                 image = image if image is not None else _load(item.image)
-                new_patches.append(cut_patches(normalise_image(image, spec.norm_percentile),
-                                               [corners[k] for k in missing], spec.size))  # fmt: skip
+                new_patches.append(
+                    cut_patches(normalise_image(image, spec.norm_percentile), [corners[k] for k in missing], spec.size)
+                )
                 new_keys.extend(keys[k] for k in missing)
             n_cached += len(keys) - len(missing)
             records = [PatchRecord(file, sl, k, t, lf) for k, (t, lf) in enumerate(corners)]
@@ -249,9 +255,14 @@ def embed_items(
             fresh = dict(zip(new_keys, emb, strict=True))
         if cache is not None and (new_keys or new_positions):
             dim = next(iter(fresh.values())).shape[0] if fresh else 0
-            cache.update(model_name, weights_hash, file, new_keys,
-                         np.stack(list(fresh[k] for k in new_keys)) if new_keys else np.zeros((0, dim), np.float32),
-                         new_positions)  # fmt: skip
+            cache.update(
+                model_name,
+                weights_hash,
+                file,
+                new_keys,
+                np.stack(list(fresh[k] for k in new_keys)) if new_keys else np.zeros((0, dim), np.float32),
+                new_positions,
+            )
         for pos, keys, records in pending:
             rows = [fresh[k] if k in fresh else cached.embeddings[cached.keys[k]] for k in keys]
             per_item[pos] = (np.stack(rows) if rows else np.zeros((0, 0), np.float32), records)
@@ -311,20 +322,31 @@ def clip_similarity(
     lo, hi = (float(v) for v in hist_range)
     if not lo < hi:
         raise AnalysisInputError(f"expected hist_range (low, high) with low < high, got {hist_range}")
-    spec = PatchSpec(size=size, per_image=per_image, seed=seed, rule=rule or BackgroundRule(),
-                     norm_percentile=norm_percentile)  # fmt: skip
-    kwargs: dict[str, Any] = dict(cache=cache, model_name=model_name, weights_hash=weights_hash,
-                                  batch_size=batch_size, device=device)  # fmt: skip
+    spec = PatchSpec(
+        size=size, per_image=per_image, seed=seed, rule=rule or BackgroundRule(), norm_percentile=norm_percentile
+    )
+    kwargs: dict[str, Any] = dict(
+        cache=cache, model_name=model_name, weights_hash=weights_hash, batch_size=batch_size, device=device
+    )
     train = embed_items(train_items, embed_fn, spec, **kwargs)
     test = embed_items(test_items, embed_fn, spec, **kwargs)
     if len(train.records) == 0:
         raise AnalysisInputError("expected at least one foreground training patch, got 0 (check the background rule)")
     if len(test.records):
-        values = nearest_neighbour_similarity(torch.from_numpy(test.embeddings).to(device),
-                                              torch.from_numpy(train.embeddings).to(device), block=block)  # fmt: skip
+        values = nearest_neighbour_similarity(
+            torch.from_numpy(test.embeddings).to(device), torch.from_numpy(train.embeddings).to(device), block=block
+        )
     else:
         values = np.zeros(0)
     counts, edges = np.histogram(np.clip(values, lo, hi), bins=bins, range=(lo, hi))
     mean = float(values.mean()) if len(values) else float("nan")
-    return SimilarityResult(mean, counts, edges, values, test.records, len(train.records),
-                            train.n_embedded + test.n_embedded, train.n_cached + test.n_cached)  # fmt: skip
+    return SimilarityResult(
+        mean,
+        counts,
+        edges,
+        values,
+        test.records,
+        len(train.records),
+        train.n_embedded + test.n_embedded,
+        train.n_cached + test.n_cached,
+    )

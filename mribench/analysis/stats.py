@@ -12,6 +12,7 @@ of ``G`` uniform volume indices (``rng.integers(0, G, size=(B, G), dtype=int32)`
 mean of a draw is the sum of the picked volumes' sums over the sum of their counts, computed for all
 draws at once in memory-bounded chunks (no Python loop over draws).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ Coordinates follow fastMRI+: pixels of the reconstruction FLIPPED VERTICALLY (``
 ``np.flipud(target)``). Rows with ``study_level == "Yes"`` carry no box; zero-size boxes are dropped
 with a warning.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,5 @@ def boxes_by_slice(df: pd.DataFrame) -> dict[tuple[str, int], list[Box]]:
     """Group an annotation table into ``{(file, slice): [(x, y, w, h), ...]}``."""
     out: dict[tuple[str, int], list[Box]] = {}
     for row in df.itertuples(index=False):
-        out.setdefault((row.file, int(row.slice)), []).append(
-            (int(row.x), int(row.y), int(row.width), int(row.height))
-        )
+        out.setdefault((row.file, int(row.slice)), []).append((int(row.x), int(row.y), int(row.width), int(row.height)))
     return out

@@ -23,6 +23,7 @@ Datasets are listed in :data:`CONVERTERS`; only datasets whose native layout cou
 public documentation or code have a reader (``supported=True``); the others say why not and how to
 use the generic 3D path instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -271,16 +272,27 @@ class Slices2D:
 
 #: Metadata keys understood by the writer (anything else is stored as an HDF5 attr).
 METADATA_KEYS = (
-    "protocol", "anatomy", "vendor", "model", "field", "institution", "site", "sequence_type",
-    "tr", "te", "ti", "patient_id",
-)  # fmt: skip
+    "protocol",
+    "anatomy",
+    "vendor",
+    "model",
+    "field",
+    "institution",
+    "site",
+    "sequence_type",
+    "tr",
+    "te",
+    "ti",
+    "patient_id",
+)
 
 Scan = Volume3D | Slices2D
 Reader = Callable[[Path], Iterator[Scan]]
 
 
-def _header(shape: tuple[int, int], recon: tuple[int, int], coils: int, acquired: tuple[int, int],
-            meta: dict[str, Any]) -> AcquisitionHeader:  # fmt: skip
+def _header(
+    shape: tuple[int, int], recon: tuple[int, int], coils: int, acquired: tuple[int, int], meta: dict[str, Any]
+) -> AcquisitionHeader:
     h, w = shape
     left, right = acquired
 
@@ -289,16 +301,32 @@ def _header(shape: tuple[int, int], recon: tuple[int, int], coils: int, acquired
         return None if v is None else float(v)
 
     return AcquisitionHeader(
-        encoded_size=(h, w, 1), recon_size=(recon[0], recon[1], 1),
-        enc_limits_center=w // 2 - left, enc_limits_max=right - left - 1,
-        protocol_name=meta.get("protocol"), system_vendor=meta.get("vendor"), system_model=meta.get("model"),
-        field_strength_t=num("field"), receiver_channels=coils, institution_name=meta.get("institution"),
-        sequence_type=meta.get("sequence_type"), tr_ms=num("tr"), te_ms=num("te"), ti_ms=num("ti"),
-    )  # fmt: skip
+        encoded_size=(h, w, 1),
+        recon_size=(recon[0], recon[1], 1),
+        enc_limits_center=w // 2 - left,
+        enc_limits_max=right - left - 1,
+        protocol_name=meta.get("protocol"),
+        system_vendor=meta.get("vendor"),
+        system_model=meta.get("model"),
+        field_strength_t=num("field"),
+        receiver_channels=coils,
+        institution_name=meta.get("institution"),
+        sequence_type=meta.get("sequence_type"),
+        tr_ms=num("tr"),
+        te_ms=num("te"),
+        ti_ms=num("ti"),
+    )
 
 
-def _write(path: Path, kspace2d: np.ndarray, target: np.ndarray, recon: tuple[int, int],
-           acquired: tuple[int, int] | None, meta: dict[str, Any], extra: dict[str, Any]) -> Path:  # fmt: skip
+def _write(
+    path: Path,
+    kspace2d: np.ndarray,
+    target: np.ndarray,
+    recon: tuple[int, int],
+    acquired: tuple[int, int] | None,
+    meta: dict[str, Any],
+    extra: dict[str, Any],
+) -> Path:
     acq = acquired if acquired is not None else acquired_columns(kspace2d)
     header = _header(kspace2d.shape[-2:], recon, kspace2d.shape[1], acq, meta)  # type: ignore[arg-type]
     attrs = {k: v for k, v in meta.items() if k not in METADATA_KEYS and v is not None}
@@ -307,8 +335,15 @@ def _write(path: Path, kspace2d: np.ndarray, target: np.ndarray, recon: tuple[in
             attrs[k] = str(meta[k])
     attrs.update(extra)
     protocol = str(meta.get("protocol") or "unknown")
-    write_volume(path, kspace2d, target, header, acquisition=protocol,
-                 patient_id=str(meta.get("patient_id") or extra.get("source_scan", "")), extra_attrs=attrs)  # fmt: skip
+    write_volume(
+        path,
+        kspace2d,
+        target,
+        header,
+        acquisition=protocol,
+        patient_id=str(meta.get("patient_id") or extra.get("source_scan", "")),
+        extra_attrs=attrs,
+    )
     return path
 
 
@@ -371,8 +406,14 @@ def convert_volume(
         meta = {**volume.metadata}
         meta.setdefault("patient_id", volume.name)
         path = Path(out_dir) / view.name / f"{dataset}_{volume.name}_{view.name}.h5"
-        extra = {"dataset": dataset, "view": view.name, "source_scan": volume.name, "scale": float(factor),
-                 "trim_first": int(first), "trim_last": int(last)}  # fmt: skip
+        extra = {
+            "dataset": dataset,
+            "view": view.name,
+            "source_scan": volume.name,
+            "scale": float(factor),
+            "trim_first": int(first),
+            "trim_last": int(last),
+        }
         written.append(_write(path, kspace2d, target, recon, None, meta, extra))
     return written
 
@@ -407,8 +448,14 @@ def convert_slices(
     target = (center_crop(torch.from_numpy(images), recon).numpy() * np.float32(factor)).astype(np.float32)
     meta = {**scan.metadata}
     meta.setdefault("patient_id", scan.name)
-    extra = {"dataset": dataset, "view": "native", "source_scan": scan.name, "scale": float(factor),
-             "trim_first": int(first), "trim_last": int(last)}  # fmt: skip
+    extra = {
+        "dataset": dataset,
+        "view": "native",
+        "source_scan": scan.name,
+        "scale": float(factor),
+        "trim_first": int(first),
+        "trim_last": int(last),
+    }
     path = Path(out_dir) / f"{dataset}_{scan.name}.h5"
     return _write(path, (k * np.float32(factor)).astype(np.complex64), target, recon, scan.acquired, meta, extra)
 
@@ -454,7 +501,9 @@ def read_cc359(path: Path) -> Iterator[Scan]:
             raise DataError(f"expected a 'kspace' dataset in {path.name}, got keys {sorted(hf.keys())}")
         raw = hf["kspace"][()]
     if raw.ndim != 4 or raw.shape[-1] % 2 or np.iscomplexobj(raw):
-        raise DataError(f"expected real (x, ky, kz, 2*coils) CC-359 k-space in {path.name}, got {raw.dtype} {raw.shape}")
+        raise DataError(
+            f"expected real (x, ky, kz, 2*coils) CC-359 k-space in {path.name}, got {raw.dtype} {raw.shape}"
+        )
     k = (raw[..., 0::2] + 1j * raw[..., 1::2]).astype(np.complex64).transpose(3, 0, 1, 2)  # (C, x, ky, kz)
     k = _uncentred_to_centred(k, (2, 3))
     k = fft1c(k, axis=1)  # x back to k-space: full centred 3D k-space
@@ -472,13 +521,16 @@ def read_skmtea(path: Path) -> Iterator[Scan]:
             raise DataError(f"expected a 'kspace' dataset in {path.name}, got keys {sorted(hf.keys())}")
         ks = hf["kspace"]
         if ks.ndim != 5 or not np.issubdtype(ks.dtype, np.complexfloating):
-            raise DataError(f"expected complex (x, ky, kz, echoes, coils) k-space in {path.name}, got {ks.dtype} {ks.shape}")
+            raise DataError(
+                f"expected complex (x, ky, kz, echoes, coils) k-space in {path.name}, got {ks.dtype} {ks.shape}"
+            )
         n_echo = ks.shape[3]
         for e in range(n_echo):
             k = np.asarray(ks[:, :, :, e, :], dtype=np.complex64).transpose(3, 0, 1, 2)  # (C, x, ky, kz)
             k = fft1c(k, axis=1)
-            yield Volume3D(f"{path.stem}_E{e + 1}", np.ascontiguousarray(k, dtype=np.complex64),
-                           {"protocol": f"qDESS_E{e + 1}"})  # fmt: skip
+            yield Volume3D(
+                f"{path.stem}_E{e + 1}", np.ascontiguousarray(k, dtype=np.complex64), {"protocol": f"qDESS_E{e + 1}"}
+            )
 
 
 def read_ismrmrd3d(path: Path) -> Iterator[Scan]:
@@ -489,10 +541,18 @@ def read_ismrmrd3d(path: Path) -> Iterator[Scan]:
     try:
         import ismrmrd
     except ImportError:
-        raise DataError("expected the optional 'ismrmrd' package to read ISMRMRD files, got none "
-                        "(hint: pip install ismrmrd)") from None  # fmt: skip
-    skip = [getattr(ismrmrd, f) for f in ("ACQ_IS_NOISE_MEASUREMENT", "ACQ_IS_PARALLEL_CALIBRATION",
-                                            "ACQ_IS_NAVIGATION_DATA", "ACQ_IS_PHASECORR_DATA")]  # fmt: skip
+        raise DataError(
+            "expected the optional 'ismrmrd' package to read ISMRMRD files, got none (hint: pip install ismrmrd)"
+        ) from None
+    skip = [
+        getattr(ismrmrd, f)
+        for f in (
+            "ACQ_IS_NOISE_MEASUREMENT",
+            "ACQ_IS_PARALLEL_CALIBRATION",
+            "ACQ_IS_NAVIGATION_DATA",
+            "ACQ_IS_PHASECORR_DATA",
+        )
+    ]
     dset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
     try:
         # mribench's tolerant parser instead of ismrmrd.xsd, which rejects headers lacking optional blocks
@@ -508,14 +568,24 @@ def read_ismrmrd3d(path: Path) -> Iterator[Scan]:
                 continue
             data = acq.data
             if data.shape != (ncoils, nx):
-                raise DataError(f"expected acquisitions of shape {(ncoils, nx)} in {path.name}, got {data.shape} "
-                                f"(hint: read-out oversampling must be removed first)")  # fmt: skip
+                raise DataError(
+                    f"expected acquisitions of shape {(ncoils, nx)} in {path.name}, got {data.shape} "
+                    f"(hint: read-out oversampling must be removed first)"
+                )
             k[:, :, acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2] = data
     finally:
         dset.close()
-    meta = {"protocol": h.protocol_name, "vendor": h.system_vendor, "model": h.system_model,
-            "field": h.field_strength_t, "institution": h.institution_name, "sequence_type": h.sequence_type,
-            "tr": h.tr_ms, "te": h.te_ms, "ti": h.ti_ms}  # fmt: skip
+    meta = {
+        "protocol": h.protocol_name,
+        "vendor": h.system_vendor,
+        "model": h.system_model,
+        "field": h.field_strength_t,
+        "institution": h.institution_name,
+        "sequence_type": h.sequence_type,
+        "tr": h.tr_ms,
+        "te": h.te_ms,
+        "ti": h.ti_ms,
+    }
     yield Volume3D(path.stem, k, {k_: v for k_, v in meta.items() if v is not None})
 
 
@@ -527,23 +597,40 @@ def read_m4raw(path: Path) -> Iterator[Scan]:
     """
     with h5py.File(path, "r") as hf:
         if "kspace" not in hf or "ismrmrd_header" not in hf:
-            raise DataError(f"expected fastMRI-format keys kspace/ismrmrd_header in {path.name}, got {sorted(hf.keys())}")
+            raise DataError(
+                f"expected fastMRI-format keys kspace/ismrmrd_header in {path.name}, got {sorted(hf.keys())}"
+            )
         acq = hf.attrs.get("acquisition", "")
         acq = acq.decode() if isinstance(acq, bytes) else str(acq)
         if "GRE" in acq.upper():
-            raise DataError(f"expected a T1/T2/FLAIR M4Raw scan, got acquisition {acq!r} in {path.name} "
-                            f"(the GRE subset is not supported)")  # fmt: skip
+            raise DataError(
+                f"expected a T1/T2/FLAIR M4Raw scan, got acquisition {acq!r} in {path.name} "
+                f"(the GRE subset is not supported)"
+            )
         k = np.asarray(hf["kspace"][()], dtype=np.complex64)
         header = parse_header(hf["ismrmrd_header"][()])
         pid = hf.attrs.get("patient_id", path.stem)
     if k.ndim != 4:
         raise DataError(f"expected multi-coil k-space (slices, coils, H, W) in {path.name}, got {k.shape}")
-    meta = {"protocol": acq or header.protocol_name, "vendor": header.system_vendor, "model": header.system_model,
-            "field": header.field_strength_t, "institution": header.institution_name,
-            "sequence_type": header.sequence_type, "tr": header.tr_ms, "te": header.te_ms, "ti": header.ti_ms,
-            "patient_id": pid.decode() if isinstance(pid, bytes) else str(pid)}  # fmt: skip
-    yield Slices2D(path.stem, k, (header.recon_size[0], header.recon_size[1]), None,
-                   {k_: v for k_, v in meta.items() if v is not None})  # fmt: skip
+    meta = {
+        "protocol": acq or header.protocol_name,
+        "vendor": header.system_vendor,
+        "model": header.system_model,
+        "field": header.field_strength_t,
+        "institution": header.institution_name,
+        "sequence_type": header.sequence_type,
+        "tr": header.tr_ms,
+        "te": header.te_ms,
+        "ti": header.ti_ms,
+        "patient_id": pid.decode() if isinstance(pid, bytes) else str(pid),
+    }
+    yield Slices2D(
+        path.stem,
+        k,
+        (header.recon_size[0], header.recon_size[1]),
+        None,
+        {k_: v for k_, v in meta.items() if v is not None},
+    )
 
 
 # --------------------------------------------------------------------------- registry
@@ -611,58 +698,106 @@ _SKMTEA_VIEWS = {
 
 CONVERTERS: Registry[ConverterSpec] = Registry("dataset converter", DataError)
 
-CONVERTERS.register("generic3d", ConverterSpec(
-    "generic3d", "Any fully sampled 3D Cartesian scan", True, read_generic3d, "3d", _ISMRMRD_VIEWS,
-    ("sagittal", "coronal", "axial"), "*",
-    layout="one scan per .npy file (complex (coils, kx, ky, kz), centred) or .h5 file with a 'kspace' dataset "
-           "of that shape; view names assume the ISMRMRD axes of the 7T database: check the orientation",
-    source="your own data", licence="yours",
-    note="metadata (protocol, anatomy, vendor, field, ...) comes from the CLI options",
-))  # fmt: skip
-CONVERTERS.register("7t", ConverterSpec(
-    "7t", "Quantitative motion-corrected 7T sub-millimeter raw MRI database of the adult lifespan", True,
-    read_ismrmrd3d, "3d", _ISMRMRD_VIEWS, ("sagittal", "coronal", "axial"), "*.h5",
-    layout="ISMRMRD HDF5 ('dataset' group), fully sampled 3D Cartesian; acquisitions placed by "
-           "kspace_encode_step_1/2 into (coils, kx, ky, kz), as in Lin & Heckel's 7T/convert.py",
-    source="https://dataverse.nl/dataset.xhtml?persistentId=doi:10.34894/IHZGQM",
-    note="needs the optional 'ismrmrd' package; protocol/vendor/field come from each file's ISMRMRD header; "
-         "not flipped (as in Lin & Heckel); pass --anatomy",
-))  # fmt: skip
-CONVERTERS.register("cc359", ConverterSpec(
-    "cc359", "Calgary-Campinas (CC-359) multi-channel MR reconstruction data", True, read_cc359, "3d",
-    _CC359_VIEWS, ("axial", "coronal", "sagittal"), "*.h5",
-    metadata={"anatomy": "brain", "protocol": "T1_3D", "sequence_type": "3D T1-weighted"},
-    layout="HDF5 'kspace' float (x, ky, kz, 2*coils), real/imaginary interleaved; hybrid (x in image space); "
-           "(ky, kz) with the non-centred FFT",
-    source="https://www.ccdataset.com/mr-reconstruction-challenge",
-    note="1 mm isotropic 3D T1-weighted brain scans (12- and 32-channel coils); the axial view drops "
-         "50 slices at each end as DIRECT does (override with --trim); vendor/field: pass them as options",
-))  # fmt: skip
-CONVERTERS.register("skm-tea", ConverterSpec(
-    "skm-tea", "Stanford Knee MRI Multi-Task Evaluation (SKM-TEA), raw-data track", True, read_skmtea, "3d",
-    _SKMTEA_VIEWS, ("sagittal",), "*.h5",
-    metadata={"anatomy": "knee", "vendor": "GE"},
-    layout="HDF5 'kspace' complex64 (x, ky, kz, echoes, coils), hybrid (x in image space), axes (SI, AP, LR); "
-           "one output volume per echo (qDESS, 2 echoes)",
-    source="https://stanfordaimi.azurewebsites.net/datasets/4aaeafb9-c6e6-4e3c-9188-3aaaf0e0a9e7 "
-           "(account required; files_recon_calib-24/)",
-    note="zero-padded (ZIP2) read-out columns are detected and recorded as unacquired in the header; "
-         "field strength: pass --field",
-))  # fmt: skip
-CONVERTERS.register("m4raw", ConverterSpec(
-    "m4raw", "M4Raw low-field (0.3 T) multi-contrast brain k-space", True, read_m4raw, "2d",
-    pattern="*.h5", flip_rows=True,
-    metadata={"anatomy": "brain", "field": 0.3, "vendor": "Xingaoyi", "model": "Oper-0.3"},
-    layout="fastMRI-format HDF5 (kspace (slices, 4 coils, 256, 256), reconstruction_rss, ismrmrd_header)",
-    source="https://doi.org/10.5281/zenodo.7523691",
-    note="axial T1w/T2w/FLAIR at 0.3 T with a 4-channel head coil; rescaled into fastMRI's range and "
-         "flipped vertically (Lin & Heckel's convert_flip.py); the GRE subset is not supported",
-))  # fmt: skip
+CONVERTERS.register(
+    "generic3d",
+    ConverterSpec(
+        "generic3d",
+        "Any fully sampled 3D Cartesian scan",
+        True,
+        read_generic3d,
+        "3d",
+        _ISMRMRD_VIEWS,
+        ("sagittal", "coronal", "axial"),
+        "*",
+        layout="one scan per .npy file (complex (coils, kx, ky, kz), centred) or .h5 file with a 'kspace' dataset "
+        "of that shape; view names assume the ISMRMRD axes of the 7T database: check the orientation",
+        source="your own data",
+        licence="yours",
+        note="metadata (protocol, anatomy, vendor, field, ...) comes from the CLI options",
+    ),
+)
+CONVERTERS.register(
+    "7t",
+    ConverterSpec(
+        "7t",
+        "Quantitative motion-corrected 7T sub-millimeter raw MRI database of the adult lifespan",
+        True,
+        read_ismrmrd3d,
+        "3d",
+        _ISMRMRD_VIEWS,
+        ("sagittal", "coronal", "axial"),
+        "*.h5",
+        layout="ISMRMRD HDF5 ('dataset' group), fully sampled 3D Cartesian; acquisitions placed by "
+        "kspace_encode_step_1/2 into (coils, kx, ky, kz), as in Lin & Heckel's 7T/convert.py",
+        source="https://dataverse.nl/dataset.xhtml?persistentId=doi:10.34894/IHZGQM",
+        note="needs the optional 'ismrmrd' package; protocol/vendor/field come from each file's ISMRMRD header; "
+        "not flipped (as in Lin & Heckel); pass --anatomy",
+    ),
+)
+CONVERTERS.register(
+    "cc359",
+    ConverterSpec(
+        "cc359",
+        "Calgary-Campinas (CC-359) multi-channel MR reconstruction data",
+        True,
+        read_cc359,
+        "3d",
+        _CC359_VIEWS,
+        ("axial", "coronal", "sagittal"),
+        "*.h5",
+        metadata={"anatomy": "brain", "protocol": "T1_3D", "sequence_type": "3D T1-weighted"},
+        layout="HDF5 'kspace' float (x, ky, kz, 2*coils), real/imaginary interleaved; hybrid (x in image space); "
+        "(ky, kz) with the non-centred FFT",
+        source="https://www.ccdataset.com/mr-reconstruction-challenge",
+        note="1 mm isotropic 3D T1-weighted brain scans (12- and 32-channel coils); the axial view drops "
+        "50 slices at each end as DIRECT does (override with --trim); vendor/field: pass them as options",
+    ),
+)
+CONVERTERS.register(
+    "skm-tea",
+    ConverterSpec(
+        "skm-tea",
+        "Stanford Knee MRI Multi-Task Evaluation (SKM-TEA), raw-data track",
+        True,
+        read_skmtea,
+        "3d",
+        _SKMTEA_VIEWS,
+        ("sagittal",),
+        "*.h5",
+        metadata={"anatomy": "knee", "vendor": "GE"},
+        layout="HDF5 'kspace' complex64 (x, ky, kz, echoes, coils), hybrid (x in image space), axes (SI, AP, LR); "
+        "one output volume per echo (qDESS, 2 echoes)",
+        source="https://stanfordaimi.azurewebsites.net/datasets/4aaeafb9-c6e6-4e3c-9188-3aaaf0e0a9e7 "
+        "(account required; files_recon_calib-24/)",
+        note="zero-padded (ZIP2) read-out columns are detected and recorded as unacquired in the header; "
+        "field strength: pass --field",
+    ),
+)
+CONVERTERS.register(
+    "m4raw",
+    ConverterSpec(
+        "m4raw",
+        "M4Raw low-field (0.3 T) multi-contrast brain k-space",
+        True,
+        read_m4raw,
+        "2d",
+        pattern="*.h5",
+        flip_rows=True,
+        metadata={"anatomy": "brain", "field": 0.3, "vendor": "Xingaoyi", "model": "Oper-0.3"},
+        layout="fastMRI-format HDF5 (kspace (slices, 4 coils, 256, 256), reconstruction_rss, ismrmrd_header)",
+        source="https://doi.org/10.5281/zenodo.7523691",
+        note="axial T1w/T2w/FLAIR at 0.3 T with a 4-channel head coil; rescaled into fastMRI's range and "
+        "flipped vertically (Lin & Heckel's convert_flip.py); the GRE subset is not supported",
+    ),
+)
 for _name, _title, _why in [
-    ("stanford3d", "Stanford Fullysampled 3D FSE Knees (mridata.org)",
-     "ISMRMRD files whose slices are stored already inverse-FFT'd along the read-out with chopping "
-     "(ChopY/ChopZ user parameters) and noise pre-whitening; this could not be checked without the data. "
-     "Export each scan's (coils, kx, ky, kz) k-space to .npy and use 'generic3d'"),
+    (
+        "stanford3d",
+        "Stanford Fullysampled 3D FSE Knees (mridata.org)",
+        "ISMRMRD files whose slices are stored already inverse-FFT'd along the read-out with chopping "
+        "(ChopY/ChopZ user parameters) and noise pre-whitening; this could not be checked without the data. "
+        "Export each scan's (coils, kx, ky, kz) k-space to .npy and use 'generic3d'",
+    ),
     ("stanford2d", "Stanford 2D FSE (mridata.org)", "layout not verified; no reader"),
     ("nyu2d", "NYU machine learning data (mridata.org)", "layout not verified; no reader"),
 ]:
@@ -753,8 +888,17 @@ def convert_dataset(
                     if not overwrite and all(t.is_file() for t in targets):
                         report.written.extend(targets)
                         continue
-                    report.written.extend(convert_volume(scan, out, chosen, dataset=dataset, recon_size=recon_size,
-                                                         level=level, percentile=percentile))  # fmt: skip
+                    report.written.extend(
+                        convert_volume(
+                            scan,
+                            out,
+                            chosen,
+                            dataset=dataset,
+                            recon_size=recon_size,
+                            level=level,
+                            percentile=percentile,
+                        )
+                    )
                 else:
                     target = out / f"{dataset}_{scan.name}.h5"
                     if not overwrite and target.is_file():
@@ -762,9 +906,17 @@ def convert_dataset(
                         continue
                     if recon_size is not None:
                         scan.recon_size = recon_size
-                    report.written.append(convert_slices(scan, out, dataset=dataset, flip_rows=spec.flip_rows,
-                                                         trim=tuple(trim) if trim else (0, 0),  # type: ignore[arg-type]
-                                                         level=level, percentile=percentile))  # fmt: skip
+                    report.written.append(
+                        convert_slices(
+                            scan,
+                            out,
+                            dataset=dataset,
+                            flip_rows=spec.flip_rows,
+                            trim=tuple(trim) if trim else (0, 0),  # type: ignore[arg-type]
+                            level=level,
+                            percentile=percentile,
+                        )
+                    )
         except (DataError, OSError, KeyError) as e:
             report.skipped.append((str(f), str(e)))
         if progress:
@@ -773,8 +925,29 @@ def convert_dataset(
 
 
 __all__ = [
-    "CONVERTERS", "DEFAULT_LEVEL", "DEFAULT_PERCENTILE", "METADATA_KEYS", "ConversionReport", "ConverterSpec",
-    "Slices2D", "View", "Volume3D", "acquired_columns", "convert_dataset", "convert_slices", "convert_volume",
-    "fft1c", "flip_kspace", "ifft1c", "read_cc359", "read_generic3d", "read_ismrmrd3d", "read_m4raw",
-    "read_skmtea", "reference_level", "rss_images", "view_kspace", "volume_scale",
-]  # fmt: skip
+    "CONVERTERS",
+    "DEFAULT_LEVEL",
+    "DEFAULT_PERCENTILE",
+    "METADATA_KEYS",
+    "ConversionReport",
+    "ConverterSpec",
+    "Slices2D",
+    "View",
+    "Volume3D",
+    "acquired_columns",
+    "convert_dataset",
+    "convert_slices",
+    "convert_volume",
+    "fft1c",
+    "flip_kspace",
+    "ifft1c",
+    "read_cc359",
+    "read_generic3d",
+    "read_ismrmrd3d",
+    "read_m4raw",
+    "read_skmtea",
+    "reference_level",
+    "rss_images",
+    "view_kspace",
+    "volume_scale",
+]

@@ -2,6 +2,7 @@
 
 Thin layer over :mod:`mribench.data.convert`: parse options, show progress, print a summary.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,12 @@ def convert(
     src: Path = typer.Argument(..., help="Source file or folder of the dataset's native files."),
     out: Path = typer.Argument(..., help="Output folder for the fastMRI-format files."),
     view: Optional[list[str]] = typer.Option(None, "--view", help="View to write (repeatable; 3D datasets)."),
-    trim: Optional[tuple[int, int]] = typer.Option(None, "--trim", help="Slices dropped at the start and the end: --trim 5 5."),
-    recon_size: Optional[tuple[int, int]] = typer.Option(None, "--recon-size", help="Target crop: --recon-size 320 320."),
+    trim: Optional[tuple[int, int]] = typer.Option(
+        None, "--trim", help="Slices dropped at the start and the end: --trim 5 5."
+    ),
+    recon_size: Optional[tuple[int, int]] = typer.Option(
+        None, "--recon-size", help="Target crop: --recon-size 320 320."
+    ),
     level: float = typer.Option(DEFAULT_LEVEL, help="Value of the RSS percentile after scaling."),
     percentile: float = typer.Option(DEFAULT_PERCENTILE, help="RSS percentile the scaling matches to --level."),
     protocol: Optional[str] = typer.Option(None, help="Protocol name written to the header."),
@@ -41,8 +46,15 @@ def convert(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
 ) -> None:
     """Convert a dataset to fastMRI multi-coil HDF5 files (one per scan and view)."""
-    meta = {"protocol": protocol, "anatomy": anatomy, "vendor": vendor, "model": model, "field": field,
-            "institution": institution, "site": site}  # fmt: skip
+    meta = {
+        "protocol": protocol,
+        "anatomy": anatomy,
+        "vendor": vendor,
+        "model": model,
+        "field": field,
+        "institution": institution,
+        "site": site,
+    }
     try:
         with console.status(f"converting {dataset}") as status:
 
@@ -50,9 +62,19 @@ def convert(
                 status.update(f"converting {dataset}: {done}/{total} {name}")
 
             report = convert_dataset(
-                dataset, src, out, views=view or None, trim=trim, recon_size=recon_size, level=level, percentile=percentile, metadata=meta,
-                limit=limit, overwrite=overwrite, progress=progress,
-            )  # fmt: skip
+                dataset,
+                src,
+                out,
+                views=view or None,
+                trim=trim,
+                recon_size=recon_size,
+                level=level,
+                percentile=percentile,
+                metadata=meta,
+                limit=limit,
+                overwrite=overwrite,
+                progress=progress,
+            )
     except (MribenchError, ValueError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

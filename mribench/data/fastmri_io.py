@@ -10,6 +10,7 @@ what we write):
 - attrs: ``max`` (volume max of the RSS target), ``norm`` (its Frobenius norm), ``acquisition``,
   ``patient_id`` and any extra attrs.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,7 @@ def read_info(path: str | os.PathLike[str]) -> VolumeInfo:
                 )
             if ks.ndim != 4 or not np.issubdtype(ks.dtype, np.complexfloating):
                 raise DataError(
-                    f"expected complex k-space of shape (slices, coils, H, W) in {p.name}, "
-                    f"got {ks.dtype} {ks.shape}"
+                    f"expected complex k-space of shape (slices, coils, H, W) in {p.name}, got {ks.dtype} {ks.shape}"
                 )
             if "ismrmrd_header" not in hf:
                 raise DataError(f"expected an 'ismrmrd_header' dataset in {p.name}, got none")
@@ -114,7 +114,9 @@ def read_slice(path: str | os.PathLike[str], index: int) -> tuple[np.ndarray, np
             if not 0 <= index < n:
                 raise DataError(f"expected a slice index in [0, {n}) for {p.name}, got {index}")
             kspace = np.asarray(hf["kspace"][index], dtype=np.complex64)
-            target = np.asarray(hf["reconstruction_rss"][index], dtype=np.float32) if "reconstruction_rss" in hf else None
+            target = (
+                np.asarray(hf["reconstruction_rss"][index], dtype=np.float32) if "reconstruction_rss" in hf else None
+            )
             attrs = {k: _py(v) for k, v in hf.attrs.items()}
     except DataError:
         raise

@@ -3,6 +3,7 @@
 Only the fields mribench uses are read or written; parsing is tolerant of missing optional
 fields (they come back as ``None``) and strict about the ones fastMRI itself needs.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -113,7 +114,11 @@ def parse_header(xml: str | bytes) -> AcquisitionHeader:
     te = _num(root, "sequenceParameters/TE")
     ti = _num(root, "sequenceParameters/TI")
     return AcquisitionHeader(
-        encoded_size=(_required_int(root, f"{enc}/x"), _required_int(root, f"{enc}/y"), _required_int(root, f"{enc}/z")),
+        encoded_size=(
+            _required_int(root, f"{enc}/x"),
+            _required_int(root, f"{enc}/y"),
+            _required_int(root, f"{enc}/z"),
+        ),
         recon_size=(_required_int(root, f"{rec}/x"), _required_int(root, f"{rec}/y"), _required_int(root, f"{rec}/z")),
         enc_limits_center=_required_int(root, f"{lim}/center"),
         enc_limits_max=_required_int(root, f"{lim}/maximum"),

@@ -5,6 +5,7 @@ bucket, pathology). The index is cached as Parquet next to a fingerprint of the 
 mtime) and rebuilt when any file changes. Unreadable files never abort the scan: they are listed
 in :attr:`SliceIndex.skipped` with the reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,17 +27,50 @@ from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
 INDEX_VERSION = "1"
 
 COLUMNS = [
-    "file", "slice", "num_slices", "path", "acquisition", "protocol", "anatomy", "contrast",
-    "vendor", "system_model", "field_strength", "field", "coils", "institution", "site",
-    "sequence_type", "tr", "te", "ti", "kspace_h", "kspace_w", "target_h", "target_w",
-    "recon_h", "recon_w", "padding_left", "padding_right", "volume_max", "patient_id",
-    "pathology", "slice_pathology", "num_boxes",
-]  # fmt: skip
+    "file",
+    "slice",
+    "num_slices",
+    "path",
+    "acquisition",
+    "protocol",
+    "anatomy",
+    "contrast",
+    "vendor",
+    "system_model",
+    "field_strength",
+    "field",
+    "coils",
+    "institution",
+    "site",
+    "sequence_type",
+    "tr",
+    "te",
+    "ti",
+    "kspace_h",
+    "kspace_w",
+    "target_h",
+    "target_w",
+    "recon_h",
+    "recon_w",
+    "padding_left",
+    "padding_right",
+    "volume_max",
+    "patient_id",
+    "pathology",
+    "slice_pathology",
+    "num_boxes",
+]
 
 _CONTRASTS = {  # protocol (upper case) -> contrast label
-    "CORPD_FBK": "PD", "CORPDFS_FBK": "PDFS", "SAGPD": "PD", "AXT1": "T1", "AXT1PRE": "T1PRE",
-    "AXT1POST": "T1POST", "AXT2": "T2", "AXFLAIR": "FLAIR",
-}  # fmt: skip
+    "CORPD_FBK": "PD",
+    "CORPDFS_FBK": "PDFS",
+    "SAGPD": "PD",
+    "AXT1": "T1",
+    "AXT1PRE": "T1PRE",
+    "AXT1POST": "T1POST",
+    "AXT2": "T2",
+    "AXFLAIR": "FLAIR",
+}
 
 
 def derive_anatomy(protocol: str | None, attrs: dict[str, Any] | None = None) -> str:
@@ -96,16 +130,21 @@ def _volume_rows(info: VolumeInfo, root: Path, boxes: dict[tuple[str, int], int]
         "institution": h.institution_name,
         "site": str(a["site"]) if "site" in a else (h.institution_name or "unknown"),
         "sequence_type": h.sequence_type,
-        "tr": h.tr_ms, "te": h.te_ms, "ti": h.ti_ms,
-        "kspace_h": info.kspace_shape[2], "kspace_w": info.kspace_shape[3],
+        "tr": h.tr_ms,
+        "te": h.te_ms,
+        "ti": h.ti_ms,
+        "kspace_h": info.kspace_shape[2],
+        "kspace_w": info.kspace_shape[3],
         "target_h": info.target_shape[0] if info.target_shape else None,
         "target_w": info.target_shape[1] if info.target_shape else None,
-        "recon_h": h.recon_size[0], "recon_w": h.recon_size[1],
-        "padding_left": h.padding_left, "padding_right": h.padding_right,
+        "recon_h": h.recon_size[0],
+        "recon_w": h.recon_size[1],
+        "padding_left": h.padding_left,
+        "padding_right": h.padding_right,
         "volume_max": float(a["max"]) if "max" in a else None,
         "patient_id": str(a.get("patient_id", "")),
         "pathology": vol_path,
-    }  # fmt: skip
+    }
     rows = []
     for s in range(info.num_slices):
         nb = boxes.get((name, s), 0)
@@ -234,7 +273,9 @@ def build_index(
         try:
             m = json.loads(meta.read_text())
             if m.get("fingerprint") == fp:
-                return _remember(SliceIndex(r, pd.read_parquet(pq), pd.DataFrame(m["skipped"], columns=["file", "reason"]), fp))
+                return _remember(
+                    SliceIndex(r, pd.read_parquet(pq), pd.DataFrame(m["skipped"], columns=["file", "reason"]), fp)
+                )
         except (OSError, ValueError, KeyError):
             pass  # a broken cache is rebuilt
     boxes: dict[tuple[str, int], int] = {}

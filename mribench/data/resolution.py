@@ -33,6 +33,7 @@ not be checked against their text; ``repeat`` is what "repeating each k-space li
 
 Off by default: nothing in mribench wraps a model unless asked (:func:`with_resolution`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -139,8 +140,9 @@ class ResolutionAdapter(torch.nn.Module):
             constant ``1 / sqrt(r)``).
     """
 
-    def __init__(self, model: Any, factor: int = 2, *, readout: bool = False, mode: str = "repeat",
-                 compensate: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, model: Any, factor: int = 2, *, readout: bool = False, mode: str = "repeat", compensate: bool = True
+    ) -> None:
         super().__init__()
         if not isinstance(factor, int) or factor < 1:
             raise ValueError(f"expected a positive integer factor, got {factor!r}")
@@ -194,8 +196,9 @@ class ResolutionAdapter(torch.nn.Module):
         return out
 
 
-def with_resolution(lm: LoadedModel, factor: int = 1, *, readout: bool = False, mode: str = "repeat",
-                    compensate: bool = True) -> LoadedModel:  # fmt: skip
+def with_resolution(
+    lm: LoadedModel, factor: int = 1, *, readout: bool = False, mode: str = "repeat", compensate: bool = True
+) -> LoadedModel:
     """Wrap a loaded model with a :class:`ResolutionAdapter`; ``factor=1`` (the default) returns it unchanged.
 
     The adapter settings are added to the model's identity (``info.details["resolution"]`` and its

@@ -9,6 +9,7 @@ Public API::
     build_site("leaderboard")                           # leaderboard/README.md + leaderboard/site/
     export_table("leaderboard", format="parquet", out="leaderboard.parquet")
 """
+
 from __future__ import annotations
 
 from mribench.leaderboard.entry import (
@@ -26,7 +27,19 @@ from mribench.leaderboard.site import build_site
 from mribench.leaderboard.validate import Problem, validate_leaderboard
 
 __all__ = [
-    "SCHEMA_VERSION", "Entry", "LoadedEntry", "Problem", "build_entry", "build_site", "entry_path", "export_table",
-    "json_schema", "leaderboard_table", "load_entries", "parse_entry", "validate_leaderboard", "write_entry",
+    "SCHEMA_VERSION",
+    "Entry",
+    "LoadedEntry",
+    "Problem",
+    "build_entry",
+    "build_site",
+    "entry_path",
+    "export_table",
+    "json_schema",
+    "leaderboard_table",
+    "load_entries",
+    "parse_entry",
+    "validate_leaderboard",
+    "write_entry",
     "write_json_schema",
-]  # fmt: skip
+]

@@ -4,6 +4,7 @@ The script is vanilla JavaScript with no dependency: clicking a column header's 
 table body by that column (numbers by value, text alphabetically; empty cells always last) and
 toggles ascending/descending; ``aria-sort`` records the state. It works from ``file://``.
 """
+
 from __future__ import annotations
 
 CSS = """\

@@ -6,6 +6,7 @@ robustness against a linear ``OOD = a * ID + b`` fit over the task's evaluated e
 and artifact metrics on OOD when present, and cost. Evaluated and reported entries are kept apart:
 reported numbers are on other data (real fastMRI) and never enter the fit.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,11 +84,16 @@ def _row(e: Entry, metric: str, extras: list[str]) -> Row:
     sh = e.summary.shift.get(metric)
     g = e.summary.gap.get(metric)
     return Row(
-        entry=e, id_value=sh.id if sh else _mean(e, "test_P", metric), ood_value=sh.ood if sh else _mean(e, "test_Q", metric),
-        drop=sh.drop if sh else None, gap=g.gap if g else None, fraction_closed=g.fraction_closed if g else None,
-        effective_robustness=None, extras={m: _mean(e, "test_Q", m) for m in extras},
+        entry=e,
+        id_value=sh.id if sh else _mean(e, "test_P", metric),
+        ood_value=sh.ood if sh else _mean(e, "test_Q", metric),
+        drop=sh.drop if sh else None,
+        gap=g.gap if g else None,
+        fraction_closed=g.fraction_closed if g else None,
+        effective_robustness=None,
+        extras={m: _mean(e, "test_Q", m) for m in extras},
         seconds_per_slice=e.cost.seconds_per_slice if e.cost else None,
-    )  # fmt: skip
+    )
 
 
 def _sort_key(row: Row, hib: bool) -> tuple[int, float, str]:
@@ -119,8 +125,17 @@ def make_boards(loaded: list[LoadedEntry]) -> list[TaskBoard]:
                 board.trend = None
         if board.trend is not None:
             t = board.trend
-            ev = [Row(**{**r.__dict__, "effective_robustness": (r.ood_value - float(t.predict([r.id_value])[0]))
-                         if r.id_value is not None and r.ood_value is not None else None}) for r in ev]  # fmt: skip
+            ev = [
+                Row(
+                    **{
+                        **r.__dict__,
+                        "effective_robustness": (r.ood_value - float(t.predict([r.id_value])[0]))
+                        if r.id_value is not None and r.ood_value is not None
+                        else None,
+                    }
+                )
+                for r in ev
+            ]
         board.evaluated = sorted(ev, key=lambda r: _sort_key(r, hib))
         board.reported = sorted((r for r in rows if r.entry.kind == "reported"), key=lambda r: _sort_key(r, hib))
         boards.append(board)

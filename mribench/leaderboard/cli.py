@@ -6,6 +6,7 @@ Mount with::
     app.command("submit")(submit_command)
     app.add_typer(leaderboard_app, name="leaderboard")
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,36 +29,63 @@ def submit_command(
     paper: Annotated[str | None, typer.Option("--paper", help="http(s) link to the paper.")] = None,
     code: Annotated[str | None, typer.Option("--code", help="http(s) link to the code.")] = None,
     training_data: Annotated[str | None, typer.Option("--training-data", help="What the model was trained on.")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Name of the evaluation data (default: detected).")] = None,
-    q_reference: Annotated[Path | None, typer.Option("--q-reference", help="Run of the Q-trained model (adds the gap).")] = None,
-    ttt_steps: Annotated[float | None, typer.Option("--ttt-steps", help="Mean test-time-training steps per slice.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Name of the evaluation data (default: detected).")
+    ] = None,
+    q_reference: Annotated[
+        Path | None, typer.Option("--q-reference", help="Run of the Q-trained model (adds the gap).")
+    ] = None,
+    ttt_steps: Annotated[
+        float | None, typer.Option("--ttt-steps", help="Mean test-time-training steps per slice.")
+    ] = None,
     notes: Annotated[str | None, typer.Option("--notes", help="Free-text notes.")] = None,
     root: Annotated[Path, typer.Option("--root", help="Leaderboard folder.")] = Path("leaderboard"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing entry with the same --name.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing entry with the same --name.")
+    ] = False,
 ) -> None:
     """Turn a finished run into a leaderboard entry (JSON + per-slice Parquet) under --root."""
     from mribench.leaderboard.entry import build_entry, write_entry
     from mribench.results import load_run
 
     run = load_run(run_dir)
-    entry = build_entry(run, name=name, display_name=display_name, authors=authors or [], paper=paper, code=code,
-                        training_data=training_data, dataset=dataset, q_reference=q_reference, ttt_steps=ttt_steps,
-                        notes=notes)  # fmt: skip
+    entry = build_entry(
+        run,
+        name=name,
+        display_name=display_name,
+        authors=authors or [],
+        paper=paper,
+        code=code,
+        training_data=training_data,
+        dataset=dataset,
+        q_reference=q_reference,
+        ttt_steps=ttt_steps,
+        notes=notes,
+    )
     path = write_entry(entry, run.slices, root, overwrite=overwrite)
     shift = entry.summary.shift
     first = entry.metrics[0]
     scores = f" ({first}: ID {shift[first].id:.4f}, OOD {shift[first].ood:.4f})" if first in shift else ""
-    console.print(f"[green]submitted[/green] {entry.model.id} to task {entry.task.name} v{entry.task.version}{scores}",
-                  highlight=False)  # fmt: skip
-    console.print(f"[dim]{path} (+ {entry.slices.file if entry.slices else 'no sidecar'}); next: "
-                  f"`mribench leaderboard validate --root {root}` and open a pull request[/dim]", highlight=False)  # fmt: skip
+    console.print(
+        f"[green]submitted[/green] {entry.model.id} to task {entry.task.name} v{entry.task.version}{scores}",
+        highlight=False,
+    )
+    console.print(
+        f"[dim]{path} (+ {entry.slices.file if entry.slices else 'no sidecar'}); next: "
+        f"`mribench leaderboard validate --root {root}` and open a pull request[/dim]",
+        highlight=False,
+    )
 
 
 @leaderboard_app.command("validate")
 def validate_command(
     root: Annotated[Path, typer.Option("--root", help="Leaderboard folder.")] = Path("leaderboard"),
-    data_root: Annotated[Path | None, typer.Option("--data-root", envvar="MRIBENCH_DATA",
-                                                   help="Data the entries were run on: recompute the task splits.")] = None,  # fmt: skip
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root", envvar="MRIBENCH_DATA", help="Data the entries were run on: recompute the task splits."
+        ),
+    ] = None,
 ) -> None:
     """Check every entry (schema, task version, manifests, numbers vs per-slice results); exit 1 on problems."""
     from mribench.leaderboard.validate import validate_leaderboard
@@ -90,7 +118,9 @@ def build_command(
 @leaderboard_app.command("export")
 def export_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (parquet) or folder (datasets).")],
-    format: Annotated[str, typer.Option("--format", help="parquet or datasets (Hugging Face save_to_disk folder).")] = "parquet",
+    format: Annotated[
+        str, typer.Option("--format", help="parquet or datasets (Hugging Face save_to_disk folder).")
+    ] = "parquet",
     root: Annotated[Path, typer.Option("--root", help="Leaderboard folder.")] = Path("leaderboard"),
 ) -> None:
     """Export all entries as one table (one row per entry x split x metric)."""

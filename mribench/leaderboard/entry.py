@@ -7,6 +7,7 @@ Layout under the leaderboard root (default ``leaderboard/``)::
     reported/<task>/<model>.json             numbers copied from a paper (no sidecar)
     schema/entry-v1.json                     the JSON Schema of an entry
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -30,8 +31,17 @@ from mribench.tasks import manifest_hash
 ENTRIES_DIR = "entries"
 REPORTED_DIR = "reported"
 SCHEMA_FILE = Path("schema") / "entry-v1.json"
-_PROVENANCE_KEYS = ("torch", "fastmri", "python", "platform", "device", "device_name", "world_size", "created",
-                    "git_commit_mribench")  # fmt: skip
+_PROVENANCE_KEYS = (
+    "torch",
+    "fastmri",
+    "python",
+    "platform",
+    "device",
+    "device_name",
+    "world_size",
+    "created",
+    "git_commit_mribench",
+)
 
 
 def entry_dir(root: str | os.PathLike[str], kind: str, task: str) -> Path:
@@ -58,8 +68,10 @@ def _check_complete(run: RunResult) -> None:
     for sp, info in splits.items():
         rows = run.slices[run.slices["split"] == sp]
         if manifest_hash(rows) != info.get("evaluated_manifest"):
-            raise SubmissionError(f"expected all {info.get('n_slices')} slices of split {sp} in {run.run_dir}, got "
-                                  f"{len(rows)} (hint: finish the run with `mribench evaluate --resume`)")  # fmt: skip
+            raise SubmissionError(
+                f"expected all {info.get('n_slices')} slices of split {sp} in {run.run_dir}, got "
+                f"{len(rows)} (hint: finish the run with `mribench evaluate --resume`)"
+            )
     extra = set(run.slices["split"]) - set(splits)
     if extra:
         raise SubmissionError(f"expected per-slice results only for splits {sorted(splits)}, got {sorted(extra)}")
@@ -79,8 +91,9 @@ def _default_dataset(config: dict[str, Any]) -> str:
 def _test_q_means(run: RunResult, ref_manifest: str, what: str) -> dict[str, float]:
     sp = (run.config.get("splits") or {}).get("test_Q") or {}
     if sp.get("evaluated_manifest") != ref_manifest:
-        raise SubmissionError(f"expected the {what} run {run.run_dir} to be evaluated on the same test_Q slices, "
-                              f"got a different manifest")  # fmt: skip
+        raise SubmissionError(
+            f"expected the {what} run {run.run_dir} to be evaluated on the same test_Q slices, got a different manifest"
+        )
     ms = run.summary.get("splits", {}).get("test_Q", {}).get("metrics", {})
     return {m: float(v["mean"]) for m, v in ms.items() if v.get("mean") is not None and v["mean"] == v["mean"]}
 
@@ -101,24 +114,39 @@ def _gaps(run: RunResult, q_reference: Any, baseline: Sequence[Any] | None) -> d
         raise SubmissionError(f"expected {run.run_dir} to have evaluated test_Q for a gap, got no test_Q")
     ref = _run(q_reference)
     if (ref.config.get("task") or {}).get("name") != run.config["task"]["name"]:
-        raise SubmissionError(f"expected the Q-trained reference run on task {run.config['task']['name']}, got "
-                              f"{(ref.config.get('task') or {}).get('name')}")  # fmt: skip
+        raise SubmissionError(
+            f"expected the Q-trained reference run on task {run.config['task']['name']}, got "
+            f"{(ref.config.get('task') or {}).get('name')}"
+        )
     q = _test_q_means(ref, manifest, "Q-trained reference")
     p = _test_q_means(run, manifest, "submitted")
     qb = pb = None
     base_desc = None
     if baseline is not None:
         if len(baseline) != 2:
-            raise ValueError(f"expected baseline as (P-trained run, Q-trained run) without the intervention, got {baseline!r}")
+            raise ValueError(
+                f"expected baseline as (P-trained run, Q-trained run) without the intervention, got {baseline!r}"
+            )
         pb_run, qb_run = _run(baseline[0]), _run(baseline[1])
-        pb, qb = _test_q_means(pb_run, manifest, "baseline P-trained"), _test_q_means(qb_run, manifest, "baseline Q-trained")
+        pb, qb = (
+            _test_q_means(pb_run, manifest, "baseline P-trained"),
+            _test_q_means(qb_run, manifest, "baseline Q-trained"),
+        )
         base_desc = f"P: {_describe(pb_run)}; Q: {_describe(qb_run)}"
     hib = run.config.get("higher_is_better", {})
     out = {}
     for m in run.config.get("metrics", []):
         if m in q and m in p and (baseline is None or (m in qb and m in pb)):  # type: ignore[operator]
-            out[m] = make_gap(m, bool(hib.get(m, True)), q[m], p[m], _describe(ref),
-                              qb[m] if qb else None, pb[m] if pb else None, base_desc)  # fmt: skip
+            out[m] = make_gap(
+                m,
+                bool(hib.get(m, True)),
+                q[m],
+                p[m],
+                _describe(ref),
+                qb[m] if qb else None,
+                pb[m] if pb else None,
+                base_desc,
+            )
     return out
 
 
@@ -191,13 +219,27 @@ def build_entry(
     model = cfg.get("model") or {}
     fields: dict[str, Any] = {
         "kind": "evaluated",
-        "model": {"id": name, "display_name": display_name, "authors": list(authors), "paper": paper, "code": code,
-                  "training_data": training_data, "architecture": model.get("name"), "sha256": model.get("sha256")},
+        "model": {
+            "id": name,
+            "display_name": display_name,
+            "authors": list(authors),
+            "paper": paper,
+            "code": code,
+            "training_data": training_data,
+            "architecture": model.get("name"),
+            "sha256": model.get("sha256"),
+        },
         "task": {"name": task.get("name"), "version": task.get("version"), "sha256": task.get("sha256")},
         "data": {"name": dataset or _default_dataset(cfg), "real": real_data},
-        "splits": {sp: {"manifest": v.get("manifest"), "evaluated_manifest": v.get("evaluated_manifest"),
-                        "n_slices": v.get("n_slices"), "n_volumes": v.get("n_volumes")}
-                   for sp, v in (cfg.get("splits") or {}).items()},
+        "splits": {
+            sp: {
+                "manifest": v.get("manifest"),
+                "evaluated_manifest": v.get("evaluated_manifest"),
+                "n_slices": v.get("n_slices"),
+                "n_volumes": v.get("n_volumes"),
+            }
+            for sp, v in (cfg.get("splits") or {}).items()
+        },
         "limit": opts.get("limit"),
         "metrics": metrics,
         "higher_is_better": hib,
@@ -205,12 +247,16 @@ def build_entry(
         "mribench_version": str(prov_in.get("mribench") or _version()),
         "summary": summary.model_dump(),
         "slices": {"file": f"{name}{SIDECAR_SUFFIX}", "sha256": sha256_bytes(data), "rows": len(frame)},
-        "cost": {"device": str(prov_in.get("device") or "unknown"), "device_name": prov_in.get("device_name") or None,
-                 "seconds_per_slice": seconds_per_slice(frame), "ttt_steps": ttt_steps},
+        "cost": {
+            "device": str(prov_in.get("device") or "unknown"),
+            "device_name": prov_in.get("device_name") or None,
+            "seconds_per_slice": seconds_per_slice(frame),
+            "ttt_steps": ttt_steps,
+        },
         "date": entry_date,
         "provenance": provenance,
         "notes": notes,
-    }  # fmt: skip
+    }
     return parse_entry(fields)
 
 
@@ -240,7 +286,11 @@ def entry_to_json(entry: Entry) -> str:
 
 
 def write_entry(
-    entry: Entry, slices_df: pd.DataFrame | None = None, root: str | os.PathLike[str] = "leaderboard", *, overwrite: bool = False
+    entry: Entry,
+    slices_df: pd.DataFrame | None = None,
+    root: str | os.PathLike[str] = "leaderboard",
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write an entry (and, for evaluated entries, its per-slice sidecar) atomically.
 
@@ -262,17 +312,23 @@ def write_entry(
     """
     path = entry_path(root, entry)
     if path.exists() and not overwrite:
-        raise SubmissionError(f"expected a new model id in task {entry.task.name}, got {entry.model.id!r} which "
-                              f"exists at {path} (hint: --overwrite, or another --name)")  # fmt: skip
+        raise SubmissionError(
+            f"expected a new model id in task {entry.task.name}, got {entry.model.id!r} which "
+            f"exists at {path} (hint: --overwrite, or another --name)"
+        )
     if entry.kind == "evaluated":
         if slices_df is None or entry.slices is None:
             raise SubmissionError("expected the per-slice table for an evaluated entry, got none")
         data = sidecar_bytes(slices_df, list(entry.metrics))
         if sha256_bytes(data) != entry.slices.sha256:
-            raise SubmissionError(f"expected the per-slice table the entry was built from (sha256 "
-                                  f"{entry.slices.sha256[:12]}), got a different table ({sha256_bytes(data)[:12]})")  # fmt: skip
+            raise SubmissionError(
+                f"expected the per-slice table the entry was built from (sha256 "
+                f"{entry.slices.sha256[:12]}), got a different table ({sha256_bytes(data)[:12]})"
+            )
         frame = sidecar_frame(slices_df, list(entry.metrics))
-        diffs = compare_summaries(entry.summary, summary_from_slices(frame, list(entry.metrics), dict(entry.higher_is_better)))
+        diffs = compare_summaries(
+            entry.summary, summary_from_slices(frame, list(entry.metrics), dict(entry.higher_is_better))
+        )
         if diffs:
             raise SubmissionError(f"expected summary numbers matching the per-slice table, got: {diffs[0]}")
         atomic_write_bytes(path.with_name(entry.slices.file), data)

@@ -12,6 +12,7 @@ mribench_version, paper, code, citation, sidecar_sha256``
 that metric; missing numbers are null. ``df.pivot_table(index=["task", "model_id"],
 columns=["split", "metric"], values="mean")`` gives the wide view.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,9 +27,32 @@ import pandas as pd
 from mribench.leaderboard.entry import load_entries
 from mribench.paths import atomic_write_bytes
 
-COLUMNS = ["task", "task_version", "model_id", "display_name", "kind", "dataset", "real_data", "split", "metric",
-           "higher_is_better", "mean", "ci_low", "ci_high", "n", "drop", "gap", "fraction_closed",
-           "seconds_per_slice", "date", "mribench_version", "paper", "code", "citation", "sidecar_sha256"]  # fmt: skip
+COLUMNS = [
+    "task",
+    "task_version",
+    "model_id",
+    "display_name",
+    "kind",
+    "dataset",
+    "real_data",
+    "split",
+    "metric",
+    "higher_is_better",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n",
+    "drop",
+    "gap",
+    "fraction_closed",
+    "seconds_per_slice",
+    "date",
+    "mribench_version",
+    "paper",
+    "code",
+    "citation",
+    "sidecar_sha256",
+]
 _FLOAT = ("mean", "ci_low", "ci_high", "drop", "gap", "fraction_closed", "seconds_per_slice")
 
 
@@ -40,18 +64,34 @@ def leaderboard_table(root: str | os.PathLike[str] = "leaderboard") -> pd.DataFr
         for split, s in sorted(e.summary.splits.items()):
             for metric, v in s.metrics.items():
                 sh, g = e.summary.shift.get(metric), e.summary.gap.get(metric)
-                rows.append({
-                    "task": e.task.name, "task_version": e.task.version, "model_id": e.model.id,
-                    "display_name": e.model.display_name, "kind": e.kind, "dataset": e.data.name, "real_data": e.data.real,
-                    "split": split, "metric": metric, "higher_is_better": e.higher_is_better.get(metric, True),
-                    "mean": v.mean, "ci_low": v.ci_low, "ci_high": v.ci_high, "n": v.n,
-                    "drop": sh.drop if sh else None, "gap": g.gap if g else None,
-                    "fraction_closed": g.fraction_closed if g else None,
-                    "seconds_per_slice": e.cost.seconds_per_slice if e.cost else None,
-                    "date": e.date.isoformat(), "mribench_version": e.mribench_version, "paper": e.model.paper,
-                    "code": e.model.code, "citation": f"{e.source.citation} ({e.source.table})" if e.source else None,
-                    "sidecar_sha256": e.slices.sha256 if e.slices else None,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "task": e.task.name,
+                        "task_version": e.task.version,
+                        "model_id": e.model.id,
+                        "display_name": e.model.display_name,
+                        "kind": e.kind,
+                        "dataset": e.data.name,
+                        "real_data": e.data.real,
+                        "split": split,
+                        "metric": metric,
+                        "higher_is_better": e.higher_is_better.get(metric, True),
+                        "mean": v.mean,
+                        "ci_low": v.ci_low,
+                        "ci_high": v.ci_high,
+                        "n": v.n,
+                        "drop": sh.drop if sh else None,
+                        "gap": g.gap if g else None,
+                        "fraction_closed": g.fraction_closed if g else None,
+                        "seconds_per_slice": e.cost.seconds_per_slice if e.cost else None,
+                        "date": e.date.isoformat(),
+                        "mribench_version": e.mribench_version,
+                        "paper": e.model.paper,
+                        "code": e.model.code,
+                        "citation": f"{e.source.citation} ({e.source.table})" if e.source else None,
+                        "sidecar_sha256": e.slices.sha256 if e.slices else None,
+                    }
+                )
     df = pd.DataFrame(rows, columns=COLUMNS)
     for c in _FLOAT:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")

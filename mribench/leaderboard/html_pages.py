@@ -5,6 +5,7 @@ links are only the schema-validated http(s) URLs, and each page carries a Conten
 that allows nothing but the site's own stylesheet, script and images: a display name like
 ``<script>alert(1)</script>`` renders as text.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,12 @@ from mribench.leaderboard.board import Row, TaskBoard, extra_metric_label
 from mribench.leaderboard.plot import Point, er_svg
 from mribench.leaderboard.schema import Entry
 
-CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; base-uri 'none'; "
-       "form-action 'none'")  # fmt: skip
-EVALUATED_NOTE = ("Evaluated with mribench on {data}; every number is re-derivable from the entry's per-slice "
-                  "results.")  # fmt: skip
-REPORTED_NOTE = ("Reported entries are copied from papers and were computed on real fastMRI data that mribench "
-                 "cannot run; they are not comparable with the evaluated numbers above and never enter the fit.")  # fmt: skip
+CSP = "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'"
+EVALUATED_NOTE = "Evaluated with mribench on {data}; every number is re-derivable from the entry's per-slice results."
+REPORTED_NOTE = (
+    "Reported entries are copied from papers and were computed on real fastMRI data that mribench "
+    "cannot run; they are not comparable with the evaluated numbers above and never enter the fit."
+)
 
 
 def esc(value: object) -> str:
@@ -44,7 +45,7 @@ def page(title: str, body: str, depth: int) -> str:
     """A full HTML document; ``depth`` is the number of folders below the site root."""
     up = "../" * depth
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
@@ -83,12 +84,20 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> 
     if not reported:
         cols.append(("Eff. rob.", "number", "er", lambda r: r.effective_robustness))
         for x in board.extra_metrics:
-            cols.append((f"{extra_metric_label(x)} OOD", "number", f"x-{x}", (lambda name: lambda r: r.extras.get(name))(x)))
+            cols.append(
+                (f"{extra_metric_label(x)} OOD", "number", f"x-{x}", (lambda name: lambda r: r.extras.get(name))(x))
+            )
         cols.append(("s / slice", "number", "cost", lambda r: r.seconds_per_slice))
-    head = ['<th class="text" data-type="text" data-col="model" aria-sort="none"><button type="button">Model</button></th>']
+    head = [
+        '<th class="text" data-type="text" data-col="model" aria-sort="none"><button type="button">Model</button></th>'
+    ]
     for label, typ, key, _ in cols:
-        head.append(f'<th data-type="{typ}" data-col="{esc(key)}" aria-sort="none"><button type="button">{esc(label)}</button></th>')
-    head.append('<th class="text" data-type="text" data-col="date" aria-sort="none"><button type="button">Date</button></th>')
+        head.append(
+            f'<th data-type="{typ}" data-col="{esc(key)}" aria-sort="none"><button type="button">{esc(label)}</button></th>'
+        )
+    head.append(
+        '<th class="text" data-type="text" data-col="date" aria-sort="none"><button type="button">Date</button></th>'
+    )
     if reported:
         head.append('<th class="text" data-type="text" data-col="source">Source</th>')
     body = []
@@ -107,15 +116,24 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> 
         if reported and e.source is not None:
             cells.append(f'<td class="text wrap">{_link(e.source.url, e.source.table) or esc(e.source.table)}</td>')
         body.append(f'<tr data-model="{esc(e.model.id)}">' + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table class="sortable" id="{esc(table_id)}">'
-            f"<thead><tr>{''.join(head)}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>")  # fmt: skip
+    return (
+        f'<div class="table-wrap"><table class="sortable" id="{esc(table_id)}">'
+        f"<thead><tr>{''.join(head)}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+    )
 
 
 def task_plot(board: TaskBoard, depth: int, standalone: bool = False) -> str:
     """The task's effective-robustness SVG."""
-    pts = [Point(r.id_value, r.ood_value, r.entry.model.display_name, entry_href(r.entry, depth) if not standalone else None)
-           for r in board.evaluated if r.id_value is not None and r.ood_value is not None]  # fmt: skip
-    return er_svg(pts, board.trend, board.metric, title=f"Effective robustness, task {board.task}", standalone=standalone)
+    pts = [
+        Point(
+            r.id_value, r.ood_value, r.entry.model.display_name, entry_href(r.entry, depth) if not standalone else None
+        )
+        for r in board.evaluated
+        if r.id_value is not None and r.ood_value is not None
+    ]
+    return er_svg(
+        pts, board.trend, board.metric, title=f"Effective robustness, task {board.task}", standalone=standalone
+    )
 
 
 def task_page(board: TaskBoard, description: str = "") -> str:
@@ -123,13 +141,17 @@ def task_page(board: TaskBoard, description: str = "") -> str:
     direction = "higher is better" if board.higher_is_better else "lower is better"
     versions = ", ".join(f"v{v}" for v in board.versions)
     data = sorted({r.entry.data.name for r in board.evaluated}) or ["the benchmark data"]
-    parts = [f"<h1>Task <code>{esc(board.task)}</code> <span class=\"muted\">({esc(versions)})</span></h1>"]
+    parts = [f'<h1>Task <code>{esc(board.task)}</code> <span class="muted">({esc(versions)})</span></h1>']
     if description:
         parts.append(f"<p>{esc(description)}</p>")
-    parts.append(f'<p class="note">Primary metric: {esc(board.metric)} ({direction}). ID = test_P (in distribution), '
-                 "OOD = test_Q (out of distribution), drop = ID − OOD loss, gap = Q-trained − P-trained on test_Q, "
-                 "eff. rob. = OOD − linear fit of OOD on ID over the evaluated entries. Click a column header to sort.</p>")  # fmt: skip
-    parts.append(f'<h2 id="evaluated">Evaluated entries</h2><p class="note">{esc(EVALUATED_NOTE.format(data=", ".join(data)))}</p>')
+    parts.append(
+        f'<p class="note">Primary metric: {esc(board.metric)} ({direction}). ID = test_P (in distribution), '
+        "OOD = test_Q (out of distribution), drop = ID − OOD loss, gap = Q-trained − P-trained on test_Q, "
+        "eff. rob. = OOD − linear fit of OOD on ID over the evaluated entries. Click a column header to sort.</p>"
+    )
+    parts.append(
+        f'<h2 id="evaluated">Evaluated entries</h2><p class="note">{esc(EVALUATED_NOTE.format(data=", ".join(data)))}</p>'
+    )
     if board.evaluated:
         parts.append(_table(board.evaluated, board, "evaluated-table", reported=False))
     else:
@@ -137,11 +159,15 @@ def task_page(board: TaskBoard, description: str = "") -> str:
     fit = ""
     if board.trend is not None:
         fit = f" Fit: OOD = {board.trend.slope:.4f} × ID + {board.trend.intercept:.4f} over {board.trend.n} entries."
-    parts.append(f'<h2 id="plot">Effective robustness</h2><figure>{task_plot(board, 1)}'
-                 f"<figcaption>OOD vs ID {esc(board.metric)} of the evaluated entries.{esc(fit)}</figcaption></figure>")  # fmt: skip
+    parts.append(
+        f'<h2 id="plot">Effective robustness</h2><figure>{task_plot(board, 1)}'
+        f"<figcaption>OOD vs ID {esc(board.metric)} of the evaluated entries.{esc(fit)}</figcaption></figure>"
+    )
     if board.reported:
-        parts.append(f'<h2 id="reported">Reported in papers <span class="badge reported">real fastMRI data</span></h2>'
-                     f'<p class="note">{esc(REPORTED_NOTE)}</p>')  # fmt: skip
+        parts.append(
+            f'<h2 id="reported">Reported in papers <span class="badge reported">real fastMRI data</span></h2>'
+            f'<p class="note">{esc(REPORTED_NOTE)}</p>'
+        )
         parts.append(_table(board.reported, board, "reported-table", reported=True))
     return page(f"mribench leaderboard: {board.task}", "\n".join(parts), depth=1)
 
@@ -152,22 +178,27 @@ def index_page(boards: Iterable[TaskBoard], descriptions: dict[str, str]) -> str
     for b in boards:
         best = b.evaluated[0] if b.evaluated else None
         best_txt = f"{esc(best.entry.model.display_name)} ({fmt(best.ood_value)})" if best else "–"
-        rows.append(f'<tr><td class="text"><a href="tasks/{esc(b.task)}.html">{esc(b.task)}</a></td>'
-                    f'<td class="text">{esc(descriptions.get(b.task, ""))}</td><td>{len(b.evaluated)}</td>'
-                    f"<td>{len(b.reported)}</td><td class=\"text\">{best_txt}</td></tr>")  # fmt: skip
-    body = ("<h1>mribench leaderboard</h1>"
-            '<p>How robust is deep-learning MRI reconstruction to distribution shifts? Each task trains on a source '
-            "distribution P and tests in distribution (test_P) and out of distribution (test_Q). Entries are "
-            "reviewable data in git; evaluated entries carry their per-slice results and are re-validated on every "
-            "change.</p>"
-            f'<p class="note">{esc(REPORTED_NOTE)}</p>'
-            '<div class="table-wrap"><table class="sortable" id="tasks-table"><thead><tr>'
-            '<th class="text" data-type="text" aria-sort="none"><button type="button">Task</button></th>'
-            '<th class="text">Description</th>'
-            '<th data-type="number" aria-sort="none"><button type="button">Evaluated</button></th>'
-            '<th data-type="number" aria-sort="none"><button type="button">Reported</button></th>'
-            '<th class="text">Best OOD (evaluated)</th></tr></thead><tbody>\n' + "\n".join(rows) +
-            "\n</tbody></table></div>")  # fmt: skip
+        rows.append(
+            f'<tr><td class="text"><a href="tasks/{esc(b.task)}.html">{esc(b.task)}</a></td>'
+            f'<td class="text">{esc(descriptions.get(b.task, ""))}</td><td>{len(b.evaluated)}</td>'
+            f'<td>{len(b.reported)}</td><td class="text">{best_txt}</td></tr>'
+        )
+    body = (
+        "<h1>mribench leaderboard</h1>"
+        "<p>How robust is deep-learning MRI reconstruction to distribution shifts? Each task trains on a source "
+        "distribution P and tests in distribution (test_P) and out of distribution (test_Q). Entries are "
+        "reviewable data in git; evaluated entries carry their per-slice results and are re-validated on every "
+        "change.</p>"
+        f'<p class="note">{esc(REPORTED_NOTE)}</p>'
+        '<div class="table-wrap"><table class="sortable" id="tasks-table"><thead><tr>'
+        '<th class="text" data-type="text" aria-sort="none"><button type="button">Task</button></th>'
+        '<th class="text">Description</th>'
+        '<th data-type="number" aria-sort="none"><button type="button">Evaluated</button></th>'
+        '<th data-type="number" aria-sort="none"><button type="button">Reported</button></th>'
+        '<th class="text">Best OOD (evaluated)</th></tr></thead><tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table></div>"
+    )
     return page("mribench leaderboard", body, depth=0)
 
 
@@ -179,35 +210,69 @@ def _kv(items: Iterable[tuple[str, str]]) -> str:
 def entry_page(entry: Entry) -> str:
     """Page of one entry with every number and its provenance."""
     m, t = entry.model, entry.task
-    kind = ('<span class="badge reported">reported in a paper · real fastMRI data</span>' if entry.kind == "reported"
-            else f'<span class="badge">evaluated with mribench on {esc(entry.data.name)}</span>')  # fmt: skip
+    kind = (
+        '<span class="badge reported">reported in a paper · real fastMRI data</span>'
+        if entry.kind == "reported"
+        else f'<span class="badge">evaluated with mribench on {esc(entry.data.name)}</span>'
+    )
     parts = [f"<h1>{esc(m.display_name)}</h1><p>{kind}</p>"]
-    parts.append("<h2>Model</h2>" + _kv([
-        ("id", f"<code>{esc(m.id)}</code>"), ("authors", esc(", ".join(m.authors)) or "–"),
-        ("paper", _link(m.paper, m.paper or "") or "–"), ("code", _link(m.code, m.code or "") or "–"),
-        ("training data", esc(m.training_data or "–")), ("architecture", esc(m.architecture or "–")),
-        ("model sha256", f"<code>{esc(m.sha256 or '–')}</code>"),
-    ]))  # fmt: skip
-    parts.append("<h2>Task and data</h2>" + _kv([
-        ("task", f'<a href="../../tasks/{esc(t.name)}.html">{esc(t.name)}</a> v{t.version}'),
-        ("task sha256", f"<code>{esc(t.sha256 or '–')}</code>"), ("data", esc(entry.data.name) + (" (real scanner data)" if entry.data.real else "")),
-        ("slices per split", "all" if entry.limit is None else f"at most {entry.limit} (partial evaluation)"),
-        ("metrics", esc(", ".join(f"{x} ({'higher' if entry.higher_is_better.get(x, True) else 'lower'} is better)" for x in entry.metrics))),
-    ]))  # fmt: skip
+    parts.append(
+        "<h2>Model</h2>"
+        + _kv(
+            [
+                ("id", f"<code>{esc(m.id)}</code>"),
+                ("authors", esc(", ".join(m.authors)) or "–"),
+                ("paper", _link(m.paper, m.paper or "") or "–"),
+                ("code", _link(m.code, m.code or "") or "–"),
+                ("training data", esc(m.training_data or "–")),
+                ("architecture", esc(m.architecture or "–")),
+                ("model sha256", f"<code>{esc(m.sha256 or '–')}</code>"),
+            ]
+        )
+    )
+    parts.append(
+        "<h2>Task and data</h2>"
+        + _kv(
+            [
+                ("task", f'<a href="../../tasks/{esc(t.name)}.html">{esc(t.name)}</a> v{t.version}'),
+                ("task sha256", f"<code>{esc(t.sha256 or '–')}</code>"),
+                ("data", esc(entry.data.name) + (" (real scanner data)" if entry.data.real else "")),
+                ("slices per split", "all" if entry.limit is None else f"at most {entry.limit} (partial evaluation)"),
+                (
+                    "metrics",
+                    esc(
+                        ", ".join(
+                            f"{x} ({'higher' if entry.higher_is_better.get(x, True) else 'lower'} is better)"
+                            for x in entry.metrics
+                        )
+                    ),
+                ),
+            ]
+        )
+    )
     rows = []
     for sp, s in sorted(entry.summary.splits.items()):
         for name, v in s.metrics.items():
             ci = f"[{fmt(v.ci_low)}, {fmt(v.ci_high)}]" if v.ci_low is not None and v.ci_high is not None else "–"
-            rows.append(f'<tr><td class="text">{esc(sp)}</td><td class="text">{esc(name)}</td><td>{fmt(v.mean)}</td>'
-                        f"<td>{ci}</td><td>{'–' if v.n is None else v.n}</td></tr>")  # fmt: skip
-    parts.append('<h2>Scores</h2><div class="table-wrap"><table class="sortable" id="scores-table"><thead><tr>'
-                 '<th class="text" data-type="text" aria-sort="none"><button type="button">Split</button></th>'
-                 '<th class="text" data-type="text" aria-sort="none"><button type="button">Metric</button></th>'
-                 '<th data-type="number" aria-sort="none"><button type="button">Mean</button></th><th>95% CI (volumes)</th>'
-                 "<th>n slices</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")  # fmt: skip
+            rows.append(
+                f'<tr><td class="text">{esc(sp)}</td><td class="text">{esc(name)}</td><td>{fmt(v.mean)}</td>'
+                f"<td>{ci}</td><td>{'–' if v.n is None else v.n}</td></tr>"
+            )
+    parts.append(
+        '<h2>Scores</h2><div class="table-wrap"><table class="sortable" id="scores-table"><thead><tr>'
+        '<th class="text" data-type="text" aria-sort="none"><button type="button">Split</button></th>'
+        '<th class="text" data-type="text" aria-sort="none"><button type="button">Metric</button></th>'
+        '<th data-type="number" aria-sort="none"><button type="button">Mean</button></th><th>95% CI (volumes)</th>'
+        "<th>n slices</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
     if entry.summary.shift:
-        parts.append("<h3>Distribution shift (ID test_P vs OOD test_Q)</h3>" + _kv(
-            (name, f"ID {fmt(s.id)}, OOD {fmt(s.ood)}, drop {fmt(s.drop)}") for name, s in entry.summary.shift.items()))  # fmt: skip
+        parts.append(
+            "<h3>Distribution shift (ID test_P vs OOD test_Q)</h3>"
+            + _kv(
+                (name, f"ID {fmt(s.id)}, OOD {fmt(s.ood)}, drop {fmt(s.drop)}")
+                for name, s in entry.summary.shift.items()
+            )
+        )
     if entry.summary.gap:
         items = []
         for name, g in entry.summary.gap.items():
@@ -220,29 +285,59 @@ def entry_page(entry: Entry) -> str:
         parts.append("<h3>Performance gap on test_Q</h3>" + _kv(items))
     if entry.cost is not None:
         c = entry.cost
-        parts.append("<h2>Cost</h2>" + _kv([
-            ("device", esc(c.device) + (f" ({esc(c.device_name)})" if c.device_name else "")),
-            ("seconds per slice", fmt(c.seconds_per_slice, 4)),
-            ("TTT steps per slice", fmt(c.ttt_steps, 1) if c.ttt_steps is not None else "–"),
-        ]))  # fmt: skip
+        parts.append(
+            "<h2>Cost</h2>"
+            + _kv(
+                [
+                    ("device", esc(c.device) + (f" ({esc(c.device_name)})" if c.device_name else "")),
+                    ("seconds per slice", fmt(c.seconds_per_slice, 4)),
+                    ("TTT steps per slice", fmt(c.ttt_steps, 1) if c.ttt_steps is not None else "–"),
+                ]
+            )
+        )
     if entry.source is not None:
         src = entry.source
-        parts.append("<h2>Source</h2>" + _kv([
-            ("citation", esc(src.citation)), ("table", esc(src.table)), ("link", _link(src.url, src.url or "") or "–"),
-            ("verified from", esc(src.verified_from or "–")),
-        ]))  # fmt: skip
+        parts.append(
+            "<h2>Source</h2>"
+            + _kv(
+                [
+                    ("citation", esc(src.citation)),
+                    ("table", esc(src.table)),
+                    ("link", _link(src.url, src.url or "") or "–"),
+                    ("verified from", esc(src.verified_from or "–")),
+                ]
+            )
+        )
     prov = [("date", esc(entry.date.isoformat())), ("mribench version", esc(entry.mribench_version))]
     if entry.slices is not None:
-        prov.append(("per-slice results", f"<code>{esc(entry.slices.file)}</code> ({entry.slices.rows} rows, sha256 "
-                                          f"<code>{esc(entry.slices.sha256)}</code>)"))  # fmt: skip
+        prov.append(
+            (
+                "per-slice results",
+                f"<code>{esc(entry.slices.file)}</code> ({entry.slices.rows} rows, sha256 "
+                f"<code>{esc(entry.slices.sha256)}</code>)",
+            )
+        )
     for sp, ref in sorted(entry.splits.items()):
-        prov.append((f"{sp} manifest", f"<code>{esc(ref.manifest)}</code>" + (
-            "" if ref.evaluated_manifest == ref.manifest else f" (evaluated: <code>{esc(ref.evaluated_manifest)}</code>)")
-            + f" · {ref.n_slices} slices, {ref.n_volumes} volumes"))  # fmt: skip
+        prov.append(
+            (
+                f"{sp} manifest",
+                f"<code>{esc(ref.manifest)}</code>"
+                + (
+                    ""
+                    if ref.evaluated_manifest == ref.manifest
+                    else f" (evaluated: <code>{esc(ref.evaluated_manifest)}</code>)"
+                )
+                + f" · {ref.n_slices} slices, {ref.n_volumes} volumes",
+            )
+        )
     prov.extend((k, esc(v)) for k, v in sorted(entry.provenance.items()))
     parts.append("<h2>Provenance</h2>" + _kv(prov))
     if entry.metric_profiles:
-        parts.append("<h3>Metric profiles</h3><pre>" + esc(json.dumps(entry.metric_profiles, indent=2, sort_keys=True)) + "</pre>")
+        parts.append(
+            "<h3>Metric profiles</h3><pre>"
+            + esc(json.dumps(entry.metric_profiles, indent=2, sort_keys=True))
+            + "</pre>"
+        )
     if entry.notes:
         parts.append(f"<h2>Notes</h2><p>{esc(entry.notes)}</p>")
     return page(f"{m.display_name} · {t.name} · mribench leaderboard", "\n".join(parts), depth=2)

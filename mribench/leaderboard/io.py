@@ -4,6 +4,7 @@ Nothing from a submission is ever executed or unpickled: JSON goes through :mod:
 cap and non-finite constants rejected; Parquet goes through pyarrow only, its schema is checked
 column by column before the data are read, and its pandas metadata is ignored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,9 @@ def read_json_capped(path: Path, max_bytes: int = MAX_ENTRY_BYTES) -> dict[str, 
 
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                          object_pairs_hook=no_duplicates)
+        data = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=no_duplicates
+        )
     except UnicodeDecodeError:
         raise SubmissionError("malformed JSON: expected UTF-8 text") from None
     except json.JSONDecodeError as e:
@@ -115,8 +117,13 @@ def sidecar_frame(slices: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 
 def _arrow_schema(metrics: list[str]) -> pa.Schema:
-    fields = [pa.field("split", pa.string()), pa.field("file", pa.string()), pa.field("slice", pa.int64()),
-              pa.field("status", pa.string()), pa.field("seconds", pa.float64())]  # fmt: skip
+    fields = [
+        pa.field("split", pa.string()),
+        pa.field("file", pa.string()),
+        pa.field("slice", pa.int64()),
+        pa.field("status", pa.string()),
+        pa.field("seconds", pa.float64()),
+    ]
     return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
 
 
@@ -140,8 +147,9 @@ def sidecar_bytes(slices: pd.DataFrame, metrics: list[str]) -> bytes:
             arrays.append(pa.array(vals, type=f.type, mask=np.isnan(vals)))
     table = pa.Table.from_arrays(arrays, schema=schema)
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", use_dictionary=["split", "status"], write_statistics=False,
-                   store_schema=False)  # fmt: skip
+    pq.write_table(
+        table, buf, compression="zstd", use_dictionary=["split", "status"], write_statistics=False, store_schema=False
+    )
     return buf.getvalue()
 
 
@@ -173,11 +181,17 @@ def read_sidecar(path: Path, metrics: list[str], max_bytes: int = MAX_SIDECAR_BY
     for f in expected:
         got = schema.field(f.name).type
         ok = (
-            (pa.types.is_string(f.type) and (pa.types.is_string(got) or pa.types.is_large_string(got)
-                                             or (pa.types.is_dictionary(got) and pa.types.is_string(got.value_type))))
+            (
+                pa.types.is_string(f.type)
+                and (
+                    pa.types.is_string(got)
+                    or pa.types.is_large_string(got)
+                    or (pa.types.is_dictionary(got) and pa.types.is_string(got.value_type))
+                )
+            )
             or (pa.types.is_integer(f.type) and pa.types.is_integer(got))
             or (pa.types.is_floating(f.type) and (pa.types.is_floating(got) or pa.types.is_null(got)))
-        )  # fmt: skip
+        )
         if not ok:
             raise SubmissionError(f"malformed sidecar: expected column {f.name} of type {f.type}, got {got}")
     if pf.metadata.num_rows > MAX_SIDECAR_ROWS:

@@ -5,6 +5,7 @@ a link to its entry page and a tooltip, the text must go through the same escapi
 the page, and the bytes must be reproducible (no fonts, ids or dates embedded) so that rebuilding
 an unchanged leaderboard gives an unchanged site.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,14 +72,21 @@ def er_svg(
     """
     e = escape
     ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
-    head = (f'<svg{ns} class="er-plot" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-            f'aria-label="{e(title or "effective robustness plot")}">')  # fmt: skip
-    parts = [head, f"<title>{e(title or 'Effective robustness')}</title>",
-             f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>']  # fmt: skip
+    head = (
+        f'<svg{ns} class="er-plot" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+        f'aria-label="{e(title or "effective robustness plot")}">'
+    )
+    parts = [
+        head,
+        f"<title>{e(title or 'Effective robustness')}</title>",
+        f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
+    ]
     pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     if not points:
-        parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" font-family="sans-serif" '
-                     f'font-size="14" fill="#555">no evaluated entries yet</text></svg>')  # fmt: skip
+        parts.append(
+            f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" font-family="sans-serif" '
+            f'font-size="14" fill="#555">no evaluated entries yet</text></svg>'
+        )
         return "".join(parts)
     xs, ys = [p.x for p in points], [p.y for p in points]
     x0, x1 = _range(xs)
@@ -92,40 +100,58 @@ def er_svg(
 
     parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
     for t in _nice_ticks(x0, x1):
-        parts.append(f'<line x1="{sx(t)}" y1="{TOP}" x2="{sx(t)}" y2="{TOP + ph}" stroke="#eee"/>'
-                     f'<text x="{sx(t)}" y="{TOP + ph + 16}" text-anchor="middle" font-family="sans-serif" '
-                     f'font-size="11" fill="#333">{_fmt(t)}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{sx(t)}" y1="{TOP}" x2="{sx(t)}" y2="{TOP + ph}" stroke="#eee"/>'
+            f'<text x="{sx(t)}" y="{TOP + ph + 16}" text-anchor="middle" font-family="sans-serif" '
+            f'font-size="11" fill="#333">{_fmt(t)}</text>'
+        )
     for t in _nice_ticks(y0, y1):
-        parts.append(f'<line x1="{LEFT}" y1="{sy(t)}" x2="{LEFT + pw}" y2="{sy(t)}" stroke="#eee"/>'
-                     f'<text x="{LEFT - 6}" y="{sy(t) + 4}" text-anchor="end" font-family="sans-serif" '
-                     f'font-size="11" fill="#333">{_fmt(t)}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{LEFT}" y1="{sy(t)}" x2="{LEFT + pw}" y2="{sy(t)}" stroke="#eee"/>'
+            f'<text x="{LEFT - 6}" y="{sy(t) + 4}" text-anchor="end" font-family="sans-serif" '
+            f'font-size="11" fill="#333">{_fmt(t)}</text>'
+        )
     # y = x (OOD equal to ID: no drop), clipped to the plot box
     lo, hi = max(x0, y0), min(x1, y1)
     if lo < hi:
-        parts.append(f'<line class="identity" x1="{sx(lo)}" y1="{sy(lo)}" x2="{sx(hi)}" y2="{sy(hi)}" '
-                     f'stroke="#999" stroke-dasharray="4 4"/>')  # fmt: skip
+        parts.append(
+            f'<line class="identity" x1="{sx(lo)}" y1="{sy(lo)}" x2="{sx(hi)}" y2="{sy(hi)}" '
+            f'stroke="#999" stroke-dasharray="4 4"/>'
+        )
     if trend is not None:
         # the fit in metric units over the x range, clipped to the y range
         a, b = trend.slope, trend.intercept
         seg = [(x, a * x + b) for x in (x0, x1)]
         if a != 0:
-            seg = [(x, y) for x, y in seg if y0 <= y <= y1] + [((y - b) / a, y) for y in (y0, y1) if x0 <= (y - b) / a <= x1]
+            seg = [(x, y) for x, y in seg if y0 <= y <= y1] + [
+                ((y - b) / a, y) for y in (y0, y1) if x0 <= (y - b) / a <= x1
+            ]
         else:
             seg = [(x, y) for x, y in seg if y0 <= y <= y1]
         seg = sorted(set(seg))
         if len(seg) >= 2:
             (ax, ay), (bx, by) = seg[0], seg[-1]
-            parts.append(f'<line class="fit" x1="{sx(ax)}" y1="{sy(ay)}" x2="{sx(bx)}" y2="{sy(by)}" stroke="#c0392b" '
-                         f'stroke-width="2"><title>{e(f"fit: OOD = {a:.4g} * ID + {b:.4g} (n = {trend.n})")}</title></line>')  # fmt: skip
+            parts.append(
+                f'<line class="fit" x1="{sx(ax)}" y1="{sy(ay)}" x2="{sx(bx)}" y2="{sy(by)}" stroke="#c0392b" '
+                f'stroke-width="2"><title>{e(f"fit: OOD = {a:.4g} * ID + {b:.4g} (n = {trend.n})")}</title></line>'
+            )
     for p in points:
-        dot = (f'<circle class="point" cx="{sx(p.x)}" cy="{sy(p.y)}" r="5" fill="#2c6fbb" stroke="#fff">'
-               f"<title>{e(p.label)}: ID {p.x:.4f}, OOD {p.y:.4f}</title></circle>")  # fmt: skip
+        dot = (
+            f'<circle class="point" cx="{sx(p.x)}" cy="{sy(p.y)}" r="5" fill="#2c6fbb" stroke="#fff">'
+            f"<title>{e(p.label)}: ID {p.x:.4f}, OOD {p.y:.4f}</title></circle>"
+        )
         parts.append(f'<a href="{e(p.href)}">{dot}</a>' if p.href else dot)
-    parts.append(f'<text x="{LEFT + pw / 2}" y="{HEIGHT - 12}" text-anchor="middle" font-family="sans-serif" '
-                 f'font-size="12" fill="#111">ID {e(metric)} (test_P)</text>')  # fmt: skip
-    parts.append(f'<text x="14" y="{TOP + ph / 2}" text-anchor="middle" font-family="sans-serif" font-size="12" '
-                 f'fill="#111" transform="rotate(-90 14 {TOP + ph / 2})">OOD {e(metric)} (test_Q)</text>')  # fmt: skip
+    parts.append(
+        f'<text x="{LEFT + pw / 2}" y="{HEIGHT - 12}" text-anchor="middle" font-family="sans-serif" '
+        f'font-size="12" fill="#111">ID {e(metric)} (test_P)</text>'
+    )
+    parts.append(
+        f'<text x="14" y="{TOP + ph / 2}" text-anchor="middle" font-family="sans-serif" font-size="12" '
+        f'fill="#111" transform="rotate(-90 14 {TOP + ph / 2})">OOD {e(metric)} (test_Q)</text>'
+    )
     legend = "dashed: OOD = ID" + (" · red: linear fit over evaluated entries" if trend is not None else "")
-    parts.append(f'<text x="{LEFT}" y="{TOP - 10}" font-family="sans-serif" font-size="11" fill="#555">{e(legend)}</text>')
+    parts.append(
+        f'<text x="{LEFT}" y="{TOP - 10}" font-family="sans-serif" font-size="11" fill="#555">{e(legend)}</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)

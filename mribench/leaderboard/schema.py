@@ -11,6 +11,7 @@ An entry is one model's scores on one task, stored as reviewable data in git:
 All text is plain text (never HTML): renderers escape it. Numbers are JSON numbers; non-finite
 values are not representable (a missing value is ``null``).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -276,9 +277,9 @@ class Entry(_Model):
     slices: SlicesRef | None = None
     cost: Cost | None = None
     date: _dt.date
-    provenance: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)] | FiniteFloat | int | bool | None] = Field(
-        default_factory=dict
-    )
+    provenance: dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)] | FiniteFloat | int | bool | None
+    ] = Field(default_factory=dict)
     source: Source | None = None
     notes: LongText | None = None
 
@@ -287,8 +288,10 @@ class Entry(_Model):
         if self.kind == "evaluated":
             missing = [k for k in ("slices", "cost") if getattr(self, k) is None]
             if missing or not self.splits:
-                raise ValueError(f"expected an evaluated entry to have splits, slices and cost, got none for "
-                                 f"{', '.join(missing or ['splits'])}")  # fmt: skip
+                raise ValueError(
+                    f"expected an evaluated entry to have splits, slices and cost, got none for "
+                    f"{', '.join(missing or ['splits'])}"
+                )
             if self.source is not None:
                 raise ValueError("expected no 'source' on an evaluated entry (use kind: reported for paper numbers)")
             if self.slices is not None and self.slices.file != f"{self.model.id}{SIDECAR_SUFFIX}":

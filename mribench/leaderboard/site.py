@@ -11,6 +11,7 @@ Output (``out`` defaults to ``<root>/site``)::
 plus ``<root>/README.md``. Files are only rewritten when their content changes, and the output
 depends on the entries only (no timestamps), so an unchanged leaderboard rebuilds to the same bytes.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Building an entry and validating one both go through :func:`summary_from_slices`
 numbers are by construction what its sidecar recomputes to; :func:`compare_summaries` lists the
 differences (means and CIs to 1e-9).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,10 @@ def _num(x: Any) -> float | None:
 
 
 def summary_from_slices(
-    slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[str, bool], gap: dict[str, GapSummary] | None = None
+    slices: pd.DataFrame,
+    metrics: list[str],
+    higher_is_better: dict[str, bool],
+    gap: dict[str, GapSummary] | None = None,
 ) -> Summary:
     """Recompute the summary from a per-slice table (split, file, slice, status, seconds, <metrics>).
 
@@ -47,10 +51,17 @@ def summary_from_slices(
     raw = summarize(df, {"metrics": list(metrics), "higher_is_better": dict(higher_is_better)})
     splits: dict[str, SplitSummary] = {}
     for sp, s in raw["splits"].items():
-        ms = {m: MetricSummary(mean=_num(v["mean"]), ci_low=_num(v["ci_low"]), ci_high=_num(v["ci_high"]), n=int(v["n"]))
-              for m, v in s["metrics"].items()}  # fmt: skip
-        splits[sp] = SplitSummary(n_slices=int((df["split"] == sp).sum()), n_ok=s["n_ok"], n_failed=s["n_failed"],
-                                  n_volumes=s["n_volumes"], metrics=ms)  # fmt: skip
+        ms = {
+            m: MetricSummary(mean=_num(v["mean"]), ci_low=_num(v["ci_low"]), ci_high=_num(v["ci_high"]), n=int(v["n"]))
+            for m, v in s["metrics"].items()
+        }
+        splits[sp] = SplitSummary(
+            n_slices=int((df["split"] == sp).sum()),
+            n_ok=s["n_ok"],
+            n_failed=s["n_failed"],
+            n_volumes=s["n_volumes"],
+            metrics=ms,
+        )
     shift: dict[str, ShiftSummary] = {}
     for m, v in raw["shift"].items():
         i, o, d = _num(v["id"]), _num(v["ood"]), _num(v["drop"])
@@ -82,8 +93,15 @@ def make_gap(
     if q_before is not None and p_before is not None:
         gb = performance_gap(q_before, p_before, higher_is_better)
         fc = fraction_gap_closed(gb, g) if gb != 0 else None
-    return GapSummary(q_trained=q_trained, p_trained=p_trained, gap=g, reference=reference, gap_before=gb,
-                      fraction_closed=fc, baseline=baseline if gb is not None else None)  # fmt: skip
+    return GapSummary(
+        q_trained=q_trained,
+        p_trained=p_trained,
+        gap=g,
+        reference=reference,
+        gap_before=gb,
+        fraction_closed=fc,
+        baseline=baseline if gb is not None else None,
+    )
 
 
 def _close(a: float | None, b: float | None, tol: float = TOLERANCE) -> bool:
@@ -106,7 +124,9 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
         s = stored.splits[sp]
         for k in ("n_slices", "n_ok", "n_failed", "n_volumes"):
             if getattr(s, k) != getattr(r, k):
-                out.append(f"summary.splits.{sp}.{k} is {_fmt(getattr(s, k))} but the sidecar gives {_fmt(getattr(r, k))}")
+                out.append(
+                    f"summary.splits.{sp}.{k} is {_fmt(getattr(s, k))} but the sidecar gives {_fmt(getattr(r, k))}"
+                )
         if set(s.metrics) != set(r.metrics):
             out.append(f"summary.splits.{sp} metrics {sorted(s.metrics)} but the sidecar has {sorted(r.metrics)}")
             continue
@@ -114,8 +134,10 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
             sm = s.metrics[m]
             for k in ("mean", "ci_low", "ci_high"):
                 if not _close(getattr(sm, k), getattr(rm, k)):
-                    out.append(f"summary.splits.{sp}.metrics.{m}.{k} is {_fmt(getattr(sm, k))} but the sidecar "
-                               f"recomputes to {_fmt(getattr(rm, k))}")  # fmt: skip
+                    out.append(
+                        f"summary.splits.{sp}.metrics.{m}.{k} is {_fmt(getattr(sm, k))} but the sidecar "
+                        f"recomputes to {_fmt(getattr(rm, k))}"
+                    )
             if sm.n != rm.n:
                 out.append(f"summary.splits.{sp}.metrics.{m}.n is {_fmt(sm.n)} but the sidecar gives {rm.n}")
     if set(stored.shift) != set(recomputed.shift):
@@ -125,8 +147,10 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
             ss = stored.shift[m]
             for k in ("id", "ood", "drop"):
                 if not _close(getattr(ss, k), getattr(rs, k)):
-                    out.append(f"summary.shift.{m}.{k} is {_fmt(getattr(ss, k))} but the sidecar recomputes to "
-                               f"{_fmt(getattr(rs, k))}")  # fmt: skip
+                    out.append(
+                        f"summary.shift.{m}.{k} is {_fmt(getattr(ss, k))} but the sidecar recomputes to "
+                        f"{_fmt(getattr(rs, k))}"
+                    )
     return out
 
 
@@ -141,7 +165,9 @@ def check_gaps(summary: Summary, higher_is_better: dict[str, bool]) -> list[str]
         tq = summary.splits.get("test_Q")
         if tq is not None and m in tq.metrics and tq.metrics[m].mean is not None:
             if not _close(g.p_trained, tq.metrics[m].mean):
-                out.append(f"summary.gap.{m}.p_trained is {g.p_trained!r} but the test_Q mean is {tq.metrics[m].mean!r}")
+                out.append(
+                    f"summary.gap.{m}.p_trained is {g.p_trained!r} but the test_Q mean is {tq.metrics[m].mean!r}"
+                )
         if (g.gap_before is None) != (g.fraction_closed is None):
             out.append(f"summary.gap.{m}: expected gap_before and fraction_closed together, got only one")
         elif g.gap_before is not None and g.fraction_closed is not None:
@@ -150,6 +176,8 @@ def check_gaps(summary: Summary, higher_is_better: dict[str, bool]) -> list[str]
             else:
                 want_fc = fraction_gap_closed(g.gap_before, g.gap)
                 if not _close(g.fraction_closed, want_fc):
-                    out.append(f"summary.gap.{m}.fraction_closed is {g.fraction_closed!r} but 1 - gap/gap_before "
-                               f"gives {want_fc!r}")  # fmt: skip
+                    out.append(
+                        f"summary.gap.{m}.fraction_closed is {g.fraction_closed!r} but 1 - gap/gap_before "
+                        f"gives {want_fc!r}"
+                    )
     return out

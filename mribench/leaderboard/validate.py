@@ -15,6 +15,7 @@ Checks, per entry file:
 
 Nothing from a submission is executed or unpickled (see :mod:`mribench.leaderboard.io`).
 """
+
 from __future__ import annotations
 
 import os
@@ -136,11 +137,19 @@ def _check_evaluated(
     if not sc.is_file():
         return [Problem(rel, "sidecar", f"missing per-slice sidecar {entry.slices.file}")]
     if sc.stat().st_size > MAX_SIDECAR_BYTES:
-        return [Problem(sc_rel, "oversized", f"oversized sidecar: {sc.stat().st_size} bytes (limit {MAX_SIDECAR_BYTES})")]
+        return [
+            Problem(sc_rel, "oversized", f"oversized sidecar: {sc.stat().st_size} bytes (limit {MAX_SIDECAR_BYTES})")
+        ]
     digest = file_sha256(sc)
     if digest != entry.slices.sha256:
-        return [Problem(sc_rel, "sidecar-hash", f"sha256 {digest[:12]}... does not match the entry's slices.sha256 "
-                                                f"{entry.slices.sha256[:12]}... (sidecar changed after the entry was built)")]  # fmt: skip
+        return [
+            Problem(
+                sc_rel,
+                "sidecar-hash",
+                f"sha256 {digest[:12]}... does not match the entry's slices.sha256 "
+                f"{entry.slices.sha256[:12]}... (sidecar changed after the entry was built)",
+            )
+        ]
     try:
         df = read_sidecar(sc, list(entry.metrics))
     except SubmissionError as e:
@@ -163,27 +172,56 @@ def _check_evaluated(
         rows = df[df["split"] == sp]
         got = manifest_hash(rows)
         if got != ref.evaluated_manifest:
-            out.append(Problem(rel, "manifest", f"splits.{sp}.evaluated_manifest {ref.evaluated_manifest[:12]}... does "
-                                                f"not match the sidecar's (file, slice) list ({got[:12]}...)"))  # fmt: skip
+            out.append(
+                Problem(
+                    rel,
+                    "manifest",
+                    f"splits.{sp}.evaluated_manifest {ref.evaluated_manifest[:12]}... does "
+                    f"not match the sidecar's (file, slice) list ({got[:12]}...)",
+                )
+            )
         if entry.limit is None and ref.evaluated_manifest != ref.manifest:
-            out.append(Problem(rel, "manifest", f"splits.{sp}: evaluated_manifest differs from manifest but the entry "
-                                                f"has no limit (a full split must be evaluated)"))  # fmt: skip
+            out.append(
+                Problem(
+                    rel,
+                    "manifest",
+                    f"splits.{sp}: evaluated_manifest differs from manifest but the entry "
+                    f"has no limit (a full split must be evaluated)",
+                )
+            )
         if ref.n_slices != len(rows) or ref.n_volumes != rows["file"].nunique():
-            out.append(Problem(rel, "manifest", f"splits.{sp} lists {ref.n_slices} slices / {ref.n_volumes} volumes "
-                                                f"but the sidecar has {len(rows)} / {rows['file'].nunique()}"))  # fmt: skip
+            out.append(
+                Problem(
+                    rel,
+                    "manifest",
+                    f"splits.{sp} lists {ref.n_slices} slices / {ref.n_volumes} volumes "
+                    f"but the sidecar has {len(rows)} / {rows['file'].nunique()}",
+                )
+            )
         if recomputed_splits is not None:
             full = recomputed_splits[sp].rows
             want = recomputed_splits[sp].manifest
             want_eval = manifest_hash(full.iloc[: entry.limit]) if entry.limit is not None else want
             if ref.manifest != want or ref.evaluated_manifest != want_eval:
-                out.append(Problem(rel, "manifest", f"splits.{sp} manifest {ref.manifest[:12]}... does not match the "
-                                                    f"task's split recomputed from {splits.data_root} ({want[:12]}...)"))  # type: ignore[union-attr]  # fmt: skip
+                out.append(
+                    Problem(
+                        rel,
+                        "manifest",
+                        f"splits.{sp} manifest {ref.manifest[:12]}... does not match the "
+                        f"task's split recomputed from {splits.data_root} ({want[:12]}...)",
+                    )
+                )  # type: ignore[union-attr]
     recomputed = summary_from_slices(df, list(entry.metrics), dict(entry.higher_is_better), entry.summary.gap)
     out.extend(Problem(rel, "summary", d) for d in compare_summaries(entry.summary, recomputed))
     sps = seconds_per_slice(df)
     if not _close(entry.cost.seconds_per_slice, sps):
-        out.append(Problem(rel, "cost", f"cost.seconds_per_slice is {entry.cost.seconds_per_slice!r} but the sidecar's "
-                                        f"seconds give {sps!r}"))  # fmt: skip
+        out.append(
+            Problem(
+                rel,
+                "cost",
+                f"cost.seconds_per_slice is {entry.cost.seconds_per_slice!r} but the sidecar's seconds give {sps!r}",
+            )
+        )
     return out
 
 
@@ -197,8 +235,10 @@ def _check_location(rel_parts: tuple[str, ...], entry: Entry) -> list[str]:
         if rel_parts[1] != entry.task.name:
             msgs.append(f"task folder {rel_parts[1]!r} does not match task.name {entry.task.name!r}")
         if rel_parts[2] != f"{entry.model.id}.json":
-            msgs.append(f"file name {rel_parts[2]!r} does not match model.id {entry.model.id!r} (expected "
-                        f"{entry.model.id}.json)")  # fmt: skip
+            msgs.append(
+                f"file name {rel_parts[2]!r} does not match model.id {entry.model.id!r} (expected "
+                f"{entry.model.id}.json)"
+            )
     return msgs
 
 
@@ -262,12 +302,21 @@ def validate_leaderboard(
                 raw = read_json_capped(path)
             except SubmissionError as e:
                 msg = str(e)
-                code = "oversized" if msg.startswith("oversized") else "non-finite" if msg.startswith("non-finite") else "malformed"
+                code = (
+                    "oversized"
+                    if msg.startswith("oversized")
+                    else "non-finite"
+                    if msg.startswith("non-finite")
+                    else "malformed"
+                )
                 problems.append(Problem(rel, code, msg))
                 continue
             if raw.get("schema_version") != SCHEMA_VERSION:
-                problems.append(Problem(rel, "schema", f"expected schema_version {SCHEMA_VERSION}, got "
-                                                       f"{raw.get('schema_version')!r}"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        rel, "schema", f"expected schema_version {SCHEMA_VERSION}, got {raw.get('schema_version')!r}"
+                    )
+                )
                 continue
             try:
                 entry = Entry.model_validate(raw)
@@ -283,12 +332,24 @@ def validate_leaderboard(
                 from mribench.registry import suggest
 
                 known = lookup.known()
-                problems.append(Problem(rel, "unknown-task", f"unknown task {entry.task.name!r}"
-                                                             f"{suggest(entry.task.name, known)} (known: {', '.join(known)})"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        rel,
+                        "unknown-task",
+                        f"unknown task {entry.task.name!r}"
+                        f"{suggest(entry.task.name, known)} (known: {', '.join(known)})",
+                    )
+                )
             elif task.version != entry.task.version:
-                problems.append(Problem(rel, "task-version", f"task {entry.task.name} is at version {task.version} but "
-                                                             f"the entry was scored on version {entry.task.version} "
-                                                             f"(re-evaluate on the current version)"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        rel,
+                        "task-version",
+                        f"task {entry.task.name} is at version {task.version} but "
+                        f"the entry was scored on version {entry.task.version} "
+                        f"(re-evaluate on the current version)",
+                    )
+                )
             if entry.kind == "evaluated":
                 ok_task = task if (task is not None and task.version == entry.task.version) else None
                 try:
@@ -300,7 +361,10 @@ def validate_leaderboard(
     for (task_name, model_id), files in ids.items():
         if len(files) > 1:
             for f in files[1:]:
-                problems.append(Problem(f, "duplicate-id", f"duplicate model id {model_id!r} in task {task_name} "
-                                                           f"(also in {files[0]})"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        f, "duplicate-id", f"duplicate model id {model_id!r} in task {task_name} (also in {files[0]})"
+                    )
+                )
     problems.extend(_stray_files(r, claimed))
     return sorted(problems, key=lambda p: (p.path, p.code, p.message))

@@ -4,6 +4,7 @@ Every function takes ``target`` and ``recon`` as (H, W) or (B, H, W) tensors and
 per slice, shape (B,). See :mod:`mribench.metrics.registry` for the pinned definitions the
 evaluator uses.
 """
+
 from __future__ import annotations
 
 from mribench.metrics.artifact import laplacian, laplacian_variance
@@ -16,8 +17,27 @@ from mribench.metrics.structural import ssim
 from mribench.metrics.weights import WeightRecord, fetch_weights, weights_status
 
 __all__ = [
-    "METRICS", "BoxWarning", "MetricSpec", "WeightRecord", "dists", "explain", "fetch_weights", "get_metric",
-    "laplacian", "laplacian_variance", "list_metrics", "lpips", "mse", "nmse", "normalize_output",
-    "percentile_normalize", "profile_ids", "psnr", "region_ssim", "region_ssim_large", "region_ssim_small", "ssim",
+    "METRICS",
+    "BoxWarning",
+    "MetricSpec",
+    "WeightRecord",
+    "dists",
+    "explain",
+    "fetch_weights",
+    "get_metric",
+    "laplacian",
+    "laplacian_variance",
+    "list_metrics",
+    "lpips",
+    "mse",
+    "nmse",
+    "normalize_output",
+    "percentile_normalize",
+    "profile_ids",
+    "psnr",
+    "region_ssim",
+    "region_ssim_large",
+    "region_ssim_small",
+    "ssim",
     "weights_status",
-]  # fmt: skip
+]

@@ -1,4 +1,5 @@
 """Input checks shared by the metric functions (shapes, dtypes, data ranges)."""
+
 from __future__ import annotations
 
 import torch

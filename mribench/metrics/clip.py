@@ -10,6 +10,7 @@ assume to reach, so the checkpoint is a file the user provides, looked up in thi
 
 Only safetensors files or ``torch.load(weights_only=True)``-loadable state dicts are accepted.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,10 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None = None, model_n
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
-                raise WeightsMissingError(f"expected a CLIP checkpoint file from the {origin}, got {str(path)!r} "
-                                          f"which does not exist ({_how_to_get(model_name)})")  # fmt: skip
+                raise WeightsMissingError(
+                    f"expected a CLIP checkpoint file from the {origin}, got {str(path)!r} "
+                    f"which does not exist ({_how_to_get(model_name)})"
+                )
             return path
     for name in CHECKPOINT_NAMES:
         path = clip_dir(model_name) / name

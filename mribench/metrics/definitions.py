@@ -3,6 +3,7 @@
 Changing anything a number depends on (window, constants, data-range rule, preprocessing, weights)
 must bump the profile id's version so stored results are never compared across definitions.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,7 +26,9 @@ DISTS_REF = "Ding et al. 2020, Image Quality Assessment: Unifying Structure and 
 FASTMRI_PLUS = "Zhao et al. 2022, fastMRI+: Clinical pathology annotations for knee and brain MRI"
 
 VOLUME_MAX = "max of the target volume (fastMRI's default maxval), passed per slice"
-PERCENTILE_PREP = "each image / its own 99.9th percentile (torch.quantile, linear), clipped to [0, 1], repeated to 3 channels"
+PERCENTILE_PREP = (
+    "each image / its own 99.9th percentile (torch.quantile, linear), clipped to [0, 1], repeated to 3 channels"
+)
 
 SSIM_PARAMS: dict[str, Any] = {
     "window": f"{WIN}x{WIN} uniform",
@@ -92,8 +95,10 @@ def _needs(metric: str) -> Callable[[], None]:
 
 
 def _weights_params(names: tuple[str, ...]) -> dict[str, str]:
-    return {n: f"{WEIGHT_SPECS[n].description}; sha256 of upstream file {WEIGHT_SPECS[n].package.member_sha256}"
-            for n in names}  # fmt: skip
+    return {
+        n: f"{WEIGHT_SPECS[n].description}; sha256 of upstream file {WEIGHT_SPECS[n].package.member_sha256}"
+        for n in names
+    }
 
 
 def builtin_specs(cls: type) -> list[Any]:
@@ -116,48 +121,140 @@ def builtin_specs(cls: type) -> list[Any]:
         "references": [LPIPS_REF, LIN_HECKEL],
     }
     return [
-        cls("ssim", "ssim@fastmri-v1", True, False, True, False,
+        cls(
+            "ssim",
+            "ssim@fastmri-v1",
+            True,
+            False,
+            True,
+            False,
             "Structural similarity exactly as fastMRI (skimage defaults), per slice, volume max as data range",
-            _ssim, {**SSIM_PARAMS, "references": [FASTMRI, SKIMAGE, WANG]}),
-        cls("psnr", "psnr@fastmri-v1", True, False, True, False,
+            _ssim,
+            {**SSIM_PARAMS, "references": [FASTMRI, SKIMAGE, WANG]},
+        ),
+        cls(
+            "psnr",
+            "psnr@fastmri-v1",
+            True,
+            False,
+            True,
+            False,
             "Peak signal-to-noise ratio in dB, volume max as peak (fastMRI / skimage)",
-            _psnr, {"formula": "10 log10(data_range^2 / MSE), MSE = mean over H x W in float64",
-                    "data_range": VOLUME_MAX, "identical_slices": "inf", "references": [FASTMRI]}),
-        cls("nmse", "nmse@fastmri-v1", False, False, True, False,
+            _psnr,
+            {
+                "formula": "10 log10(data_range^2 / MSE), MSE = mean over H x W in float64",
+                "data_range": VOLUME_MAX,
+                "identical_slices": "inf",
+                "references": [FASTMRI],
+            },
+        ),
+        cls(
+            "nmse",
+            "nmse@fastmri-v1",
+            False,
+            False,
+            True,
+            False,
             "Normalised MSE ||target - recon||^2 / ||target||^2 per slice (fastMRI)",
-            _nmse, {"formula": "||target - recon||_2^2 / ||target||_2^2 per slice, float64",
-                    "data_range": "not used", "references": [FASTMRI]}),
-        cls("laplacian_variance", "laplacian_variance@linheckel-v1", False, False, True, False,
+            _nmse,
+            {
+                "formula": "||target - recon||_2^2 / ||target||_2^2 per slice, float64",
+                "data_range": "not used",
+                "references": [FASTMRI],
+            },
+        ),
+        cls(
+            "laplacian_variance",
+            "laplacian_variance@linheckel-v1",
+            False,
+            False,
+            True,
+            False,
             "Variance of the 3x3 Laplacian of |target - recon| (artifact measure, lower is better)",
-            _laplacian, {"stencil": "[[0, 1, 0], [1, -4, 1], [0, 1, 0]] (scipy.ndimage.laplace)",
-                         "input": "|target - recon| in float64",
-                         "boundary": "scipy 'reflect' (half-sample symmetric = edge replication for a 3-tap stencil)",
-                         "variance": "population (ddof=0) over all H x W pixels",
-                         "data_range": "not used", "references": [LIN_HECKEL]}),
-        cls("region_ssim", "region_ssim@fastmriplus-v1", True, False, False, True,
+            _laplacian,
+            {
+                "stencil": "[[0, 1, 0], [1, -4, 1], [0, 1, 0]] (scipy.ndimage.laplace)",
+                "input": "|target - recon| in float64",
+                "boundary": "scipy 'reflect' (half-sample symmetric = edge replication for a 3-tap stencil)",
+                "variance": "population (ddof=0) over all H x W pixels",
+                "data_range": "not used",
+                "references": [LIN_HECKEL],
+            },
+        ),
+        cls(
+            "region_ssim",
+            "region_ssim@fastmriplus-v1",
+            True,
+            False,
+            False,
+            True,
             "Mean SSIM inside the slice's fastMRI+ pathology boxes (NaN without boxes)",
-            _region("all"), {**region_common, "boxes_used": "all"}),
-        cls("region_ssim_small", "region_ssim_small@fastmriplus-v1", True, False, False, True,
+            _region("all"),
+            {**region_common, "boxes_used": "all"},
+        ),
+        cls(
+            "region_ssim_small",
+            "region_ssim_small@fastmriplus-v1",
+            True,
+            False,
+            False,
+            True,
             "Mean SSIM inside small fastMRI+ boxes (area <= 1% of the image; NaN without any)",
-            _region("small"), {**region_common, "boxes_used": "small"}),
-        cls("region_ssim_large", "region_ssim_large@fastmriplus-v1", True, False, False, True,
+            _region("small"),
+            {**region_common, "boxes_used": "small"},
+        ),
+        cls(
+            "region_ssim_large",
+            "region_ssim_large@fastmriplus-v1",
+            True,
+            False,
+            False,
+            True,
             "Mean SSIM inside large fastMRI+ boxes (area > 1% of the image; NaN without any)",
-            _region("large"), {**region_common, "boxes_used": "large"}),
-        cls("lpips_vgg", "lpips_vgg@lpips0.1-p99.9-v1", False, True, False, False,
+            _region("large"),
+            {**region_common, "boxes_used": "large"},
+        ),
+        cls(
+            "lpips_vgg",
+            "lpips_vgg@lpips0.1-p99.9-v1",
+            False,
+            True,
+            False,
+            False,
             "LPIPS v0.1 distance, VGG16 ImageNet backbone, on 99.9th-percentile-normalised slices",
-            _lpips("vgg"), {**lpips_common, "backbone": "vgg16", "weights": _weights_params(("vgg16_imagenet",))},
-            _needs("lpips_vgg")),
-        cls("lpips_alex", "lpips_alex@lpips0.1-p99.9-v1", False, True, False, False,
+            _lpips("vgg"),
+            {**lpips_common, "backbone": "vgg16", "weights": _weights_params(("vgg16_imagenet",))},
+            _needs("lpips_vgg"),
+        ),
+        cls(
+            "lpips_alex",
+            "lpips_alex@lpips0.1-p99.9-v1",
+            False,
+            True,
+            False,
+            False,
             "LPIPS v0.1 distance, AlexNet ImageNet backbone, on 99.9th-percentile-normalised slices",
-            _lpips("alex"), {**lpips_common, "backbone": "alexnet", "weights": _weights_params(("alexnet_imagenet",))},
-            _needs("lpips_alex")),
-        cls("dists", "dists@piq-p99.9-v1", False, True, False, False,
+            _lpips("alex"),
+            {**lpips_common, "backbone": "alexnet", "weights": _weights_params(("alexnet_imagenet",))},
+            _needs("lpips_alex"),
+        ),
+        cls(
+            "dists",
+            "dists@piq-p99.9-v1",
+            False,
+            True,
+            False,
+            False,
             "DISTS distance (piq), VGG16 ImageNet backbone, on 99.9th-percentile-normalised slices",
-            _dists, {"implementation": "piq.DISTS (L2 pooling, ImageNet mean/std inside, shorter side resized to "
-                                       "256 when larger), alpha/beta from the DISTS authors normalised by their sum",
-                     "preprocessing": PERCENTILE_PREP + "; input [0, 1]",
-                     "data_range": "not used (per-image percentile normalisation)",
-                     "weights": _weights_params(("vgg16_imagenet", "dists_alpha_beta")),
-                     "references": [DISTS_REF, LIN_HECKEL]},
-            _needs("dists")),
-    ]  # fmt: skip
+            _dists,
+            {
+                "implementation": "piq.DISTS (L2 pooling, ImageNet mean/std inside, shorter side resized to "
+                "256 when larger), alpha/beta from the DISTS authors normalised by their sum",
+                "preprocessing": PERCENTILE_PREP + "; input [0, 1]",
+                "data_range": "not used (per-image percentile normalisation)",
+                "weights": _weights_params(("vgg16_imagenet", "dists_alpha_beta")),
+                "references": [DISTS_REF, LIN_HECKEL],
+            },
+            _needs("dists"),
+        ),
+    ]

@@ -4,6 +4,7 @@ Each reconstruction is affinely mapped to the target's mean and standard deviati
 ``recon <- (recon - mean_r) / std_r * std_t + mean_t``. Only the ratio ``std_t / std_r`` enters, so
 the choice of ddof does not matter (both use the same).
 """
+
 from __future__ import annotations
 
 import torch

@@ -10,6 +10,7 @@ Backbones are loaded from mribench's converted ImageNet weights (:mod:`mribench.
 building them never downloads anything. Reported values are never computed with random backbones:
 ``allow_random_weights=True`` exists only to test plumbing without the weights.
 """
+
 from __future__ import annotations
 
 import threading
@@ -118,9 +119,17 @@ def _build_dists(random_weights: bool) -> nn.Module:
             features = make_layers(cfgs["D"], batch_norm=False)  # torchvision VGG16 ``features``
             layers = [VGG16_LAYERS[n] for n in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")]
             ContentLoss.__init__(
-                self, features, layers=layers, weights=weights, replace_pooling=True, reduction="none",
-                mean=IMAGENET_MEAN, std=IMAGENET_STD, normalize_features=False, allow_layers_weights_mismatch=True,
-            )  # fmt: skip
+                self,
+                features,
+                layers=layers,
+                weights=weights,
+                replace_pooling=True,
+                reduction="none",
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+                normalize_features=False,
+                allow_layers_weights_mismatch=True,
+            )
 
     model = _quiet_build(_OfflineDISTS)
     if not random_weights:

@@ -3,6 +3,7 @@
 Computed per slice in float64; fastMRI evaluates whole volumes, mribench slices (the volume max is
 passed in as the data range, as fastMRI does by default).
 """
+
 from __future__ import annotations
 
 import torch

@@ -10,6 +10,7 @@ the image are ignored with a :class:`BoxWarning`. The data range is the one give
 target volume's max, as for whole-image SSIM). A box is "small" if its annotated area is at most 1%
 of the image area, "large" otherwise.
 """
+
 from __future__ import annotations
 
 import math
@@ -126,8 +127,12 @@ def region_ssim(
         for box in slice_boxes:
             placed = place_box(box, height, width)
             if placed is None:
-                warnings.warn(f"ignoring fastMRI+ box {tuple(box)!r} of slice {i}: zero size or outside the "
-                              f"{height}x{width} image", BoxWarning, stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"ignoring fastMRI+ box {tuple(box)!r} of slice {i}: zero size or outside the "
+                    f"{height}x{width} image",
+                    BoxWarning,
+                    stacklevel=2,
+                )
                 continue
             area = _as_int(box[2], "width") * _as_int(box[3], "height")
             if (size == "small" and area > limit) or (size == "large" and area <= limit):

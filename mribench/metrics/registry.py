@@ -5,6 +5,7 @@ definition (window, constants, data-range rule, preprocessing, references). The 
 ``profile_ids`` with every run so results computed under different definitions are never mixed.
 Plugins register specs under the ``mribench.metrics`` entry-point group.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -16,6 +16,7 @@ Two implementations of the same arithmetic: on CPU (no autograd) a compiled kern
 (:mod:`mribench.metrics._ssim_kernel`, ~5x fastMRI's throughput on one core); on GPUs and when an
 input requires grad, batched torch with cumulative-sum box filters (:func:`_ssim_batched`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -146,5 +147,7 @@ def ssim(target: Tensor, recon: Tensor, data_range: float | Tensor) -> Tensor:
     if target.device.type == "cpu" and not needs_grad:
         return _ssim_cpu(target.detach(), recon.detach(), dr)
     chunk = max(1, _GPU_CHUNK_PIXELS // (h * w))
-    parts = [_ssim_batched(target[i : i + chunk], recon[i : i + chunk], dr[i : i + chunk]) for i in range(0, batch, chunk)]
+    parts = [
+        _ssim_batched(target[i : i + chunk], recon[i : i + chunk], dr[i : i + chunk]) for i in range(0, batch, chunk)
+    ]
     return torch.cat(parts) if parts else dr.new_zeros(0)

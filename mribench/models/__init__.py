@@ -1,4 +1,5 @@
 """Reconstruction models: the ReconModel protocol, built-ins and loaders."""
+
 from __future__ import annotations
 
 from mribench.models.base import LoadedModel, ModelInfo, ReconModel, SliceMeta
@@ -7,6 +8,17 @@ from mribench.models.checkpoints import load_checkpoint, save_checkpoint
 from mribench.models.loader import MODELS, list_models, load_model, register_pretrained
 
 __all__ = [
-    "MODELS", "LoadedModel", "ModelInfo", "ReconModel", "SliceMeta", "UnetRecon", "VarNetRecon",
-    "ZeroFilled", "list_models", "load_checkpoint", "load_model", "register_pretrained", "save_checkpoint",
-]  # fmt: skip
+    "MODELS",
+    "LoadedModel",
+    "ModelInfo",
+    "ReconModel",
+    "SliceMeta",
+    "UnetRecon",
+    "VarNetRecon",
+    "ZeroFilled",
+    "list_models",
+    "load_checkpoint",
+    "load_model",
+    "register_pretrained",
+    "save_checkpoint",
+]

@@ -1,4 +1,5 @@
 """The reconstruction-model contract every evaluated model implements."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

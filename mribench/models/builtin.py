@@ -1,4 +1,5 @@
 """Built-in reconstruction models: zero-filled and adapters around fastmri's U-Net and VarNet."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -82,10 +83,16 @@ class VarNetRecon(torch.nn.Module):
         self, num_cascades: int = 12, sens_chans: int = 8, sens_pools: int = 4, chans: int = 18, pools: int = 4
     ) -> None:
         super().__init__()
-        self.config = {"num_cascades": num_cascades, "sens_chans": sens_chans, "sens_pools": sens_pools,
-                       "chans": chans, "pools": pools}  # fmt: skip
-        self.varnet = VarNet(num_cascades=num_cascades, sens_chans=sens_chans, sens_pools=sens_pools,
-                             chans=chans, pools=pools)  # fmt: skip
+        self.config = {
+            "num_cascades": num_cascades,
+            "sens_chans": sens_chans,
+            "sens_pools": sens_pools,
+            "chans": chans,
+            "pools": pools,
+        }
+        self.varnet = VarNet(
+            num_cascades=num_cascades, sens_chans=sens_chans, sens_pools=sens_pools, chans=chans, pools=pools
+        )
 
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor:
         k = torch.view_as_real(masked_kspace.to(torch.complex64)).contiguous()  # (B, C, H, W, 2)

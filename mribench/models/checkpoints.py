@@ -4,6 +4,7 @@ Formats: safetensors with ``mribench_arch`` / ``mribench_config`` metadata (what
 or a ``torch.save`` dict loaded with ``weights_only=True``: ``{"arch", "config", "state_dict"}`` or a
 fastMRI Lightning checkpoint (``state_dict`` with ``unet.`` / ``varnet.`` prefixes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,7 +68,11 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str], extra:
         raise ValueError(f"expected a model with arch in {sorted(ARCHITECTURES)}, got {arch!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"mribench_arch": arch, "mribench_config": json.dumps(model.config), "mribench_extra": json.dumps(extra or {})}
+    meta = {
+        "mribench_arch": arch,
+        "mribench_config": json.dumps(model.config),
+        "mribench_extra": json.dumps(extra or {}),
+    }
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata=meta)
@@ -91,14 +96,19 @@ def _build(arch: str, config: dict[str, Any], state: dict[str, torch.Tensor], wh
     return model.eval()
 
 
-def _infer_lightning(state: dict[str, torch.Tensor], hparams: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+def _infer_lightning(
+    state: dict[str, torch.Tensor], hparams: dict[str, Any]
+) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     keys = list(state)
     if any(k.startswith("varnet.") for k in keys):
         cfg = {k: hparams[k] for k in ("num_cascades", "sens_chans", "sens_pools", "chans", "pools") if k in hparams}
         return "varnet", cfg, state
     if any(k.startswith("unet.") for k in keys):
-        cfg = {"chans": hparams.get("chans", 32), "num_pool_layers": hparams.get("num_pool_layers", 4),
-               "drop_prob": hparams.get("drop_prob", 0.0)}  # fmt: skip
+        cfg = {
+            "chans": hparams.get("chans", 32),
+            "num_pool_layers": hparams.get("num_pool_layers", 4),
+            "drop_prob": hparams.get("drop_prob", 0.0),
+        }
         return "unet", cfg, state
     raise ModelError("expected a fastMRI U-Net or VarNet state_dict (keys 'unet.*' or 'varnet.*'), got other keys")
 
@@ -124,10 +134,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict
         except (SafetensorError, OSError) as e:
             raise ModelError(f"expected a valid safetensors file at {p}, got: {e}") from None
         if "mribench_arch" not in meta:
-            raise ModelError(f"expected 'mribench_arch' metadata in {p.name} (hint: save it with mribench.models.save_checkpoint)")
+            raise ModelError(
+                f"expected 'mribench_arch' metadata in {p.name} (hint: save it with mribench.models.save_checkpoint)"
+            )
         config = json.loads(meta.get("mribench_config", "{}"))
         extra = json.loads(meta.get("mribench_extra", "{}"))
-        return _build(meta["mribench_arch"], config, state, p.name), {"arch": meta["mribench_arch"], "config": config, "extra": extra}
+        return _build(meta["mribench_arch"], config, state, p.name), {
+            "arch": meta["mribench_arch"],
+            "config": config,
+            "extra": extra,
+        }
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
@@ -140,8 +156,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict
         raise ModelError(f"expected a dict checkpoint in {p.name}, got {type(obj).__name__}")
     if "arch" in obj and "state_dict" in obj:
         return _build(str(obj["arch"]), dict(obj.get("config", {})), obj["state_dict"], p.name), {
-            "arch": obj["arch"], "config": obj.get("config", {}), "extra": {}}
+            "arch": obj["arch"],
+            "config": obj.get("config", {}),
+            "extra": {},
+        }
     if "state_dict" in obj:
         arch, cfg, state = _infer_lightning(obj["state_dict"], dict(obj.get("hyper_parameters", {}) or {}))
         return _build(arch, cfg, state, p.name), {"arch": arch, "config": cfg, "extra": {}}
-    raise ModelError(f"expected keys 'arch'+'state_dict' or a Lightning 'state_dict' in {p.name}, got {sorted(obj)[:5]}")
+    raise ModelError(
+        f"expected keys 'arch'+'state_dict' or a Lightning 'state_dict' in {p.name}, got {sorted(obj)[:5]}"
+    )

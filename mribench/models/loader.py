@@ -1,4 +1,5 @@
 """Resolve a model by name, checkpoint path, ``module:attr``, ``file.py:attr`` or entry point."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,14 +28,18 @@ def _zero_filled(checkpoint: str | None) -> LoadedModel:
     if checkpoint:
         raise ModelError("expected no --checkpoint for zero-filled, got one")
     h = hashlib.sha256(f"zero-filled@{__version__}".encode()).hexdigest()
-    return LoadedModel(ZeroFilled(), ModelInfo("zero-filled", "builtin", h, {"description": "RSS of the IFFT of the masked k-space"}))
+    return LoadedModel(
+        ZeroFilled(), ModelInfo("zero-filled", "builtin", h, {"description": "RSS of the IFFT of the masked k-space"})
+    )
 
 
 def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         if not checkpoint:
-            raise ModelError(f"expected --checkpoint for {arch} (a .safetensors or .pt state dict), got none "
-                             f"(hint: mribench never reports scores of randomly initialised networks)")
+            raise ModelError(
+                f"expected --checkpoint for {arch} (a .safetensors or .pt state dict), got none "
+                f"(hint: mribench never reports scores of randomly initialised networks)"
+            )
         return load_checkpoint_model(checkpoint, name=arch, expect_arch=arch)
 
     return factory
@@ -50,7 +55,10 @@ def load_checkpoint_model(path: str, name: str | None = None, expect_arch: str |
     model, details = load_checkpoint(path)
     if expect_arch and details["arch"] != expect_arch:
         raise ModelError(f"expected a {expect_arch} checkpoint, got a {details['arch']} one in {Path(path).name}")
-    return LoadedModel(model, ModelInfo(name or Path(path).stem, "checkpoint", checkpoint_identity(path), {**details, "path": str(path)}))
+    return LoadedModel(
+        model,
+        ModelInfo(name or Path(path).stem, "checkpoint", checkpoint_identity(path), {**details, "path": str(path)}),
+    )
 
 
 def register_pretrained(name: str, path: Path, description: str = "") -> None:
@@ -117,7 +125,9 @@ def load_user_model(spec: str, checkpoint: str | None = None) -> LoadedModel:
     obj, source = _import_target(spec)
     if _is_factory(obj):
         try:
-            kwargs = {"checkpoint": checkpoint} if checkpoint and "checkpoint" in inspect.signature(obj).parameters else {}
+            kwargs = (
+                {"checkpoint": checkpoint} if checkpoint and "checkpoint" in inspect.signature(obj).parameters else {}
+            )
             model = obj(**kwargs)
         except Exception as e:  # user code
             raise ModelError(f"building the model {spec} failed: {type(e).__name__}: {e}") from e

@@ -1,4 +1,5 @@
 """MRI physics: centred orthonormal FFTs, coil combination, sampling masks."""
+
 from __future__ import annotations
 
 from mribench.physics.fft import center_crop, fft2c, ifft2c, rss, zero_filled

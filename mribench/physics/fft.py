@@ -5,6 +5,7 @@ transforms are fastmri's definition (ifftshift -> orthonormal FFT -> fftshift ov
 dims) written with torch's native complex ``fftshift``: fastmri's own shift (narrow + cat) is about
 half of a zero-filled reconstruction's time. tests/test_physics.py checks equality with fastmri.
 """
+
 from __future__ import annotations
 
 import torch

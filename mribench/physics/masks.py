@@ -3,6 +3,7 @@
 The seed of a volume's mask derives from its file name (and the task's mask seed), so every slice
 of a volume, and every model evaluated on it, sees the same mask, as in the papers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,9 +71,7 @@ def volume_seed(file_name: str, extra: int = 0) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def volume_mask(
-    spec: MaskSpec, num_cols: int, file_name: str, padding: tuple[int, int] | None = None
-) -> torch.Tensor:
+def volume_mask(spec: MaskSpec, num_cols: int, file_name: str, padding: tuple[int, int] | None = None) -> torch.Tensor:
     """The mask of one volume.
 
     Args:

@@ -1,4 +1,5 @@
 """``mribench baseline``: list and run the baseline recipes (thin layer over :mod:`mribench.training.recipes`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,16 +41,24 @@ def run_cmd(
     task: str = typer.Option(..., "--task", "-t", help="Task name or YAML path."),
     epochs: int | None = typer.Option(None, "--epochs", help="Override training.epochs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default mribench-runs/baselines/<task>/<recipe>)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML overriding the recipe defaults (e.g. baselines/<name>/config.yaml)."),
-    data_root: Path | None = typer.Option(None, "--data-root", help="fastMRI-format data (default $MRIBENCH_DATA or the embedded benchmark)."),
-    threads: int | None = typer.Option(None, "--threads", help="torch intra-op CPU threads (tiny models on a busy CPU: 1)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (default mribench-runs/baselines/<task>/<recipe>)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML overriding the recipe defaults (e.g. baselines/<name>/config.yaml)."
+    ),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="fastMRI-format data (default $MRIBENCH_DATA or the embedded benchmark)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch intra-op CPU threads (tiny models on a busy CPU: 1)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines or progress bars."),
     launcher: str | None = typer.Option(None, "--launcher", help="Run as a cluster job: local or slurm (submitit)."),
     partition: str | None = typer.Option(None, "--partition", help="With --launcher slurm: the partition."),
     gpus_per_node: int = typer.Option(0, "--gpus-per-node", help="With --launcher: GPUs for the job."),
     timeout_min: int = typer.Option(600, "--timeout-min", help="With --launcher: wall-time limit (minutes)."),
-) -> None:  # fmt: skip
+) -> None:
     """Train a recipe on a task, evaluate it on test_P / test_Q and write a run directory (re-running resumes)."""
     from mribench.training.recipes import run_recipe
 
@@ -62,8 +71,11 @@ def run_cmd(
 
     def on_epoch(rec: dict[str, Any]) -> None:
         if not quiet:
-            err_console.print(f"epoch {rec['epoch']}: loss {_fmt(rec['train_loss'])}  ID SSIM {_fmt(rec.get('id_ssim'))}  "
-                              f"OOD SSIM {_fmt(rec.get('ood_ssim'))}  ({rec['seconds']:.1f} s)", highlight=False)  # fmt: skip
+            err_console.print(
+                f"epoch {rec['epoch']}: loss {_fmt(rec['train_loss'])}  ID SSIM {_fmt(rec.get('id_ssim'))}  "
+                f"OOD SSIM {_fmt(rec.get('ood_ssim'))}  ({rec['seconds']:.1f} s)",
+                highlight=False,
+            )
 
     if launcher is not None:
         from mribench.launch import LaunchSpec, launch_recipe
@@ -73,11 +85,27 @@ def run_cmd(
         r = launch_recipe(name, task, spec, config=config, epochs=epochs, device=device, out=out, data_root=data_root)
     else:
         with _progress(not quiet) as prog:
-            r = run_recipe(name, task, config=config, epochs=epochs, device=device, out=out, data_root=data_root,
-                           progress=prog, on_epoch=on_epoch)  # fmt: skip
+            r = run_recipe(
+                name,
+                task,
+                config=config,
+                epochs=epochs,
+                device=device,
+                out=out,
+                data_root=data_root,
+                progress=prog,
+                on_epoch=on_epoch,
+            )
     table = Table("recipe", "model", "epoch", "SSIM test_P (ID)", "SSIM test_Q (OOD)", "train s", "eval s")
-    table.add_row(name, r.config.name, str(r.chosen_epoch), _fmt(r.scores.get("test_P")), _fmt(r.scores.get("test_Q")),
-                  f"{r.train_seconds:.0f}", f"{r.eval_seconds:.0f}")  # fmt: skip
+    table.add_row(
+        name,
+        r.config.name,
+        str(r.chosen_epoch),
+        _fmt(r.scores.get("test_P")),
+        _fmt(r.scores.get("test_Q")),
+        f"{r.train_seconds:.0f}",
+        f"{r.eval_seconds:.0f}",
+    )
     console.print(table)
     if "diverse" in r.extra:
         d = r.extra["diverse"]

@@ -6,6 +6,7 @@ out_chans=2)`` on the real and imaginary parts, with per-instance normalisation 
 real and of the imaginary channel, undone at the output, so ``f(c x) = c f(x)`` for real ``c > 0``)
 and padding to multiples of 16.
 """
+
 from __future__ import annotations
 
 import torch
@@ -158,7 +159,9 @@ def _expect(layer: torch.nn.Module, kind: type, where: str) -> None:
 Patches = tuple[torch.Tensor, tuple[int, int]]
 
 
-def _conv_block(block: ConvBlock, x: torch.Tensor | Patches, params: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+def _conv_block(
+    block: ConvBlock, x: torch.Tensor | Patches, params: dict[str, torch.Tensor], name: str
+) -> torch.Tensor:
     """A fastmri ``ConvBlock`` (conv3x3, IN, LReLU, dropout, twice) with per-slice weights.
 
     ``x``: (S, C, H, W); or, for the first block, ``(patches (S, C*9, H*W), (H, W))`` of its input.
@@ -177,8 +180,13 @@ def _conv_block(block: ConvBlock, x: torch.Tensor | Patches, params: dict[str, t
         _expect(drop, torch.nn.Dropout2d, where)
         if drop.training and drop.p > 0:
             raise ValueError(f"expected the network in eval mode (dropout at {where} is random)")
-        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 \
-                or conv.bias is not None:  # fmt: skip
+        if (
+            conv.kernel_size != (3, 3)
+            or conv.padding != (1, 1)
+            or conv.stride != (1, 1)
+            or conv.groups != 1
+            or conv.bias is not None
+        ):
             raise ValueError(f"expected a 3x3 convolution without bias at {where}")
         weight = params[f"{where}.weight"]  # (S, out, in, 3, 3)
         slices = weight.shape[0]
@@ -200,8 +208,9 @@ def _grouped_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return y.view(slices, -1, h, w)
 
 
-def _transpose_block(block: TransposeConvBlock, x: torch.Tensor, params: dict[str, torch.Tensor],
-                     name: str) -> torch.Tensor:  # fmt: skip
+def _transpose_block(
+    block: TransposeConvBlock, x: torch.Tensor, params: dict[str, torch.Tensor], name: str
+) -> torch.Tensor:
     """A fastmri ``TransposeConvBlock`` (2x2 stride-2 transposed conv, IN, LReLU) with per-slice weights.
 
     (S, in, h, w) -> the blocked output (S, out, 2, 2, h, w): pixel (2i+a, 2j+b) at [..., a, b, i, j].
@@ -211,8 +220,14 @@ def _transpose_block(block: TransposeConvBlock, x: torch.Tensor, params: dict[st
     _expect(conv, torch.nn.ConvTranspose2d, where)
     _expect(norm, torch.nn.InstanceNorm2d, where)
     _expect(act, torch.nn.LeakyReLU, where)
-    if conv.kernel_size != (2, 2) or conv.stride != (2, 2) or conv.padding != (0, 0) or conv.groups != 1 \
-            or conv.bias is not None or conv.output_padding != (0, 0):  # fmt: skip
+    if (
+        conv.kernel_size != (2, 2)
+        or conv.stride != (2, 2)
+        or conv.padding != (0, 0)
+        or conv.groups != 1
+        or conv.bias is not None
+        or conv.output_padding != (0, 0)
+    ):
         raise ValueError(f"expected a 2x2 stride-2 transposed convolution without bias at {where}")
     weight = params[f"{where}.weight"]  # (S, in, out, 2, 2)
     slices, cin, cout = weight.shape[:3]
@@ -221,8 +236,9 @@ def _transpose_block(block: TransposeConvBlock, x: torch.Tensor, params: dict[st
     return _norm_lrelu(y.view(slices, cout, 4 * h * w), norm, act).view(slices, cout, 2, 2, h, w)
 
 
-def stacked_unet(unet: Unet, params: dict[str, torch.Tensor], image: torch.Tensor | Patches,
-                 prefix: str = "") -> torch.Tensor:  # fmt: skip
+def stacked_unet(
+    unet: Unet, params: dict[str, torch.Tensor], image: torch.Tensor | Patches, prefix: str = ""
+) -> torch.Tensor:
     """``fastmri.models.Unet.forward`` with per-slice weights. (S, in, H, W) -> (S, out, H, W).
 
     Args:
@@ -286,8 +302,9 @@ def stacked_norm_unet_inputs(net: NormUnet, image: torch.Tensor) -> dict[str, to
     return {"patches": _patches3x3(x), "mean": mean, "std": std}
 
 
-def stacked_norm_unet_apply(net: NormUnet, params: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor],
-                            size: tuple[int, int]) -> torch.Tensor:  # fmt: skip
+def stacked_norm_unet_apply(
+    net: NormUnet, params: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], size: tuple[int, int]
+) -> torch.Tensor:
     """``NormUnet`` with per-slice weights on inputs prepared by :func:`stacked_norm_unet_inputs`.
 
     Args:

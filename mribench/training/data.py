@@ -17,6 +17,7 @@
   accumulation because it keeps one optimiser step per batch (the schedule counts steps) and
   uses the hardware better on the common case of equal-shape data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,7 +60,9 @@ class MaskSampler:
         if not self.accelerations:
             raise ValueError("expected at least one acceleration, got none")
         if self.center_fractions is not None and len(self.center_fractions) != len(self.accelerations):
-            raise ValueError(f"expected one centre fraction per acceleration {self.accelerations}, got {self.center_fractions}")
+            raise ValueError(
+                f"expected one centre fraction per acceleration {self.accelerations}, got {self.center_fractions}"
+            )
         for spec in self.specs():  # validates accelerations / centre fractions
             del spec
 
@@ -95,12 +98,20 @@ def _limit_padding(mask: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor
 class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Shared reading of one slice (k-space, target) from the slice-index rows."""
 
-    def __init__(self, rows: pd.DataFrame, root: str | os.PathLike[str], full_kspace: bool = False,
-                 sens_cache: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        root: str | os.PathLike[str],
+        full_kspace: bool = False,
+        sens_cache: str | os.PathLike[str] | None = None,
+    ) -> None:
         if rows.empty:
             raise DataError("expected slices to train/validate on, got an empty split")
-        missing = [c for c in ("file", "slice", "path", "padding_left", "padding_right", "volume_max", *SHAPE_COLUMNS)
-                   if c not in rows.columns]  # fmt: skip
+        missing = [
+            c
+            for c in ("file", "slice", "path", "padding_left", "padding_right", "volume_max", *SHAPE_COLUMNS)
+            if c not in rows.columns
+        ]
         if missing:
             raise ValueError(f"expected slice-index rows with columns {missing}, got {list(rows.columns)}")
         self.rows = rows.reset_index(drop=True)
@@ -126,23 +137,39 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
         try:
             with h5py.File(path, "r") as hf:
                 kspace = torch.from_numpy(np.asarray(hf["kspace"][int(r["slice"])], dtype=np.complex64))  # (C, H, W)
-                target = torch.from_numpy(np.asarray(hf["reconstruction_rss"][int(r["slice"])], dtype=np.float32))  # (h, w)
+                target = torch.from_numpy(
+                    np.asarray(hf["reconstruction_rss"][int(r["slice"])], dtype=np.float32)
+                )  # (h, w)
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"expected a readable slice {r['slice']} of {path}, got {type(e).__name__}: {e}") from None
         return r, kspace, target
 
-    def _item(self, i: int, r: dict[str, Any], kspace: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-              num_low: int, acceleration: int) -> dict[str, Any]:  # fmt: skip
+    def _item(
+        self,
+        i: int,
+        r: dict[str, Any],
+        kspace: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        num_low: int,
+        acceleration: int,
+    ) -> dict[str, Any]:
         w = kspace.shape[-1]
         mask = mask.reshape(1, 1, w)  # (1, 1, W)
         vmax = r["volume_max"]
         vmax = float(vmax) if vmax is not None and np.isfinite(vmax) else float(target.max())
         masked = kspace * mask  # (C, H, W)
         item: dict[str, Any] = {
-            "masked_kspace": masked, "mask": mask, "target": target, "volume_max": torch.tensor(vmax),
-            "num_low_frequencies": int(num_low), "acceleration": int(acceleration), "file": str(r["file"]),
-            "slice": int(r["slice"]), "padding": torch.tensor([int(r["padding_left"]), int(r["padding_right"])]),
-        }  # fmt: skip
+            "masked_kspace": masked,
+            "mask": mask,
+            "target": target,
+            "volume_max": torch.tensor(vmax),
+            "num_low_frequencies": int(num_low),
+            "acceleration": int(acceleration),
+            "file": str(r["file"]),
+            "slice": int(r["slice"]),
+            "padding": torch.tensor([int(r["padding_left"]), int(r["padding_right"])]),
+        }
         if self.full_kspace:
             item["kspace"] = kspace
         if self.sens_cache is not None:
@@ -188,8 +215,15 @@ class TrainingSlices(_SliceReader):
             complex64 (C, H, W) (the complex U-Net's joint loss needs them).
     """
 
-    def __init__(self, rows: pd.DataFrame, root: str | os.PathLike[str], masks: MaskSampler | Sequence[MaskSampler],
-                 seed: int = 0, full_kspace: bool = False, sens_cache: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        root: str | os.PathLike[str],
+        masks: MaskSampler | Sequence[MaskSampler],
+        seed: int = 0,
+        full_kspace: bool = False,
+        sens_cache: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__(rows, root, full_kspace, sens_cache)
         per_row = [masks] * len(self) if isinstance(masks, MaskSampler) else list(masks)
         if len(per_row) != len(self):
@@ -223,7 +257,9 @@ class ValidationSlices(_SliceReader):
     Items as :class:`TrainingSlices`.
     """
 
-    def __init__(self, rows: pd.DataFrame, root: str | os.PathLike[str], spec: MaskSpec, full_kspace: bool = False) -> None:
+    def __init__(
+        self, rows: pd.DataFrame, root: str | os.PathLike[str], spec: MaskSpec, full_kspace: bool = False
+    ) -> None:
         super().__init__(rows, root, full_kspace)
         self.spec = spec
 
@@ -246,8 +282,16 @@ class ShapeBatchSampler(torch.utils.data.Sampler[list[int]]):
             gets the same number of batches (as ``DistributedSampler`` does).
     """
 
-    def __init__(self, keys: Sequence[Hashable], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        keys: Sequence[Hashable],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -295,8 +339,9 @@ def make_loader(dataset: _SliceReader, sampler: ShapeBatchSampler, num_workers: 
     iterator.
     """
     gen = torch.Generator().manual_seed(sampler.seed * 1_000_003 + sampler.epoch)
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, generator=gen,
-                                       persistent_workers=False)  # fmt: skip
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, generator=gen, persistent_workers=False
+    )
 
 
 def batch_meta(batch: dict[str, Any]) -> SliceMeta:
@@ -313,12 +358,14 @@ def batch_meta(batch: dict[str, Any]) -> SliceMeta:
     accs_list = [int(x) for x in (accs.tolist() if isinstance(accs, torch.Tensor) else accs)]
     pad = batch["padding"][0].tolist()
     return SliceMeta(
-        file=str(batch["file"][0]), slices=tuple(int(s) for s in batch["slice"]),
+        file=str(batch["file"][0]),
+        slices=tuple(int(s) for s in batch["slice"]),
         target_size=(int(batch["target"].shape[-2]), int(batch["target"].shape[-1])),
         padding=(int(pad[0]), int(pad[1])),
         num_low_frequencies=lows_list[0] if len(set(lows_list)) == 1 else 0,
-        acceleration=accs_list[0], volume_max=float(batch["volume_max"][0]),
-    )  # fmt: skip
+        acceleration=accs_list[0],
+        volume_max=float(batch["volume_max"][0]),
+    )
 
 
 def split_holdout(rows: pd.DataFrame, fraction: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -355,6 +402,13 @@ def spread_subset(rows: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 
 __all__ = [
-    "MaskSampler", "ShapeBatchSampler", "TrainingSlices", "ValidationSlices", "batch_meta", "make_loader",
-    "sample_seed", "split_holdout", "spread_subset",
-]  # fmt: skip
+    "MaskSampler",
+    "ShapeBatchSampler",
+    "TrainingSlices",
+    "ValidationSlices",
+    "batch_meta",
+    "make_loader",
+    "sample_seed",
+    "split_holdout",
+    "spread_subset",
+]

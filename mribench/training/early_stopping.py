@@ -14,6 +14,7 @@ ties). If the rule never fires, the best ID epoch overall is chosen.
 The function is pure: it reads a history (the ``history.json`` records of a training) and returns a
 decision; the trainer calls :func:`should_stop` after every epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,9 @@ def _scores(history: Sequence[Mapping[str, Any]], key: str, higher_is_better: bo
     for rec in sorted(history, key=lambda r: int(r["epoch"])):
         v = rec.get(key)
         if v is None or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise ValueError(f"expected a finite {key!r} in every history record, got {v!r} at epoch {rec.get('epoch')}")
+            raise ValueError(
+                f"expected a finite {key!r} in every history record, got {v!r} at epoch {rec.get('epoch')}"
+            )
         epochs.append(int(rec["epoch"]))
         values.append(float(v) if higher_is_better else -float(v))
     return epochs, values

@@ -4,6 +4,7 @@ FFTs are the centred orthonormal ones of fastMRI (:func:`mribench.physics.fft2c`
 exact adjoint of ``A`` and ``A^H y`` is the sensitivity-weighted coil combination of the zero-filled
 coil images.
 """
+
 from __future__ import annotations
 
 import fastmri

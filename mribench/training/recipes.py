@@ -27,6 +27,7 @@ Run directory (``out``, default ``mribench-runs/baselines/<task>/<recipe>``)::
 
 Re-running a recipe with the same config resumes both the training and the evaluation.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,21 +63,40 @@ from mribench.training.supervised import (
     dist_rank,
     load_weights,
     train,
-)  # fmt: skip
+)
 
 ProgressFn = Callable[[int, int, str], None]
 
 _UNET = {"chans": 32, "num_pool_layers": 4, "drop_prob": 0.0}
-_TRAIN = {"arch": "unet", "model": _UNET, "loss": "ssim", "epochs": 30, "lr": 1e-3, "weight_decay": 0.0,
-          "warmup_fraction": 0.05, "batch_size": 1, "grad_clip": 1.0, "seed": 0, "num_workers": 0,
-          "val_batch_size": 8}  # fmt: skip
+_TRAIN = {
+    "arch": "unet",
+    "model": _UNET,
+    "loss": "ssim",
+    "epochs": 30,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "warmup_fraction": 0.05,
+    "batch_size": 1,
+    "grad_clip": 1.0,
+    "seed": 0,
+    "num_workers": 0,
+    "val_batch_size": 8,
+}
 _EVAL = {"batch_size": 8, "limit": None}
 
 
 def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str, Any]:
-    return {"recipe": name, "description": description, "train_on": train_on, "model_name": None,
-            "training": copy.deepcopy(_TRAIN), "accelerations": None, "val_limit": 64,
-            "evaluation": dict(_EVAL), **extra}  # fmt: skip
+    return {
+        "recipe": name,
+        "description": description,
+        "train_on": train_on,
+        "model_name": None,
+        "training": copy.deepcopy(_TRAIN),
+        "accelerations": None,
+        "val_limit": 64,
+        "evaluation": dict(_EVAL),
+        **extra,
+    }
 
 
 #: Default configuration of every recipe (``baselines/<name>/config.yaml`` holds the same).
@@ -84,22 +104,54 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P.", "P"),
     "sup-q": _base("sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap).", "Q"),
     "joint": _base("joint", "U-Net trained supervised on P and Q together (each slice with its side's mask).", "P+Q"),
-    "diverse": _base("diverse", "Diverse training (Lin & Heckel): one model on the union of P_1..P_m vs one per P_i.",
-                     "diverse", diverse={"group_by": "contrast", "pool": None, "groups": None, "min_volumes": 2}),
-    "ttt": _base("ttt", "Complex U-Net trained with the joint supervised + self-supervised loss, evaluated with "
-                 "test-time training (Darestani et al.).", "P",
-                 training={**copy.deepcopy(_TRAIN), "arch": "unet-complex", "loss": "joint",
-                           "model": {"chans": 32, "num_pool_layers": 4}},
-                 ttt={"window": 20, "lr": None}),
-    "early-stop": _base("early-stop", "U-Net on P, stopped when the in-distribution improvement becomes marginal "
-                        "(Lin & Heckel); the chosen epoch is evaluated.", "P",
-                        early_stopping={"key": "id_ssim", "patience": 3, "threshold": 1e-3, "mode": "absolute",
-                                        "holdout_fraction": 0.1}),
-}  # fmt: skip
+    "diverse": _base(
+        "diverse",
+        "Diverse training (Lin & Heckel): one model on the union of P_1..P_m vs one per P_i.",
+        "diverse",
+        diverse={"group_by": "contrast", "pool": None, "groups": None, "min_volumes": 2},
+    ),
+    "ttt": _base(
+        "ttt",
+        "Complex U-Net trained with the joint supervised + self-supervised loss, evaluated with "
+        "test-time training (Darestani et al.).",
+        "P",
+        training={
+            **copy.deepcopy(_TRAIN),
+            "arch": "unet-complex",
+            "loss": "joint",
+            "model": {"chans": 32, "num_pool_layers": 4},
+        },
+        ttt={"window": 20, "lr": None},
+    ),
+    "early-stop": _base(
+        "early-stop",
+        "U-Net on P, stopped when the in-distribution improvement becomes marginal "
+        "(Lin & Heckel); the chosen epoch is evaluated.",
+        "P",
+        early_stopping={
+            "key": "id_ssim",
+            "patience": 3,
+            "threshold": 1e-3,
+            "mode": "absolute",
+            "holdout_fraction": 0.1,
+        },
+    ),
+}
 
 RECIPES = tuple(DEFAULTS)
-_TOP = {"recipe", "description", "train_on", "model_name", "training", "accelerations", "val_limit", "evaluation",
-        "diverse", "ttt", "early_stopping"}  # fmt: skip
+_TOP = {
+    "recipe",
+    "description",
+    "train_on",
+    "model_name",
+    "training",
+    "accelerations",
+    "val_limit",
+    "evaluation",
+    "diverse",
+    "ttt",
+    "early_stopping",
+}
 _TRAIN_ON = ("P", "Q", "P+Q", "diverse")
 
 
@@ -135,11 +187,19 @@ class RecipeConfig:
     early_stopping: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "description": self.description, "train_on": self.train_on,
-                "model_name": self.model_name, "training": self.training.to_dict(),
-                "accelerations": list(self.accelerations) if self.accelerations else None,
-                "val_limit": self.val_limit, "evaluation": dict(self.evaluation), "diverse": self.diverse,
-                "ttt": self.ttt, "early_stopping": self.early_stopping}  # fmt: skip
+        return {
+            "recipe": self.recipe,
+            "description": self.description,
+            "train_on": self.train_on,
+            "model_name": self.model_name,
+            "training": self.training.to_dict(),
+            "accelerations": list(self.accelerations) if self.accelerations else None,
+            "val_limit": self.val_limit,
+            "evaluation": dict(self.evaluation),
+            "diverse": self.diverse,
+            "ttt": self.ttt,
+            "early_stopping": self.early_stopping,
+        }
 
     @property
     def name(self) -> str:
@@ -188,12 +248,18 @@ def parse_recipe_config(data: Mapping[str, Any]) -> RecipeConfig:
     if data.get("train_on") == "diverse" and not (dv and dv.get("group_by")):
         raise ValueError("expected diverse.group_by (a slice-index column) for train_on: diverse, got none")
     return RecipeConfig(
-        recipe=str(name), description=str(data.get("description", "")), train_on=str(data["train_on"]),
-        training=TrainConfig.from_dict(data.get("training") or {}), model_name=data.get("model_name"),
-        accelerations=tuple(acc) if acc else None, val_limit=vl, evaluation={**_EVAL, **ev},
-        diverse=dict(dv) if dv else None, ttt=dict(data["ttt"]) if data.get("ttt") is not None else None,
+        recipe=str(name),
+        description=str(data.get("description", "")),
+        train_on=str(data["train_on"]),
+        training=TrainConfig.from_dict(data.get("training") or {}),
+        model_name=data.get("model_name"),
+        accelerations=tuple(acc) if acc else None,
+        val_limit=vl,
+        evaluation={**_EVAL, **ev},
+        diverse=dict(dv) if dv else None,
+        ttt=dict(data["ttt"]) if data.get("ttt") is not None else None,
         early_stopping=dict(es) if es else None,
-    )  # fmt: skip
+    )
 
 
 def load_recipe_config(
@@ -286,19 +352,31 @@ def _training_rows(cfg: RecipeConfig, d: _Data) -> tuple[pd.DataFrame, list[Mask
 
 
 def _val_sets(cfg: RecipeConfig, d: _Data) -> dict[str, ValSet]:
-    return {s: ValSet(spread_subset(d.splits[s].rows, cfg.val_limit), d.spec.mask_for(s)) for s in ("test_P", "test_Q")
-            if not d.splits[s].rows.empty}  # fmt: skip
+    return {
+        s: ValSet(spread_subset(d.splits[s].rows, cfg.val_limit), d.spec.mask_for(s))
+        for s in ("test_P", "test_Q")
+        if not d.splits[s].rows.empty
+    }
 
 
-def _evaluate(model: Any, info: ModelInfo, d: _Data, out: Path, cfg: RecipeConfig, device: str,
-              progress: ProgressFn | None) -> tuple[dict[str, float | None], float]:  # fmt: skip
+def _evaluate(
+    model: Any, info: ModelInfo, d: _Data, out: Path, cfg: RecipeConfig, device: str, progress: ProgressFn | None
+) -> tuple[dict[str, float | None], float]:
     from mribench.evaluator import evaluate
 
     t0 = time.perf_counter()
     resume = (out / "run.json").is_file()
-    res = evaluate(LoadedModel(model, info), d.spec, data_root=d.root, run_dir=out, resume=resume,
-                   batch_size=int(cfg.evaluation["batch_size"]), limit=cfg.evaluation["limit"], device=device,
-                   progress=progress)  # fmt: skip
+    res = evaluate(
+        LoadedModel(model, info),
+        d.spec,
+        data_root=d.root,
+        run_dir=out,
+        resume=resume,
+        batch_size=int(cfg.evaluation["batch_size"]),
+        limit=cfg.evaluation["limit"],
+        device=device,
+        progress=progress,
+    )
     sp = res.summary.get("splits", {})
     scores = {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in ("test_P", "test_Q")}
     # per-slice model + metric seconds summed: the evaluation's cost even when it was resumed
@@ -308,20 +386,38 @@ def _evaluate(model: Any, info: ModelInfo, d: _Data, out: Path, cfg: RecipeConfi
 
 def _model_info(name: str, path: Path, cfg: RecipeConfig, epoch: int, extra: dict[str, Any] | None = None) -> ModelInfo:
     t = cfg.training
-    details = {"arch": t.arch, "config": t.model, "recipe": cfg.recipe, "epoch": epoch, "path": str(path), **(extra or {})}
+    details = {
+        "arch": t.arch,
+        "config": t.model,
+        "recipe": cfg.recipe,
+        "epoch": epoch,
+        "path": str(path),
+        **(extra or {}),
+    }
     return ModelInfo(name, "checkpoint", checkpoint_identity(path), details)
 
 
 def _train_eval(
-    cfg: RecipeConfig, d: _Data, out: Path, rows: pd.DataFrame, masks: list[MaskSampler], device: str,
-    progress: ProgressFn | None, on_epoch: Callable[[dict[str, Any]], None] | None, data_desc: dict[str, Any],
-) -> RecipeResult:  # fmt: skip
+    cfg: RecipeConfig,
+    d: _Data,
+    out: Path,
+    rows: pd.DataFrame,
+    masks: list[MaskSampler],
+    device: str,
+    progress: ProgressFn | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    data_desc: dict[str, Any],
+) -> RecipeResult:
     """Train on ``rows``, pick the epoch (last, or early-stopped), evaluate, write ``baseline.json``."""
     t0 = time.perf_counter()
     val = _val_sets(cfg, d)
     # ID = the test split of the distribution trained on; OOD = the other one (none for P+Q).
-    id_sets, ood_sets = {"P": (["test_P"], ["test_Q"]), "diverse": (["test_P"], ["test_Q"]),
-                         "Q": (["test_Q"], ["test_P"]), "P+Q": (["test_P", "test_Q"], [])}[cfg.train_on]  # fmt: skip
+    id_sets, ood_sets = {
+        "P": (["test_P"], ["test_Q"]),
+        "diverse": (["test_P"], ["test_Q"]),
+        "Q": (["test_Q"], ["test_P"]),
+        "P+Q": (["test_P", "test_Q"], []),
+    }[cfg.train_on]
     id_sets = [s for s in id_sets if s in val]
     ood_sets = [s for s in ood_sets if s in val]
     stop_rule = None
@@ -331,16 +427,36 @@ def _train_eval(
         train_part, held = split_holdout(frame, float(es.get("holdout_fraction", 0.1)), cfg.training.seed)
         masks = [masks[i] for i in train_part["_i"]]
         rows = train_part.drop(columns="_i")
-        val = {"val_P": ValSet(spread_subset(held.drop(columns="_i"), cfg.val_limit), d.spec.mask_for("train_P")), **val}
+        val = {
+            "val_P": ValSet(spread_subset(held.drop(columns="_i"), cfg.val_limit), d.spec.mask_for("train_P")),
+            **val,
+        }
         id_sets = ["val_P"]
         rule = {k: es[k] for k in ("key", "patience", "threshold", "mode") if k in es}
         stop_rule = functools.partial(should_stop, **rule)
-        data_desc = {**data_desc, "n_slices": len(rows), "n_volumes": int(rows["file"].nunique()),
-                     "holdout_slices": len(held), "holdout_volumes": int(held["file"].nunique())}  # fmt: skip
+        data_desc = {
+            **data_desc,
+            "n_slices": len(rows),
+            "n_volumes": int(rows["file"].nunique()),
+            "holdout_slices": len(held),
+            "holdout_volumes": int(held["file"].nunique()),
+        }
     extra = {"recipe": cfg.recipe, "task": d.spec.name, "task_version": d.spec.version, "training_data": data_desc}
-    tr: TrainResult = train(cfg.training, rows, d.root, out / "training", masks=masks, val_sets=val, id_sets=id_sets,
-                            ood_sets=ood_sets, device=device, stop_rule=stop_rule, extra=extra, progress=progress,
-                            on_epoch=on_epoch)  # fmt: skip
+    tr: TrainResult = train(
+        cfg.training,
+        rows,
+        d.root,
+        out / "training",
+        masks=masks,
+        val_sets=val,
+        id_sets=id_sets,
+        ood_sets=ood_sets,
+        device=device,
+        stop_rule=stop_rule,
+        extra=extra,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
     # epoch seconds (training + validation) summed over the history: the cost even when resumed
     t_train = sum(float(h.get("seconds") or 0.0) for h in tr.history) or time.perf_counter() - t0
     if dist_rank() != 0:  # under torchrun, rank 0 alone evaluates and writes the run directory
@@ -350,8 +466,12 @@ def _train_eval(
         rule = {k: es[k] for k in ("key", "patience", "threshold", "mode") if k in es}
         dec = early_stopping_epoch(tr.history, **rule)
         chosen = dec.chosen_epoch
-        decision = {"chosen_epoch": dec.chosen_epoch, "stop_epoch": dec.stop_epoch, "improvement": dec.improvement,
-                    "rule": rule}  # fmt: skip
+        decision = {
+            "chosen_epoch": dec.chosen_epoch,
+            "stop_epoch": dec.stop_epoch,
+            "improvement": dec.improvement,
+            "rule": rule,
+        }
     ckpt = checkpoint_path(out / "training", chosen)
     model_file = out / "model.safetensors"
     shutil.copyfile(ckpt, model_file)
@@ -363,8 +483,9 @@ def _train_eval(
         model, ttt_info = _wrap_ttt(model, cfg)
     info = _model_info(cfg.name, model_file, cfg, chosen, {"ttt": ttt_info} if ttt_info else None)
     scores, t_eval = _evaluate(model, info, d, out, cfg, device, progress)
-    result = RecipeResult(out, cfg, scores, tr.history, chosen, t_train, t_eval,
-                          {"early_stopping": decision} if decision else {})  # fmt: skip
+    result = RecipeResult(
+        out, cfg, scores, tr.history, chosen, t_train, t_eval, {"early_stopping": decision} if decision else {}
+    )
     _write_baseline(result, d, data_desc, info)
     return result
 
@@ -380,25 +501,37 @@ def _wrap_ttt(model: Any, cfg: RecipeConfig) -> tuple[Any, dict[str, Any]]:
     try:
         ttt = TTTModel(model, **kw)
     except TypeError as e:
-        raise ValueError(f"expected TTTModel keyword arguments in the recipe's ttt section, got {sorted(kw)}: {e}") from None
+        raise ValueError(
+            f"expected TTTModel keyword arguments in the recipe's ttt section, got {sorted(kw)}: {e}"
+        ) from None
     return ttt, dict(getattr(ttt, "config", kw))
 
 
 def _write_baseline(r: RecipeResult, d: _Data, data_desc: dict[str, Any], info: ModelInfo) -> None:
     doc = {
-        "schema_version": 1, "recipe": r.config.recipe, "model": {"name": info.name, "sha256": info.sha256,
-                                                                  "file": "model.safetensors", **info.details},
-        "config": r.config.to_dict(), "task": {"name": d.spec.name, "version": d.spec.version, "sha256": d.spec.sha256},
-        "training_data": data_desc, "chosen_epoch": r.chosen_epoch, "scores": {"ssim": r.scores},
-        "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds, "history": "training/history.json",
+        "schema_version": 1,
+        "recipe": r.config.recipe,
+        "model": {"name": info.name, "sha256": info.sha256, "file": "model.safetensors", **info.details},
+        "config": r.config.to_dict(),
+        "task": {"name": d.spec.name, "version": d.spec.version, "sha256": d.spec.sha256},
+        "training_data": data_desc,
+        "chosen_epoch": r.chosen_epoch,
+        "scores": {"ssim": r.scores},
+        "train_seconds": r.train_seconds,
+        "eval_seconds": r.eval_seconds,
+        "history": "training/history.json",
         **r.extra,
-    }  # fmt: skip
+    }
     atomic_write_text(r.out_dir / "baseline.json", json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
 def _describe(d: _Data, split_names: list[str], rows: pd.DataFrame) -> dict[str, Any]:
-    return {"splits": split_names, "manifests": {s: d.splits[s].manifest for s in split_names if s in d.splits},
-            "n_slices": len(rows), "n_volumes": int(rows["file"].nunique())}  # fmt: skip
+    return {
+        "splits": split_names,
+        "manifests": {s: d.splits[s].manifest for s in split_names if s in d.splits},
+        "n_slices": len(rows),
+        "n_volumes": int(rows["file"].nunique()),
+    }
 
 
 # --------------------------------------------------------------------------- diverse
@@ -416,7 +549,9 @@ def diverse_groups(cfg: RecipeConfig, d: _Data) -> dict[str, pd.DataFrame]:
     dv = cfg.diverse or {}
     col = str(dv["group_by"])
     if col not in d.index.columns:
-        raise ValueError(f"expected diverse.group_by to be a slice-index column, got {col!r}{suggest(col, list(d.index.columns))}")
+        raise ValueError(
+            f"expected diverse.group_by to be a slice-index column, got {col!r}{suggest(col, list(d.index.columns))}"
+        )
     pool_filter = dv.get("pool")
     if pool_filter is None:
         pool_filter = {k: v for k, v in d.spec.source.filter.items() if k != col}
@@ -432,36 +567,57 @@ def diverse_groups(cfg: RecipeConfig, d: _Data) -> dict[str, pd.DataFrame]:
         if g["file"].nunique() >= int(dv.get("min_volumes", 2)):
             groups[str(value)] = g.sort_values(["file", "slice"]).reset_index(drop=True)
     if len(groups) < 2:
-        raise DataError(f"expected at least two groups of {col!r} with >= {dv.get('min_volumes', 2)} training volumes "
-                        f"in the diverse pool {pool_filter}, got {sorted(groups)} (hint: set diverse.pool/groups)")  # fmt: skip
+        raise DataError(
+            f"expected at least two groups of {col!r} with >= {dv.get('min_volumes', 2)} training volumes "
+            f"in the diverse pool {pool_filter}, got {sorted(groups)} (hint: set diverse.pool/groups)"
+        )
     return groups
 
 
-def _run_diverse(cfg: RecipeConfig, d: _Data, out: Path, device: str, progress: ProgressFn | None,
-                 on_epoch: Callable[[dict[str, Any]], None] | None) -> RecipeResult:  # fmt: skip
+def _run_diverse(
+    cfg: RecipeConfig,
+    d: _Data,
+    out: Path,
+    device: str,
+    progress: ProgressFn | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+) -> RecipeResult:
     groups = diverse_groups(cfg, d)
     mask = d.spec.mask_for("train_P")
     singles: dict[str, Any] = {}
     for value, rows in groups.items():
         sub = out / "singles" / _slug(value)
         masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(rows)
-        desc = {"group_by": cfg.diverse["group_by"], "groups": [value], "n_slices": len(rows),  # type: ignore[index]
-                "n_volumes": int(rows["file"].nunique())}  # fmt: skip
+        desc = {
+            "group_by": cfg.diverse["group_by"],
+            "groups": [value],
+            "n_slices": len(rows),  # type: ignore[index]
+            "n_volumes": int(rows["file"].nunique()),
+        }
         scfg = _with_name(cfg, f"{cfg.name}-{_slug(value)}")
         r = _train_eval(scfg, d, sub, rows, masks, device, progress, on_epoch, desc)
         singles[value] = {"scores": r.scores, "run_dir": str(sub.relative_to(out)), "n_slices": len(rows)}
     union = pd.concat(list(groups.values()), ignore_index=True)
     masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(union)
-    desc = {"group_by": cfg.diverse["group_by"], "groups": sorted(groups), "n_slices": len(union),  # type: ignore[index]
-            "n_volumes": int(union["file"].nunique())}  # fmt: skip
+    desc = {
+        "group_by": cfg.diverse["group_by"],
+        "groups": sorted(groups),
+        "n_slices": len(union),  # type: ignore[index]
+        "n_volumes": int(union["file"].nunique()),
+    }
     result = _train_eval(cfg, d, out, union, masks, device, progress, on_epoch, desc)
     if dist_rank() != 0:
         return result
     scored = {k: v for k, v in singles.items() if v["scores"].get("test_Q") is not None}
     best = max(scored, key=lambda k: scored[k]["scores"]["test_Q"]) if scored else None
-    summary = {"singles": singles, "best_single": best, "union": result.scores,
-               "ood_gain_over_best_single": (result.scores["test_Q"] - scored[best]["scores"]["test_Q"])
-               if best and result.scores.get("test_Q") is not None else None}  # fmt: skip
+    summary = {
+        "singles": singles,
+        "best_single": best,
+        "union": result.scores,
+        "ood_gain_over_best_single": (result.scores["test_Q"] - scored[best]["scores"]["test_Q"])
+        if best and result.scores.get("test_Q") is not None
+        else None,
+    }
     atomic_write_text(out / "diverse.json", json.dumps(summary, indent=2, sort_keys=True))
     result.extra["diverse"] = summary
     _write_baseline(result, d, desc, _model_info(cfg.name, out / "model.safetensors", cfg, result.chosen_epoch))
@@ -524,8 +680,10 @@ def run_recipe(
     prev = rd / "recipe.json"
     doc = {"recipe": cfg.to_dict(), "task": d.spec.name, "task_sha256": d.spec.sha256}
     if prev.is_file() and json.loads(prev.read_text()) != json.loads(json.dumps(doc)):
-        raise TaskError(f"expected the same recipe config and task to resume the run in {rd}, got different ones "
-                        f"(hint: use another --out)")  # fmt: skip
+        raise TaskError(
+            f"expected the same recipe config and task to resume the run in {rd}, got different ones "
+            f"(hint: use another --out)"
+        )
     atomic_write_text(prev, json.dumps(doc, indent=2, sort_keys=True))
     with contextlib.ExitStack() as stack:
         if cfg.training.arch == "unet-complex":
@@ -544,8 +702,13 @@ def run_recipe(
 def recipe_card(name: str) -> dict[str, Any]:
     """Name, description and training data of a recipe (for ``baseline list``)."""
     c = DEFAULTS[name]
-    return {"name": name, "description": c["description"], "train_on": c["train_on"],
-            "arch": c["training"]["arch"], "loss": c["training"]["loss"]}  # fmt: skip
+    return {
+        "name": name,
+        "description": c["description"],
+        "train_on": c["train_on"],
+        "arch": c["training"]["arch"],
+        "loss": c["training"]["loss"],
+    }
 
 
 def register_shipped_baselines() -> list[str]:
@@ -556,6 +719,15 @@ def register_shipped_baselines() -> list[str]:
 
 
 __all__ = [
-    "DEFAULTS", "RECIPES", "RecipeConfig", "RecipeResult", "default_out_dir", "diverse_groups", "load_recipe_config",
-    "parse_recipe_config", "recipe_card", "register_shipped_baselines", "run_recipe",
-]  # fmt: skip
+    "DEFAULTS",
+    "RECIPES",
+    "RecipeConfig",
+    "RecipeResult",
+    "default_out_dir",
+    "diverse_groups",
+    "load_recipe_config",
+    "parse_recipe_config",
+    "recipe_card",
+    "register_shipped_baselines",
+    "run_recipe",
+]

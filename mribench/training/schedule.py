@@ -4,6 +4,7 @@ The factor is a small callable object (not a lambda) so that ``torch.optim.lr_sc
 stores its parameters in ``state_dict()`` as plain ints, and a resumed training restores the
 schedule exactly from a ``torch.load(weights_only=True)`` state.
 """
+
 from __future__ import annotations
 
 import torch

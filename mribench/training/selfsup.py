@@ -15,6 +15,7 @@ the same in every coil: all coils see the same object Fourier coefficient at a l
 it out in some coils only would let the others leak it into the reconstruction through the
 sensitivity-weighted combination.
 """
+
 from __future__ import annotations
 
 import torch

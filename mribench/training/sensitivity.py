@@ -15,6 +15,7 @@ real-size data (training: ``sens_cache`` of :class:`mribench.training.data.Train
 that estimate maps per call, e.g. the complex U-Net validated every epoch and then evaluated with
 and without test-time training: :func:`cached_sensitivities`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -130,7 +131,9 @@ def _cache_key(kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh
     return h.hexdigest()
 
 
-def _espirit_cached(kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int) -> np.ndarray:
+def _espirit_cached(
+    kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int
+) -> np.ndarray:
     cache = _CACHE
     if cache is None:
         return _espirit_one(kspace, num_low_frequencies, crop, thresh, max_iter)
@@ -162,9 +165,14 @@ def _espirit_one(kspace: np.ndarray, num_low_frequencies: int, crop: float, thre
     col0 = num_cols // 2 - calib_width // 2
     calib[:, :, col0 : col0 + calib_width] = block
     app = sigpy.mri.app.EspiritCalib(
-        calib, calib_width=calib_width, kernel_width=kernel_width_for(calib_width), thresh=thresh, crop=crop,
-        max_iter=max_iter, show_pbar=False,
-    )  # fmt: skip
+        calib,
+        calib_width=calib_width,
+        kernel_width=kernel_width_for(calib_width),
+        thresh=thresh,
+        crop=crop,
+        max_iter=max_iter,
+        show_pbar=False,
+    )
     return np.asarray(app.run(), dtype=np.complex64)
 
 
@@ -194,7 +202,9 @@ def estimate_sensitivities(
         ValueError: bad shapes or arguments, or auto-calibration columns that are not sampled.
     """
     if masked_kspace.ndim not in (3, 4) or not masked_kspace.is_complex():
-        raise ValueError(f"expected complex k-space (C, H, W) or (B, C, H, W), got {masked_kspace.dtype} {tuple(masked_kspace.shape)}")
+        raise ValueError(
+            f"expected complex k-space (C, H, W) or (B, C, H, W), got {masked_kspace.dtype} {tuple(masked_kspace.shape)}"
+        )
     if not 0.0 <= crop < 1.0:
         raise ValueError(f"expected crop in [0, 1), got {crop}")
     batch = masked_kspace if masked_kspace.ndim == 4 else masked_kspace.unsqueeze(0)

@@ -26,6 +26,7 @@ Multi-GPU: launch with ``torchrun``; when ``WORLD_SIZE > 1`` the process group i
 the environment (NCCL on CUDA, gloo on CPU), the objective is wrapped in DDP, batches are sharded
 by rank, and rank 0 validates and writes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,7 +57,7 @@ from mribench.training.data import (
     ValidationSlices,
     batch_meta,
     make_loader,
-)  # fmt: skip
+)
 from mribench.training.schedule import make_scheduler, warmup_steps_for
 
 ProgressFn = Callable[[int, int, str], None]
@@ -106,8 +107,10 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"expected loss in {LOSSES}, got {self.loss!r}")
         if (self.loss == "joint") != (self.arch == "unet-complex"):
-            raise ValueError(f"expected loss 'joint' together with arch 'unet-complex' (and only then), "
-                             f"got arch {self.arch!r} with loss {self.loss!r}")  # fmt: skip
+            raise ValueError(
+                f"expected loss 'joint' together with arch 'unet-complex' (and only then), "
+                f"got arch {self.arch!r} with loss {self.loss!r}"
+            )
         for name in ("epochs", "batch_size", "val_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
@@ -184,8 +187,10 @@ def _complex_unet_cls() -> type[torch.nn.Module]:
 def build_model(arch: str, kwargs: Mapping[str, Any], seed: int) -> torch.nn.Module:
     """Instantiate an architecture with weights initialised from ``seed`` (global RNG untouched)."""
     classes: dict[str, Callable[[], type[torch.nn.Module]]] = {
-        "unet": lambda: UnetRecon, "varnet": lambda: VarNetRecon, "unet-complex": _complex_unet_cls,
-    }  # fmt: skip
+        "unet": lambda: UnetRecon,
+        "varnet": lambda: VarNetRecon,
+        "unet-complex": _complex_unet_cls,
+    }
     if arch not in classes:
         raise ValueError(f"expected arch in {sorted(classes)}, got {arch!r}")
     cls = classes[arch]()
@@ -219,7 +224,11 @@ class Objective(torch.nn.Module):
         self.ssim = SSIMLoss()
 
     def forward(self, batch: dict[str, Any], meta: SliceMeta) -> torch.Tensor:
-        masked_kspace, mask, target = batch["masked_kspace"], batch["mask"], batch["target"]  # (B,C,H,W) (B,1,1,W) (B,h,w)
+        masked_kspace, mask, target = (
+            batch["masked_kspace"],
+            batch["mask"],
+            batch["target"],
+        )  # (B,C,H,W) (B,1,1,W) (B,h,w)
         if self.loss == "joint":
             return _joint_objective(self.model, batch, meta)
         recon = self.model(masked_kspace, mask, meta)  # (B, h, w)
@@ -271,9 +280,14 @@ def _ssim_fn() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Ten
 
 
 def validate(
-    model: torch.nn.Module | Callable[..., torch.Tensor], val_sets: Mapping[str, ValSet], root: str | os.PathLike[str],
-    *, device: torch.device | str = "cpu", batch_size: int = 8, full_kspace: bool = False,
-) -> dict[str, float]:  # fmt: skip
+    model: torch.nn.Module | Callable[..., torch.Tensor],
+    val_sets: Mapping[str, ValSet],
+    root: str | os.PathLike[str],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    full_kspace: bool = False,
+) -> dict[str, float]:
     """Mean per-slice SSIM (data range = volume max) of a ReconModel on each validation set.
 
     Returns:
@@ -391,8 +405,10 @@ def read_history(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    atomic_write_text(out / HISTORY_FILE, json.dumps({**meta, "epochs": history}, indent=2, allow_nan=False,
-                                                      default=_not_serialisable))  # fmt: skip
+    atomic_write_text(
+        out / HISTORY_FILE,
+        json.dumps({**meta, "epochs": history}, indent=2, allow_nan=False, default=_not_serialisable),
+    )
 
 
 def _not_serialisable(o: Any) -> Any:
@@ -408,8 +424,10 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise ResultsError(f"expected the checkpoint {path.name} named by the training state, got no file "
-                           f"(hint: start over with a new output folder)")  # fmt: skip
+        raise ResultsError(
+            f"expected the checkpoint {path.name} named by the training state, got no file "
+            f"(hint: start over with a new output folder)"
+        )
     model.load_state_dict(load_file(str(path)), strict=True)
 
 
@@ -424,8 +442,11 @@ def _save_weights(model: torch.nn.Module, path: Path, extra: dict[str, Any]) -> 
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"mribench_arch": str(getattr(model, "arch", type(model).__name__)),
-            "mribench_config": json.dumps(getattr(model, "config", {})), "mribench_extra": json.dumps(extra)}  # fmt: skip
+    meta = {
+        "mribench_arch": str(getattr(model, "arch", type(model).__name__)),
+        "mribench_config": json.dumps(getattr(model, "config", {})),
+        "mribench_extra": json.dumps(extra),
+    }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
     os.replace(tmp, path)
@@ -496,8 +517,9 @@ def train(
     objective = Objective(model, config.loss).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     joint = config.loss == "joint"
-    ds = TrainingSlices(train_rows, root, masks, seed=config.seed, full_kspace=joint,
-                        sens_cache=out / "sens_cache" if joint else None)  # fmt: skip
+    ds = TrainingSlices(
+        train_rows, root, masks, seed=config.seed, full_kspace=joint, sens_cache=out / "sens_cache" if joint else None
+    )
     sampler = ShapeBatchSampler(ds.shape_keys(), config.batch_size, seed=config.seed, rank=rank, world_size=world)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
@@ -508,11 +530,15 @@ def train(
     start, step, stopped = 1, 0, False
     if state is not None:
         if not resume:
-            raise ResultsError(f"expected a new training folder, got an existing training in {out} "
-                               f"(hint: resume it, or choose another output folder)")  # fmt: skip
+            raise ResultsError(
+                f"expected a new training folder, got an existing training in {out} "
+                f"(hint: resume it, or choose another output folder)"
+            )
         if state["config_sha256"] != config.sha256():
-            raise ResultsError(f"expected the same training config to resume the training in {out}, got a "
-                               f"different one (hint: use a new output folder)")  # fmt: skip
+            raise ResultsError(
+                f"expected the same training config to resume the training in {out}, got a "
+                f"different one (hint: use a new output folder)"
+            )
         done = int(state["epoch"])
         load_weights(model, checkpoint_path(out, done))
         optimizer.load_state_dict(state["optimizer"])
@@ -523,9 +549,14 @@ def train(
     wrapped: torch.nn.Module = objective
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(objective)
-    hist_meta = {"config": config.to_dict(), "id_sets": list(id_sets), "ood_sets": list(ood_sets),
-                 "n_train_slices": len(ds), "n_train_volumes": int(train_rows["file"].nunique()),
-                 "val_slices": {k: len(v.rows) for k, v in val_sets.items()}}  # fmt: skip
+    hist_meta = {
+        "config": config.to_dict(),
+        "id_sets": list(id_sets),
+        "ood_sets": list(ood_sets),
+        "n_train_slices": len(ds),
+        "n_train_volumes": int(train_rows["file"].nunique()),
+        "val_slices": {k: len(v.rows) for k, v in val_sets.items()},
+    }
     cuda_devs = [dev.index or 0] if dev.type == "cuda" else []
     epoch = start - 1
     for epoch in range(start, config.epochs + 1):
@@ -555,8 +586,12 @@ def train(
                     progress(step, total_steps, f"train epoch {epoch}/{config.epochs}")
         train_loss = _all_mean(total, count, world, dev)
         t_train = time.perf_counter() - t0
-        record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": _clean(train_loss),
-                                  "lr": float(scheduler.get_last_lr()[0])}  # fmt: skip
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": _clean(train_loss),
+            "lr": float(scheduler.get_last_lr()[0]),
+        }
         if rank == 0:
             scores = validate(model, val_sets, root, device=dev, batch_size=config.val_batch_size) if val_sets else {}
             record["ssim"] = {k: _clean(v) for k, v in scores.items()}
@@ -566,13 +601,24 @@ def train(
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
             stopped = bool(stop_rule(history)) if stop_rule is not None and epoch < config.epochs else False
-            _save_weights(model, checkpoint_path(out, epoch), {**(extra or {}), "epoch": epoch, "train": config.to_dict()})
+            _save_weights(
+                model, checkpoint_path(out, epoch), {**(extra or {}), "epoch": epoch, "train": config.to_dict()}
+            )
             _write_history(out, history, hist_meta)
-            _save_state(out, {
-                "format": STATE_FORMAT, "epoch": epoch, "step": step, "stopped": stopped, "seed": config.seed,
-                "config_sha256": config.sha256(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": {"rule": "sha256(seed:epoch:N) per epoch", "seed": config.seed},
-            })  # fmt: skip
+            _save_state(
+                out,
+                {
+                    "format": STATE_FORMAT,
+                    "epoch": epoch,
+                    "step": step,
+                    "stopped": stopped,
+                    "seed": config.seed,
+                    "config_sha256": config.sha256(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": {"rule": "sha256(seed:epoch:N) per epoch", "seed": config.seed},
+                },
+            )
             if on_epoch:
                 on_epoch(record)
         stopped = _broadcast_flag(stopped, world, dev)
@@ -583,6 +629,19 @@ def train(
 
 
 __all__ = [
-    "ARCHS", "LOSSES", "Objective", "TrainConfig", "TrainResult", "ValSet", "build_model", "checkpoint_path",
-    "dist_rank", "init_distributed", "load_state", "load_weights", "read_history", "train", "validate",
-]  # fmt: skip
+    "ARCHS",
+    "LOSSES",
+    "Objective",
+    "TrainConfig",
+    "TrainResult",
+    "ValSet",
+    "build_model",
+    "checkpoint_path",
+    "dist_rank",
+    "init_distributed",
+    "load_state",
+    "load_weights",
+    "read_history",
+    "train",
+    "validate",
+]

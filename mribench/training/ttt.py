@@ -64,6 +64,7 @@ per slice and step the vectorised path needs ~2.9 ms of CPU against the loop's ~
 workers reach 92-98% parallel efficiency (nothing when another process holds a core). On a GPU,
 where the loop is bound by kernel launches, the ratio should be far larger (not measured).
 """
+
 from __future__ import annotations
 
 import copy
@@ -153,8 +154,10 @@ class StackedAdam:
 
     def _views(self, flat: torch.Tensor) -> Params:
         sizes = [math.prod(shape) for shape in self._shapes.values()]
-        return {name: part.view(flat.shape[0], *shape)
-                for (name, shape), part in zip(self._shapes.items(), flat.split(sizes, dim=1), strict=True)}  # fmt: skip
+        return {
+            name: part.view(flat.shape[0], *shape)
+            for (name, shape), part in zip(self._shapes.items(), flat.split(sizes, dim=1), strict=True)
+        }
 
     def _bind(self) -> None:
         self.params.update(self._views(self._flat))
@@ -177,8 +180,21 @@ class StackedAdam:
             # single-tensor path); the explicit operations below are the fallback
             try:
                 step = [torch.tensor(float(self.steps), device=self._flat.device)]  # on the parameters' device (CUDA)
-                torch._fused_adam_([self._flat], [g], [m], [v], [], step, lr=self.lr, beta1=beta1, beta2=beta2,
-                                   weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)  # fmt: skip
+                torch._fused_adam_(
+                    [self._flat],
+                    [g],
+                    [m],
+                    [v],
+                    [],
+                    step,
+                    lr=self.lr,
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=0.0,
+                    eps=self.eps,
+                    amsgrad=False,
+                    maximize=False,
+                )
                 return
             except (AttributeError, RuntimeError, NotImplementedError):
                 self._fused = False
@@ -242,9 +258,16 @@ def _batched_step(loss_fn: LossFn) -> Callable[[Params, Batch], tuple[Params, to
 
 
 def adapt_vectorized(
-    loss_fn: LossFn, params: Params, data: Batch, *, lr: float, window: int, max_steps: int, batched: bool = False,
+    loss_fn: LossFn,
+    params: Params,
+    data: Batch,
+    *,
+    lr: float,
+    window: int,
+    max_steps: int,
+    batched: bool = False,
     workers: int = 1,
-) -> AdaptResult:  # fmt: skip
+) -> AdaptResult:
     """Adapt independent copies of ``params`` to each of S slices at once.
 
     Args:
@@ -321,8 +344,11 @@ class _Stack:
     def take(self, rows: list[int]) -> _Stack:
         """A new stack with ``rows`` (same step count); they stay here too until :meth:`keep`."""
         index = torch.tensor(rows, dtype=torch.long)
-        return _Stack([self.ids[r] for r in rows], self.opt.take(index),
-                      {name: t[index.to(t.device)] for name, t in self.data.items()})  # fmt: skip
+        return _Stack(
+            [self.ids[r] for r in rows],
+            self.opt.take(index),
+            {name: t[index.to(t.device)] for name, t in self.data.items()},
+        )
 
 
 class _Board:
@@ -359,15 +385,27 @@ class _Board:
             return stack
 
 
-def _work(step_fn: Callable[[Params, Batch], tuple[Params, torch.Tensor]], stack: _Stack | None, out: _Results,
-          window: int, max_steps: int, board: _Board) -> None:  # fmt: skip
+def _work(
+    step_fn: Callable[[Params, Batch], tuple[Params, torch.Tensor]],
+    stack: _Stack | None,
+    out: _Results,
+    window: int,
+    max_steps: int,
+    board: _Board,
+) -> None:
     while stack is not None:
         _run_stack(step_fn, stack, out, window, max_steps, board)
         stack = board.take()
 
 
-def _run_stack(step_fn: Callable[[Params, Batch], tuple[Params, torch.Tensor]], stack: _Stack, out: _Results,
-               window: int, max_steps: int, board: _Board | None) -> None:  # fmt: skip
+def _run_stack(
+    step_fn: Callable[[Params, Batch], tuple[Params, torch.Tensor]],
+    stack: _Stack,
+    out: _Results,
+    window: int,
+    max_steps: int,
+    board: _Board | None,
+) -> None:
     """Adapt the slices of ``stack`` until all have stopped (or half are handed to an idle worker)."""
     opt = stack.opt
     while stack.ids:
@@ -396,8 +434,9 @@ def _run_stack(step_fn: Callable[[Params, Batch], tuple[Params, torch.Tensor]], 
             stack.keep(list(range(half)))
 
 
-def _run_one(compute: Callable[[], tuple[torch.Tensor, torch.Tensor]], opt: torch.optim.Optimizer, window: int,
-             max_steps: int) -> tuple[int, bool, list[float]]:  # fmt: skip
+def _run_one(
+    compute: Callable[[], tuple[torch.Tensor, torch.Tensor]], opt: torch.optim.Optimizer, window: int, max_steps: int
+) -> tuple[int, bool, list[float]]:
     """Adapt one slice with a ``torch.optim`` optimizer; ``compute() -> (train_loss, val_loss)``.
 
     Returns ``(steps, stopped early, validation losses)``; the parameters are left at the stopping point.
@@ -439,9 +478,16 @@ def adapt_loop(loss_fn: LossFn, params: Params, data: Batch, *, lr: float, windo
 
 
 def adapt(
-    loss_fn: LossFn, params: Params, data: Batch, *, lr: float, window: int = 100, max_steps: int = 1000,
-    vectorized: bool = True, workers: int = 1,
-) -> AdaptResult:  # fmt: skip
+    loss_fn: LossFn,
+    params: Params,
+    data: Batch,
+    *,
+    lr: float,
+    window: int = 100,
+    max_steps: int = 1000,
+    vectorized: bool = True,
+    workers: int = 1,
+) -> AdaptResult:
     """Adapt ``params`` to each slice of ``data`` (see :func:`adapt_vectorized`, :func:`adapt_loop`)."""
     if window < 1:
         raise ValueError(f"expected window >= 1, got {window}")
@@ -590,9 +636,17 @@ class TTTModel:
     @property
     def config(self) -> dict[str, Any]:
         """The TTT settings (recorded with results)."""
-        return {"arch": self.model.arch, "model": dict(self.model.config), "lr": self.lr, "window": self.window,
-                "max_steps": self.max_steps, "val_fraction": self.val_fraction, "seed": self.seed,
-                "vectorized": self.vectorized, "engine": self.engine}  # fmt: skip
+        return {
+            "arch": self.model.arch,
+            "model": dict(self.model.config),
+            "lr": self.lr,
+            "window": self.window,
+            "max_steps": self.max_steps,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "vectorized": self.vectorized,
+            "engine": self.engine,
+        }
 
     def to(self, device: torch.device | str) -> TTTModel:
         self.model.to(device)
@@ -638,42 +692,79 @@ class TTTModel:
         params = {name: p.detach() for name, p in net.named_parameters()}
         train_pts, val_pts = [], []
         for b, s in enumerate(seeds):
-            tr, va = split_measurements(mask[b : b + 1], k.shape[-2], self.val_fraction, torch.Generator().manual_seed(int(s)))
+            tr, va = split_measurements(
+                mask[b : b + 1], k.shape[-2], self.val_fraction, torch.Generator().manual_seed(int(s))
+            )
             train_pts.append(tr)
             val_pts.append(va)
         train = torch.cat(train_pts).to(dtype)
-        data = {"input": adjoint(k, sens, train), "kspace": k, "sens": sens, "train_points": train,
-                "val_points": torch.cat(val_pts).to(dtype)}  # fmt: skip
+        data = {
+            "input": adjoint(k, sens, train),
+            "kspace": k,
+            "sens": sens,
+            "train_points": train,
+            "val_points": torch.cat(val_pts).to(dtype),
+        }
         full_input = adjoint(k, sens, mask.to(dtype))
         n = masked_kspace.shape[0]
         chunk = self.max_parallel if self.vectorized else n
-        results = [self._adapt_part({name: t[lo : lo + chunk] for name, t in data.items()}, full_input[lo : lo + chunk],
-                                    params) for lo in range(0, n, chunk)]  # fmt: skip
+        results = [
+            self._adapt_part(
+                {name: t[lo : lo + chunk] for name, t in data.items()}, full_input[lo : lo + chunk], params
+            )
+            for lo in range(0, n, chunk)
+        ]
         images, stats = [], []
         for out, res in results:
             images.append(out)
             for i in range(len(res.steps)):
-                stats.append({"steps": res.steps[i], "stopped": res.stopped[i], "val_loss": res.val_losses[i][-1],
-                              "adapt_seconds": res.seconds[i]})  # fmt: skip
+                stats.append(
+                    {
+                        "steps": res.steps[i],
+                        "stopped": res.stopped[i],
+                        "val_loss": res.val_losses[i][-1],
+                        "adapt_seconds": res.seconds[i],
+                    }
+                )
         return torch.cat(images), stats
 
     def _adapt_part(self, part: Batch, full: torch.Tensor, params: Params) -> tuple[torch.Tensor, AdaptResult]:
         """Adapt to the slices of ``part`` (TTT data, leading dim S) and reconstruct from ``full`` (S, H, W)."""
         net = self.model.net
         if not self.vectorized:
-            return adapt_copies_loop(net, {n: t.unsqueeze(1) for n, t in part.items()}, full, lr=self.lr,
-                                     window=self.window, max_steps=self.max_steps)  # fmt: skip
+            return adapt_copies_loop(
+                net,
+                {n: t.unsqueeze(1) for n, t in part.items()},
+                full,
+                lr=self.lr,
+                window=self.window,
+                max_steps=self.max_steps,
+            )
         if self.engine == "grouped":
             consts = {**stacked_norm_unet_inputs(net, part["input"]), **sampled_selfsup_data(part)}
-            res = adapt_vectorized(self._grouped_loss, params, consts, lr=self.lr, window=self.window,
-                                   max_steps=self.max_steps, batched=True, workers=self.workers)  # fmt: skip
+            res = adapt_vectorized(
+                self._grouped_loss,
+                params,
+                consts,
+                lr=self.lr,
+                window=self.window,
+                max_steps=self.max_steps,
+                batched=True,
+                workers=self.workers,
+            )
             t0 = time.perf_counter()
             with torch.no_grad():
                 out = self.model.stacked_image_to_image(res.params, full)
         else:
             # one thread: functional_call swaps the parameters of the shared module while it runs
-            res = adapt_vectorized(ttt_loss_fn(net), params, {n: t.unsqueeze(1) for n, t in part.items()},
-                                   lr=self.lr, window=self.window, max_steps=self.max_steps)  # fmt: skip
+            res = adapt_vectorized(
+                ttt_loss_fn(net),
+                params,
+                {n: t.unsqueeze(1) for n, t in part.items()},
+                lr=self.lr,
+                window=self.window,
+                max_steps=self.max_steps,
+            )
             t0 = time.perf_counter()
             out = _apply(net, res.params, full)
         res.seconds = [s + (time.perf_counter() - t0) / len(res.steps) for s in res.seconds]
@@ -746,8 +837,12 @@ def sampled_selfsup_data(data: Batch) -> dict[str, torch.Tensor]:
         "target": gather(kspace * (w_train + w_val).unsqueeze(1)),
         # (S, H*K*2, 2): the training and the validation point masks over (row, column, re/im), divided
         # by the loss normalisers
-        "weights": torch.stack([gather(w_train) / den_train.view(-1, 1, 1), gather(w_val) / den_val.view(-1, 1, 1)],
-                               dim=-1).unsqueeze(-2).expand(-1, -1, -1, 2, -1).reshape(w_train.shape[0], -1, 2),
+        "weights": torch.stack(
+            [gather(w_train) / den_train.view(-1, 1, 1), gather(w_val) / den_val.view(-1, 1, 1)], dim=-1
+        )
+        .unsqueeze(-2)
+        .expand(-1, -1, -1, 2, -1)
+        .reshape(w_train.shape[0], -1, 2),
     }
 
 
@@ -821,8 +916,12 @@ def load_ttt(checkpoint: str | os.PathLike[str], name: str | None = None, **opti
     if "lr" not in options and isinstance(train_lr, (int, float)):
         options["lr"] = float(train_lr)
     ttt = TTTModel(model, **options)
-    info = ModelInfo(name or f"ttt-{Path(checkpoint).stem}", "checkpoint", checkpoint_identity(checkpoint),
-                     {**details, "path": str(checkpoint), "ttt": ttt.config})  # fmt: skip
+    info = ModelInfo(
+        name or f"ttt-{Path(checkpoint).stem}",
+        "checkpoint",
+        checkpoint_identity(checkpoint),
+        {**details, "path": str(checkpoint), "ttt": ttt.config},
+    )
     return LoadedModel(ttt, info)
 
 
@@ -837,6 +936,18 @@ def _apply(net: torch.nn.Module, params: Params, images: torch.Tensor) -> torch.
 
 
 __all__ = [
-    "ENGINES", "AdaptResult", "StackedAdam", "TTTModel", "adapt", "adapt_copies_loop", "adapt_loop", "adapt_vectorized",
-    "load_ttt", "sampled_selfsup_data", "sampled_selfsup_losses", "should_stop", "ttt_loss_fn", "ttt_losses",
-]  # fmt: skip
+    "ENGINES",
+    "AdaptResult",
+    "StackedAdam",
+    "TTTModel",
+    "adapt",
+    "adapt_copies_loop",
+    "adapt_loop",
+    "adapt_vectorized",
+    "load_ttt",
+    "sampled_selfsup_data",
+    "sampled_selfsup_losses",
+    "should_stop",
+    "ttt_loss_fn",
+    "ttt_losses",
+]

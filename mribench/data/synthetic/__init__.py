@@ -12,6 +12,7 @@ Usage::
     root = ensure_synthetic("tiny")          # generated once into the cache
     # root/multicoil/*.h5, root/annotations.csv, root/manifest.json
 """
+
 from __future__ import annotations
 
 from mribench.data.synthetic.catalog import SIZES, VolumeSpec, catalog
@@ -19,6 +20,16 @@ from mribench.data.synthetic.generate import SIM_VERSION, default_root, ensure_s
 from mribench.data.synthetic.manifest import ANNOTATIONS, DATA_SUBDIR, MANIFEST, SimManifest, verify_synthetic
 
 __all__ = [
-    "ANNOTATIONS", "DATA_SUBDIR", "MANIFEST", "SIM_VERSION", "SIZES", "SimManifest", "VolumeSpec", "catalog",
-    "default_root", "ensure_synthetic", "generate", "verify_synthetic",
-]  # fmt: skip
+    "ANNOTATIONS",
+    "DATA_SUBDIR",
+    "MANIFEST",
+    "SIM_VERSION",
+    "SIZES",
+    "SimManifest",
+    "VolumeSpec",
+    "catalog",
+    "default_root",
+    "ensure_synthetic",
+    "generate",
+    "verify_synthetic",
+]

@@ -14,6 +14,7 @@ computes ``reconstruction_rss`` (same centred orthonormal FFT convention as
 :mod:`mribench.physics.fft`), evaluated in double precision and stored as float32. Generation uses
 NumPy/SciPy only (no torch, no BLAS), so it is single-threaded and identical in every process.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ nonspecific lesions, lacunar infarcts) are irregular ellipsoids in white matter.
 Image orientation follows fastMRI brain data: rows are the read-out direction with anterior at the
 top, columns the phase-encoding direction in radiological convention (patient right on the left).
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,7 +45,9 @@ def template_dir() -> Path:
     """
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("expected nilearn to be installed (it ships the MNI152 template), got none (hint: pip install nilearn)")
+        raise DataError(
+            "expected nilearn to be installed (it ships the MNI152 template), got none (hint: pip install nilearn)"
+        )
     d = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
     missing = [f for f in _FILES.values() if not (d / f).is_file()]
     if missing:
@@ -162,7 +165,9 @@ class BrainSubject:
 
 
 def _rotation(rng: np.random.Generator, yaw_deg: float, tilt_deg: float) -> np.ndarray:
-    a, b, c = np.deg2rad([rng.uniform(-yaw_deg, yaw_deg), rng.uniform(-tilt_deg, tilt_deg), rng.uniform(-tilt_deg, tilt_deg)])
+    a, b, c = np.deg2rad(
+        [rng.uniform(-yaw_deg, yaw_deg), rng.uniform(-tilt_deg, tilt_deg), rng.uniform(-tilt_deg, tilt_deg)]
+    )
     rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     ry = np.array([[np.cos(c), 0, np.sin(c)], [0, 1, 0], [-np.sin(c), 0, np.cos(c)]])
@@ -201,10 +206,17 @@ def draw_brain_subject(
         warp_amp=rng.uniform(-3.0, 3.0, (K, 3)),
         warp_phase=rng.uniform(0, 2 * np.pi, K),
         atrophy=float(rng.uniform(-0.05, 0.22)),
-        skull=np.array([
-            rng.uniform(1.2, 2.0), rng.uniform(1.5, 3.5), rng.uniform(1.2, 2.0), rng.uniform(1.0, 2.0),
-            rng.uniform(3.0, 7.0), rng.uniform(2.0, 5.0), rng.uniform(1.2, 2.0),
-        ]),  # fmt: skip
+        skull=np.array(
+            [
+                rng.uniform(1.2, 2.0),
+                rng.uniform(1.5, 3.5),
+                rng.uniform(1.2, 2.0),
+                rng.uniform(1.0, 2.0),
+                rng.uniform(3.0, 7.0),
+                rng.uniform(2.0, 5.0),
+                rng.uniform(1.2, 2.0),
+            ]
+        ),
         lesions=(),
         slice_z=slice_z,
         vessels=_draw_vessels(rng, slice_z),
@@ -236,10 +248,16 @@ def _draw_vessels(rng: np.random.Generator, slice_z: np.ndarray, n: int = 16) ->
     """Points in sulcal CSF (away from the ventricles) near the slices: cortical veins, (<= n, 3) MNI mm."""
     gm, wm, brain, origin = _raw_template()
     m = 60 * n
-    c = np.stack([rng.uniform(-70, 70, m), rng.uniform(-100, 68, m), rng.choice(slice_z, m) + rng.uniform(-2.0, 2.0, m)], 1)
+    c = np.stack(
+        [rng.uniform(-70, 70, m), rng.uniform(-100, 68, m), rng.choice(slice_z, m) + rng.uniform(-2.0, 2.0, m)], 1
+    )
     v = np.clip(np.round(c + origin).astype(int), 0, np.array(gm.shape) - 1)
     i, j, k = v.T
-    ok = (brain[i, j, k] > 0.5) & (brain[i, j, k] - gm[i, j, k] - wm[i, j, k] > 0.5) & (np.hypot(c[:, 0], c[:, 1] + 17) > 45)
+    ok = (
+        (brain[i, j, k] > 0.5)
+        & (brain[i, j, k] - gm[i, j, k] - wm[i, j, k] > 0.5)
+        & (np.hypot(c[:, 0], c[:, 1] + 17) > 45)
+    )
     return c[ok][:n].astype(np.float64)
 
 
@@ -248,7 +266,9 @@ def _ramp(d: np.ndarray, edge: float, px: float) -> np.ndarray:
     return np.clip((d - edge) / px + 0.5, 0.0, 1.0)
 
 
-def _template_coords(subject: BrainSubject, grid_shape: tuple[int, int], px: float, z_mni: float, dz: float = 0.0) -> np.ndarray:
+def _template_coords(
+    subject: BrainSubject, grid_shape: tuple[int, int], px: float, z_mni: float, dz: float = 0.0
+) -> np.ndarray:
     """MNI mm coordinates (3, fH, fW) of the fine grid pixels of one slice."""
     fH, fW = grid_shape
     a = ((np.arange(fH) - fH // 2) * px - subject.shift_mm[0]).astype(np.float32)  # read: + posterior
@@ -271,7 +291,11 @@ def _lesion_fraction(les: Lesion, q: np.ndarray, px: float) -> np.ndarray:
     rel = np.einsum("ji,jhw->ihw", rot, q - center[:, None, None])
     m = np.sqrt(((rel / radii[:, None, None]) ** 2).sum(0))
     theta = np.arctan2(rel[1], rel[0])
-    wob = 1.0 + 0.15 * les.wobble[0] * np.sin(2 * theta + 6.28 * les.wobble[1]) + 0.1 * les.wobble[2] * np.sin(3 * theta + 6.28 * les.wobble[3])
+    wob = (
+        1.0
+        + 0.15 * les.wobble[0] * np.sin(2 * theta + 6.28 * les.wobble[1])
+        + 0.1 * les.wobble[2] * np.sin(3 * theta + 6.28 * les.wobble[3])
+    )
     r_mean = float(les.radii.mean())
     core = np.clip((1.0 - m / wob) * r_mean / px + 0.5, 0.0, 1.0)
     if les.kind == "mass":  # perilesional oedema: a fainter halo
@@ -281,9 +305,13 @@ def _lesion_fraction(les: Lesion, q: np.ndarray, px: float) -> np.ndarray:
 
 
 def brain_slice(
-    subject: BrainSubject, index: int, template: BrainTemplate, grid_shape: tuple[int, int], px: float,
+    subject: BrainSubject,
+    index: int,
+    template: BrainTemplate,
+    grid_shape: tuple[int, int],
+    px: float,
     slab_mm: float,
-) -> tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]:  # fmt: skip
+) -> tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]:
     """Tissue fractions of one axial slice on the fine grid.
 
     Args:
@@ -332,12 +360,14 @@ def brain_slice(
     e6 = e5 + t[6]
     r = [_ramp(d, e, soft) for e in (0.0, e1, e2, e3, e4, e5, e6)]
     frac = {
-        "gm": gm, "wm": wm, "csf": csf,
+        "gm": gm,
+        "wm": wm,
+        "csf": csf,
         "bone": (r[0] - r[1]) + (r[2] - r[3]),
         "fat": (r[1] - r[2]) + (r[4] - r[5]),
         "muscle": r[3] - r[4],
         "skin": r[5] - r[6],
-    }  # fmt: skip
+    }
 
     # normally enhancing structures: dura, superior sagittal sinus, choroid plexus
     dura = np.clip(_ramp(d, -1.0, soft) - _ramp(d, 0.0, soft), 0, 1) * 0.35

@@ -11,6 +11,7 @@ position (notch depth, cruciates, fibula), and each slice averages sub-planes ac
 Image orientation follows fastMRI knee data: rows are the read-out direction (superior at the top,
 femur above tibia), columns the phase-encoding direction.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,19 +56,39 @@ def draw_knee_subject(rng: np.random.Generator, n_slices: int, spacing_mm: float
         shift=rng.uniform([-8.0, -6.0], [8.0, 6.0]),
         joint_y=float(rng.uniform(-6.0, 10.0)),
         tilt=float(np.deg2rad(rng.uniform(-3.5, 3.5))),
-        femur=np.array([rng.uniform(12.5, 16.0), rng.uniform(17.0, 22.0), rng.uniform(14.0, 17.5),
-                        rng.uniform(17.0, 21.0), rng.uniform(8.0, 11.0), rng.uniform(14.0, 20.0)]),
-        tibia=np.array([rng.uniform(35.0, 41.0), rng.uniform(13.5, 17.0), rng.uniform(3.0, 5.5), rng.uniform(0.5, 2.0)]),
+        femur=np.array(
+            [
+                rng.uniform(12.5, 16.0),
+                rng.uniform(17.0, 22.0),
+                rng.uniform(14.0, 17.5),
+                rng.uniform(17.0, 21.0),
+                rng.uniform(8.0, 11.0),
+                rng.uniform(14.0, 20.0),
+            ]
+        ),
+        tibia=np.array(
+            [rng.uniform(35.0, 41.0), rng.uniform(13.5, 17.0), rng.uniform(3.0, 5.5), rng.uniform(0.5, 2.0)]
+        ),
         gap=float(rng.uniform(4.5, 6.5)),
         cartilage=float(rng.uniform(1.8, 2.9)),
         cortex=np.array([rng.uniform(2.5, 4.0), rng.uniform(0.7, 1.2)]),
-        leg=np.array([rng.uniform(52.0, 64.0), rng.uniform(0.08, 0.25), rng.uniform(0.0, 0.12), rng.uniform(-4.0, 4.0)]),
+        leg=np.array(
+            [rng.uniform(52.0, 64.0), rng.uniform(0.08, 0.25), rng.uniform(0.0, 0.12), rng.uniform(-4.0, 4.0)]
+        ),
         fat=rng.uniform([5.0, 3.0], [14.0, 9.0]),
         meniscus=float(rng.uniform(9.0, 13.0)),
         fluid=float(rng.uniform(0.3, 1.0)),
-        septa=np.stack([rng.uniform(0.08, 0.2, 3) * rng.choice([-1.0, 1.0], 3), rng.normal(0, 0.015, 3), rng.uniform(0, 2 * np.pi, 3), np.ones(3)], 1),
+        septa=np.stack(
+            [
+                rng.uniform(0.08, 0.2, 3) * rng.choice([-1.0, 1.0], 3),
+                rng.normal(0, 0.015, 3),
+                rng.uniform(0, 2 * np.pi, 3),
+                np.ones(3),
+            ],
+            1,
+        ),
         slice_s=s0 + spacing_mm * np.arange(n_slices),
-    )  # fmt: skip
+    )
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -87,7 +108,9 @@ def _ellipse(y: np.ndarray, x: np.ndarray, cy: float, cx: float, ry: float, rx: 
     return (r - 1.0) * min(ry, rx)
 
 
-def _capsule(y: np.ndarray, x: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float) -> np.ndarray:
+def _capsule(
+    y: np.ndarray, x: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float
+) -> np.ndarray:
     """Signed distance to a segment thickened by ``radius``."""
     py, px = y - p0[0], x - p0[1]
     dy, dx = p1[0] - p0[0], p1[1] - p0[1]
@@ -101,7 +124,9 @@ def _triangle(y: np.ndarray, x: np.ndarray, pts: list[tuple[float, float]]) -> n
     for i in range(3):
         d = np.minimum(d, _capsule(y, x, pts[i], pts[(i + 1) % 3], 0.0))
     inside = np.ones(y.shape, dtype=bool)
-    orient = np.sign((pts[1][1] - pts[0][1]) * (pts[2][0] - pts[0][0]) - (pts[1][0] - pts[0][0]) * (pts[2][1] - pts[0][1]))
+    orient = np.sign(
+        (pts[1][1] - pts[0][1]) * (pts[2][0] - pts[0][0]) - (pts[1][0] - pts[0][0]) * (pts[2][1] - pts[0][1])
+    )
     for i in range(3):
         (ay, ax), (by, bx) = pts[i], pts[(i + 1) % 3]
         cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
@@ -138,7 +163,9 @@ def _plane(k: KneeSubject, y: np.ndarray, x: np.ndarray, s: float, px: float) ->
     tf = np.where(medial, np.float32(k.fat[0]), np.float32(k.fat[1])) * (1 + 0.3 * _smoothstep((j - y) / 60.0))
     _paint(frac, "fat", _inside(sdf_leg + 1.6, px))
     muscle_w = _smoothstep((np.abs(y - j) - 12.0) / 22.0)
-    wave = sum(np.sin(float(a) * x + float(b) * y + 0.6 * np.sin(0.04 * y + float(ph)) + float(ph)) for a, b, ph, _ in k.septa)
+    wave = sum(
+        np.sin(float(a) * x + float(b) * y + 0.6 * np.sin(0.04 * y + float(ph)) + float(ph)) for a, b, ph, _ in k.septa
+    )
     septa = np.clip(1.0 - np.abs(wave) / 0.12, 0.0, 1.0) * 0.5
     _paint(frac, "muscle", _inside(sdf_leg + 1.6 + tf, px) * muscle_w * (1 - septa))
 
@@ -153,7 +180,12 @@ def _plane(k: KneeSubject, y: np.ndarray, x: np.ndarray, s: float, px: float) ->
     femur = np.maximum(femur, -notch)
 
     # --- tibia (plateau tilted with the joint line), fibular head
-    top = j + g2 + concave * np.cos(np.clip(x / t_w, -1, 1) * np.pi * 2) * 0.5 - spine * np.exp(-((np.abs(x) - 5.0) ** 2) / 8.0)
+    top = (
+        j
+        + g2
+        + concave * np.cos(np.clip(x / t_w, -1, 1) * np.pi * 2) * 0.5
+        - spine * np.exp(-((np.abs(x) - 5.0) ** 2) / 8.0)
+    )
     top = top + float(np.tan(k.tilt)) * x
     t_half = t_shaft + (t_w - t_shaft) * (1 - _smoothstep((y - (j + 12.0)) / 40.0))
     tibia = np.maximum(top - y, np.abs(x) - t_half)
@@ -165,7 +197,9 @@ def _plane(k: KneeSubject, y: np.ndarray, x: np.ndarray, s: float, px: float) ->
     # --- joint fluid: film between the bones and recesses at the margins
     joint = np.maximum(np.abs(y - j) - (g2 + 1.0), np.abs(x) - (t_w + 1.0))
     gw = 1.0 + 2.0 * float(k.fluid)  # gutters along the condyles
-    gutter = np.minimum(_ellipse(y, x, cy + 2.0, -(c_dx + c_rx), 12.0, gw), _ellipse(y, x, cy + 2.0, c_dx + c_rx, 12.0, gw))
+    gutter = np.minimum(
+        _ellipse(y, x, cy + 2.0, -(c_dx + c_rx), 12.0, gw), _ellipse(y, x, cy + 2.0, c_dx + c_rx, 12.0, gw)
+    )
     _paint(frac, "fluid", _inside(np.minimum(joint, gutter), px) * (0.5 + 0.5 * float(k.fluid)))
 
     # --- menisci (wedges at the joint margins), collateral and cruciate ligaments
@@ -185,7 +219,9 @@ def _plane(k: KneeSubject, y: np.ndarray, x: np.ndarray, s: float, px: float) ->
     # --- articular cartilage, then bone (cortex) over it, then marrow
     fem_cart = (_inside(femur - float(k.cartilage), px) - _inside(femur, px)) * _smoothstep((y - (cy - 4.0)) / 4.0)
     fem_cart = fem_cart * (1 - _inside(notch + 1.0, px))
-    tib_cart = (_inside(tibia - float(k.cartilage), px) - _inside(tibia, px)) * (1 - _smoothstep((y - (j + g2 + 3.0)) / 2.0))
+    tib_cart = (_inside(tibia - float(k.cartilage), px) - _inside(tibia, px)) * (
+        1 - _smoothstep((y - (j + g2 + 3.0)) / 2.0)
+    )
     tib_cart = tib_cart * _smoothstep((np.abs(x) - 6.0) / 2.0)
     _paint(frac, "cartilage", np.clip(fem_cart + tib_cart, 0.0, 1.0))
     bones = np.minimum(np.minimum(femur, tibia), fib)

@@ -5,6 +5,7 @@ PDFS at site A (3T, 15 coils), knee at site B (GE, 8 coils), brain at site A in 
 and 1.5T with 4, 8, 12, 16 and 20 coils, and brains with lesions (FLAIR / T2). Names follow
 fastMRI (``file_brain_AXT2_201_6000123.h5``; knee ``file_knee_CORPD_FBK_101_1000123.h5``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,10 +61,19 @@ class VolumeSpec:
     def summary(self) -> dict[str, object]:
         """Metadata as plain values (the manifest's per-file record)."""
         return {
-            "anatomy": self.anatomy, "protocol": self.protocol, "site": self.site, "vendor": self.vendor,
-            "model": self.model, "institution": self.institution, "field_t": self.field_t, "field": self.field,
-            "coils": self.coils, "slices": self.slices, "pathology": self.pathology, "lesions": list(self.lesions),
-        }  # fmt: skip
+            "anatomy": self.anatomy,
+            "protocol": self.protocol,
+            "site": self.site,
+            "vendor": self.vendor,
+            "model": self.model,
+            "institution": self.institution,
+            "field_t": self.field_t,
+            "field": self.field,
+            "coils": self.coils,
+            "slices": self.slices,
+            "pathology": self.pathology,
+            "lesions": list(self.lesions),
+        }
 
 
 # (count, anatomy, protocol, scanner, coils, slices, lesions) per group; tiny in the second table
@@ -154,7 +164,9 @@ def split_cell(name: str) -> int:
     return 2 * int(_unit_hash(f"0:side:{name}") < 0.5) + int(u < 0.4)
 
 
-def _strata(anatomy: str, protocol: str, site: str, field: str, coils: int, pathology: bool) -> list[tuple[object, ...]]:
+def _strata(
+    anatomy: str, protocol: str, site: str, field: str, coils: int, pathology: bool
+) -> list[tuple[object, ...]]:
     """The volume pools the shipped tasks filter on, coarse and fine."""
     return [
         ("site-field", anatomy, site, field, pathology),
@@ -196,7 +208,9 @@ def _expand(groups: list[_Group], id_base: int) -> list[VolumeSpec]:
             raise ValueError(f"expected a {anatomy} protocol, got {protocol!r}")
         sc = SCANNERS[scanner_key]
         field_t = SCANNER_FIELD[scanner_key]
-        keys = _strata(anatomy, protocol, SCANNER_SITE[scanner_key], "1.5T" if field_t < 2.2 else "3T", coils, bool(lesions))
+        keys = _strata(
+            anatomy, protocol, SCANNER_SITE[scanner_key], "1.5T" if field_t < 2.2 else "3T", coils, bool(lesions)
+        )
         for _ in range(count):
             want = min(range(4), key=lambda cell: (_imbalance(cell, keys, counts), cell))
             j = next_j.get(anatomy, 0)
@@ -214,10 +228,19 @@ def _expand(groups: list[_Group], id_base: int) -> list[VolumeSpec]:
                 counts.setdefault(k, [0, 0, 0, 0])[want] += 1
             specs.append(
                 VolumeSpec(
-                    name=name, anatomy=anatomy, protocol=protocol, site=SCANNER_SITE[scanner_key], scanner=scanner_key,
-                    field_t=field_t, vendor=sc.vendor, model=sc.model, institution=sc.institution, coils=coils,
-                    slices=slices, lesions=lesions,
-                )  # fmt: skip
+                    name=name,
+                    anatomy=anatomy,
+                    protocol=protocol,
+                    site=SCANNER_SITE[scanner_key],
+                    scanner=scanner_key,
+                    field_t=field_t,
+                    vendor=sc.vendor,
+                    model=sc.model,
+                    institution=sc.institution,
+                    coils=coils,
+                    slices=slices,
+                    lesions=lesions,
+                )
             )
     return specs
 

@@ -7,6 +7,7 @@ phase (the element's angle plus a gentle linear ramp and a low-order term). Maps
 that the sum of squared magnitudes is flat over the field of view; inhomogeneity is left to the
 separate bias field of the anatomy.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -9,6 +9,7 @@ Layout of a dataset root::
 Volumes are independent (each seeded from the generation seed and its file name), so they are
 generated in parallel processes and the bytes do not depend on the number of workers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,11 +48,22 @@ def _generate_one(spec: VolumeSpec, size: str, seed: int, out_dir: str) -> tuple
 
     vol = simulate_volume(spec, size, seed)
     path = Path(out_dir) / spec.name
-    write_volume(path, vol.kspace, vol.target, vol.header, acquisition=spec.protocol, patient_id=vol.patient_id,
-                 extra_attrs=vol.attrs)  # fmt: skip
+    write_volume(
+        path,
+        vol.kspace,
+        vol.target,
+        vol.header,
+        acquisition=spec.protocol,
+        patient_id=vol.patient_id,
+        extra_attrs=vol.attrs,
+    )
     rel = f"{DATA_SUBDIR}/{spec.name}"
-    rec: dict[str, Any] = {"sha256": file_sha256(path), "bytes": path.stat().st_size, **spec.summary(),
-                           "boxes": len(vol.boxes)}  # fmt: skip
+    rec: dict[str, Any] = {
+        "sha256": file_sha256(path),
+        "bytes": path.stat().st_size,
+        **spec.summary(),
+        "boxes": len(vol.boxes),
+    }
     stem = spec.name[: -len(".h5")]
     rows = [[stem, b.slice, "No", b.x, b.y, b.width, b.height, b.label] for b in vol.boxes]
     return rel, rec, rows
@@ -150,8 +162,11 @@ def generate(
     ordered: list[list[Any]] = sorted(rows, key=_row_key)
     w.writerows(ordered)
     atomic_write_text(r / ANNOTATIONS, buf.getvalue())
-    files[ANNOTATIONS] = {"sha256": file_sha256(r / ANNOTATIONS), "bytes": (r / ANNOTATIONS).stat().st_size,
-                          "rows": len(rows)}  # fmt: skip
+    files[ANNOTATIONS] = {
+        "sha256": file_sha256(r / ANNOTATIONS),
+        "bytes": (r / ANNOTATIONS).stat().st_size,
+        "rows": len(rows),
+    }
     manifest = SimManifest(version=SIM_VERSION, size=size, seed=seed, files=dict(sorted(files.items())))
     atomic_write_text(r / MANIFEST, manifest.to_json())
     return manifest

@@ -3,6 +3,7 @@
 The manifest is written last and atomically: a folder without it is not a complete dataset. It
 holds no timestamps, so regenerating with the same version, size and seed gives identical bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,10 +83,17 @@ class SimManifest:
         """
         try:
             d = json.loads(text)
-            return cls(version=str(d["version"]), size=str(d["size"]), seed=int(d["seed"]), files=dict(d["files"]),
-                       generator=str(d.get("generator", "MRIBench-Sim")))  # fmt: skip
+            return cls(
+                version=str(d["version"]),
+                size=str(d["size"]),
+                seed=int(d["seed"]),
+                files=dict(d["files"]),
+                generator=str(d.get("generator", "MRIBench-Sim")),
+            )
         except (ValueError, KeyError, TypeError) as e:
-            raise DataError(f"expected an MRIBench-Sim manifest, got unreadable JSON ({type(e).__name__}: {e})") from None
+            raise DataError(
+                f"expected an MRIBench-Sim manifest, got unreadable JSON ({type(e).__name__}: {e})"
+            ) from None
 
     @classmethod
     def load(cls, root: str | os.PathLike[str]) -> SimManifest:

@@ -4,6 +4,7 @@ Pure computation (no I/O). Every random draw comes from ``np.random.default_rng(
 name))``, so a volume depends only on the generation seed and its file name, never on the order of
 generation, the number of workers or the global RNGs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,7 +69,9 @@ def volume_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"mribench-sim:{seed}:{name}".encode()).digest()[:8], "little")
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], half_fov: tuple[float, float], px: float, amp: float) -> np.ndarray:
+def _smooth_field(
+    rng: np.random.Generator, shape: tuple[int, int], half_fov: tuple[float, float], px: float, amp: float
+) -> np.ndarray:
     """exp of a random quadratic polynomial over the recon FOV: a smooth multiplicative field (H, W)."""
     H, W = shape
     yn = ((np.arange(H) - H // 2) * px / half_fov[0])[:, None]
@@ -77,7 +80,9 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], half_fov: tu
     return np.exp(c[0] * yn + c[1] * xn + c[2] * yn * xn + (c[3] - amp) * yn**2 + (c[4] - amp) * xn**2)
 
 
-def _object_phase(rng: np.random.Generator, shape: tuple[int, int], half_fov: tuple[float, float], px: float) -> np.ndarray:
+def _object_phase(
+    rng: np.random.Generator, shape: tuple[int, int], half_fov: tuple[float, float], px: float
+) -> np.ndarray:
     """Smooth low-order background phase (radians), (H, W)."""
     H, W = shape
     yn = ((np.arange(H) - H // 2) * px / half_fov[0])[:, None]
@@ -194,7 +199,9 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
                 maps.setdefault(t, np.zeros((spec.slices, *m.recon), dtype=np.float32))[s] = crop_center(
                     band_limit(f.astype(np.float64), m.kspace).real, m.recon
                 )
-        kspace[s] = coil_kspace(obj, sens, 1.0 / snr, chol, rng, padding=(m.padding_left, m.padding_right), window=window)
+        kspace[s] = coil_kspace(
+            obj, sens, 1.0 / snr, chol, rng, padding=(m.padding_left, m.padding_right), window=window
+        )
     k64, target = finalize(kspace, m.recon, target_max, peak)
 
     header = AcquisitionHeader(

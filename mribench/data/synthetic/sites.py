@@ -9,6 +9,7 @@ Two sites differ the way real datasets do:
   square matrix, a Fermi k-space apodisation window, thinner slices, an 8-channel knee coil with
   more strongly correlated noise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -139,10 +140,16 @@ SCANNERS: dict[str, Scanner] = {
 """Scanners by key (:attr:`VolumeSpec.scanner`)."""
 
 SCANNER_FIELD: dict[str, float] = {
-    "Skyra": FIELD_3T_BRAIN, "Skyra_TH": FIELD_3T_BRAIN, "Prisma_fit": FIELD_3T_BRAIN, "TrioTim": FIELD_3T_BRAIN,
-    "Aera": FIELD_15T, "Avanto": FIELD_15T, "Skyra_knee": FIELD_3T_KNEE, "Prisma_fit_knee": FIELD_3T_KNEE,
+    "Skyra": FIELD_3T_BRAIN,
+    "Skyra_TH": FIELD_3T_BRAIN,
+    "Prisma_fit": FIELD_3T_BRAIN,
+    "TrioTim": FIELD_3T_BRAIN,
+    "Aera": FIELD_15T,
+    "Avanto": FIELD_15T,
+    "Skyra_knee": FIELD_3T_KNEE,
+    "Prisma_fit_knee": FIELD_3T_KNEE,
     "MR750": 3.0,
-}  # fmt: skip
+}
 """systemFieldStrength_T of each scanner."""
 
 SCANNER_SITE: dict[str, str] = {k: ("SITE_B" if v.vendor.startswith("GE") else "SITE_A") for k, v in SCANNERS.items()}

@@ -4,6 +4,7 @@ Centres follow ``SIMULATION.md`` (Stanisz et al. 2005 and common MR physics text
 subject draws its own values a few percent around them, so that subjects differ. Signals are
 magnitudes relative to a fully relaxed tissue of proton density 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -132,11 +133,15 @@ def draw_subject_tissues(rng: np.random.Generator, field_t: float, spread: float
         t1 = (t.t1_3 if hi else t.t1_15) * j[0]
         t2 = (t.t2_3 if hi else t.t2_15) * j[1]
         post = t.t1_post_3 if hi else t.t1_post_15
-        out[name] = TissueValues(float(t1), float(t2), float(min(t.pd * j[2], 1.0)), None if post is None else float(post * j[0]))
+        out[name] = TissueValues(
+            float(t1), float(t2), float(min(t.pd * j[2], 1.0)), None if post is None else float(post * j[0])
+        )
     return out
 
 
-def spin_echo(pd: np.ndarray | float, t1: np.ndarray | float, t2: np.ndarray | float, tr: float, te: float) -> np.ndarray:
+def spin_echo(
+    pd: np.ndarray | float, t1: np.ndarray | float, t2: np.ndarray | float, tr: float, te: float
+) -> np.ndarray:
     """Spin-echo / TSE magnitude ``PD (1 - exp(-TR/T1)) exp(-TE/T2)`` (arrays broadcast)."""
     return np.asarray(pd) * (1.0 - np.exp(-tr / np.asarray(t1))) * np.exp(-te / np.asarray(t2))
 
