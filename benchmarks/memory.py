@@ -106,7 +106,7 @@ def child(args: argparse.Namespace) -> None:
     import resource
 
     import mribench
-    import mribench.evaluator  # noqa: F401  (imports are part of the baseline, not of the evaluation)
+    import mribench.workflows.evaluation  # noqa: F401  (imports are part of the baseline, not of the evaluation)
 
     def status_mb(key: str) -> float | None:
         try:

@@ -42,13 +42,13 @@ import numpy as np
 import torch
 
 from mribench.metrics import ssim
+from mribench.models.complex_unet import ComplexUnetRecon
 from mribench.physics.fft import fft2c, ifft2c, rss
 from mribench.physics.masks import MaskSpec, volume_mask
-from mribench.training.complex_unet import ComplexUnetRecon
-from mribench.training.operators import combine_coils
-from mribench.training.selfsup import joint_loss
-from mribench.training.sensitivity import estimate_sensitivities
-from mribench.training.ttt import TTTModel
+from mribench.physics.operators import combine_coils
+from mribench.physics.sensitivity import estimate_sensitivities
+from mribench.workflows.training.selfsup import joint_loss
+from mribench.workflows.training.ttt import TTTModel
 
 MASK = MaskSpec("equispaced", acceleration=4, center_fraction=0.16)
 #: ``--preset embedded``: the embedded benchmark's knee slices (256x132, 16 coils) and the network of

@@ -7,14 +7,42 @@ Public API::
     result.summary["shift"]["ssim"]          # {"id": ..., "ood": ..., "drop": ...}
     mribench.list_tasks(); mribench.load_task("anatomy")
     model = mribench.load_model("path/to/my_model.py:build")
+
+Names are imported on first use, so ``import mribench`` stays cheap (no torch, no pandas).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from mribench._version import __version__
-from mribench.evaluator import evaluate
-from mribench.models import load_model
-from mribench.results import load_run
-from mribench.tasks import list_tasks, load_task
+
+_EXPORTS: dict[str, str] = {
+    "evaluate": "mribench.workflows.evaluation",
+    "load_model": "mribench.models.loader",
+    "load_run": "mribench.results",
+    "list_tasks": "mribench.tasks",
+    "load_task": "mribench.tasks",
+}
+
+if TYPE_CHECKING:
+    from mribench.models.loader import load_model
+    from mribench.results import load_run
+    from mribench.tasks import list_tasks, load_task
+    from mribench.workflows.evaluation import evaluate
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mribench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = ["__version__", "evaluate", "list_tasks", "load_model", "load_run", "load_task"]

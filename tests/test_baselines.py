@@ -9,11 +9,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from mribench.cli.baseline import baseline_app
 from mribench.data.index import build_index
 from mribench.errors import TaskError
 from mribench.tasks import make_splits, parse_task
-from mribench.training.cli import baseline_app
-from mribench.training.recipes import (
+from mribench.workflows.training.recipes import (
     DEFAULTS,
     RECIPES,
     _Data,
@@ -218,8 +218,9 @@ def test_shipped_embedded_baselines_are_registered_and_verified(
     tiny_root: Path, task_yaml: Path, tmp_path: Path
 ) -> None:
     from mribench import evaluate
-    from mribench._baselines import REGISTRY, register_shipped_baselines, shipped_baselines, verify_shipped_baselines
     from mribench.models import list_models, load_model
+    from mribench.models.loader import register_shipped_baselines
+    from mribench.models.shipped import REGISTRY, shipped_baselines, verify_shipped_baselines
 
     entries = shipped_baselines()
     assert {e["name"] for e in entries} == {"unet-sim-knee", "unet-sim-brain", "unet-sim-joint"}

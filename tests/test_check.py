@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mribench.check import CheckMisuse, compare_runs, parse_thresholds, to_junit, to_markdown
 from mribench.results import RunResult
+from mribench.workflows.check import CheckMisuse, compare_runs, parse_thresholds, to_junit, to_markdown
 
 
 def _run(values: dict[str, np.ndarray], manifest: str = "m1", profile_hash: str = "h", n_vol: int = 10) -> RunResult:

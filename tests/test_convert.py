@@ -363,7 +363,7 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path: Path) -> None:
 def test_cli_convert_and_datasets(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from mribench.data.convert_cli import convert_app
+    from mribench.cli.convert import convert_app
 
     np.save(tmp_path / "a.npy", synthetic_kspace3d())
     runner = CliRunner()

@@ -272,8 +272,9 @@ def test_output_json_and_cli_exit_codes(tiny_root: Path, tmp_path: Path) -> None
 
 
 def test_bf16_autocast_runs_and_is_recorded(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
+    from mribench.api.model import ModelInfo
     from mribench.models import UnetRecon
-    from mribench.models.base import LoadedModel, ModelInfo
+    from mribench.models.loaded import LoadedModel
 
     net = UnetRecon(chans=4, num_pool_layers=2)
     lm = LoadedModel(net, ModelInfo("tiny-unet", "user", "0" * 64))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mribench import evaluate
-from mribench.launch import LaunchSpec, launch_evaluation
+from mribench.workflows.launch import LaunchSpec, launch_evaluation
 
 TASK = {
     "version": 1,
@@ -42,7 +42,7 @@ def test_launch_spec_is_validated() -> None:
 def test_recipe_as_a_local_job(tiny_root: Path, tmp_path: Path) -> None:
     import yaml
 
-    from mribench.launch import launch_recipe
+    from mribench.workflows.launch import launch_recipe
 
     tf = tmp_path / "t.yaml"
     tf.write_text(yaml.safe_dump({**TASK, "metrics": ["ssim"]}))

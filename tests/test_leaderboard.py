@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from mribench import evaluate, load_run
+from mribench.cli.leaderboard import leaderboard_app, submit_command
 from mribench.errors import SubmissionError
-from mribench.leaderboard import (
+from mribench.tasks import parse_task
+from mribench.workflows.leaderboard import (
     build_entry,
     build_site,
     export_table,
@@ -26,9 +28,7 @@ from mribench.leaderboard import (
     validate_leaderboard,
     write_entry,
 )
-from mribench.leaderboard.cli import leaderboard_app, submit_command
-from mribench.leaderboard.io import read_json_capped, sidecar_bytes
-from mribench.tasks import parse_task
+from mribench.workflows.leaderboard.io import read_json_capped, sidecar_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_NAME = "tiny-anatomy"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mribench.leaderboard import build_entry, build_site, validate_leaderboard, write_entry
 from mribench.results import SliceStore, load_run, write_config
 from mribench.tasks import manifest_hash, parse_task
+from mribench.workflows.leaderboard import build_entry, build_site, validate_leaderboard, write_entry
 
 pytestmark = pytest.mark.browser
 

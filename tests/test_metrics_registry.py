@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mribench.cli.metrics import metrics_app, weights_app
 from mribench.errors import MetricError
 from mribench.metrics import METRICS, MetricSpec, explain, get_metric, list_metrics, profile_ids, ssim
-from mribench.metrics.cli import metrics_app, weights_app
 
 BUILTIN = [
     "dists",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mribench import evaluate
-from mribench.curve import robustness_curve
-from mribench.report import build_report
 from mribench.tasks import parse_task
+from mribench.workflows.curve import robustness_curve
+from mribench.workflows.report import build_report
 
 TASK = {
     "version": 1,
@@ -80,7 +80,7 @@ def test_task_similarity_runs_end_to_end_and_reuses_the_cache(tiny_root: Path) -
     import torch
 
     from mribench.errors import WeightsMissingError
-    from mribench.similarity import task_similarity
+    from mribench.workflows.similarity import task_similarity
 
     calls = []
 
@@ -105,7 +105,7 @@ def test_task_similarity_through_the_real_clip_loader(tiny_root: Path, tiny_chec
     """open_clip loading + embedding path with a tiny random-weight ViT (plumbing, not a score)."""
     from conftest import TINY_CLIP
 
-    from mribench.similarity import task_similarity
+    from mribench.workflows.similarity import task_similarity
 
     task = parse_task(dict(TASK), "tiny")
     kw = {

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from mribench.data.resolution import (
+from mribench.api.model import ModelInfo, SliceMeta
+from mribench.models.builtin import ZeroFilled
+from mribench.models.loaded import LoadedModel
+from mribench.models.resolution import (
     ResolutionAdapter,
     interleave,
     interleave_mask,
     interleave_window,
     with_resolution,
 )
-from mribench.models.base import LoadedModel, ModelInfo, SliceMeta
-from mribench.models.builtin import ZeroFilled
 from mribench.physics.fft import fft2c, ifft2c
 from mribench.physics.masks import MaskSpec, volume_mask
 

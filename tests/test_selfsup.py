@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import make_volume
 
-from mribench.models.base import SliceMeta
+from mribench.api.model import SliceMeta
+from mribench.models.complex_unet import ComplexUnetRecon
 from mribench.physics.fft import center_crop, fft2c, ifft2c, rss
-from mribench.training.complex_unet import ComplexUnetRecon
-from mribench.training.operators import adjoint, combine_coils, forward
-from mribench.training.selfsup import joint_loss, selfsup_loss, split_measurements
-from mribench.training.sensitivity import acs_columns, cached_sensitivities, estimate_sensitivities
+from mribench.physics.operators import adjoint, combine_coils, forward
+from mribench.physics.sensitivity import acs_columns, cached_sensitivities, estimate_sensitivities
+from mribench.workflows.training.selfsup import joint_loss, selfsup_loss, split_measurements
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: intra-op threads only add overhead
 

@@ -17,7 +17,7 @@ from mribench.data.index import build_index
 from mribench.errors import ResultsError
 from mribench.models import load_checkpoint
 from mribench.tasks import make_splits, parse_task
-from mribench.training.data import (
+from mribench.workflows.training.data import (
     MaskSampler,
     ShapeBatchSampler,
     TrainingSlices,
@@ -25,9 +25,9 @@ from mribench.training.data import (
     split_holdout,
     spread_subset,
 )
-from mribench.training.early_stopping import early_stopping_epoch, should_stop
-from mribench.training.schedule import WarmupLinearDecay, make_scheduler, warmup_steps_for
-from mribench.training.supervised import STATE_FILE, TrainConfig, ValSet, checkpoint_path, read_history, train
+from mribench.workflows.training.early_stopping import early_stopping_epoch, should_stop
+from mribench.workflows.training.schedule import WarmupLinearDecay, make_scheduler, warmup_steps_for
+from mribench.workflows.training.supervised import STATE_FILE, TrainConfig, ValSet, checkpoint_path, read_history, train
 
 TASK = {
     "version": 1,
@@ -239,8 +239,8 @@ from pathlib import Path
 from test_training import TASK, TINY
 from mribench.data.index import build_index
 from mribench.tasks import make_splits, parse_task
-from mribench.training.data import MaskSampler, spread_subset
-from mribench.training.supervised import TrainConfig, ValSet, train
+from mribench.workflows.training.data import MaskSampler, spread_subset
+from mribench.workflows.training.supervised import TrainConfig, ValSet, train
 task = parse_task(dict(TASK), "tiny-anatomy")
 sp = make_splits(task, build_index(Path({root!r})))
 cfg = TrainConfig(model=TINY, epochs=3, batch_size=2, lr=3e-3, seed=5)
@@ -281,8 +281,8 @@ from pathlib import Path
 from test_training import TASK, TINY
 from mribench.data.index import build_index
 from mribench.tasks import make_splits, parse_task
-from mribench.training.data import MaskSampler, spread_subset
-from mribench.training.supervised import TrainConfig, ValSet, train
+from mribench.workflows.training.data import MaskSampler, spread_subset
+from mribench.workflows.training.supervised import TrainConfig, ValSet, train
 root, out = Path({root!r}), Path({out!r})
 task = parse_task(dict(TASK), "tiny-anatomy")
 sp = make_splits(task, build_index(root))

@@ -11,13 +11,13 @@ import torch
 from conftest import make_volume
 
 from mribench import evaluate
+from mribench.api.model import SliceMeta
 from mribench.errors import ModelError
-from mribench.models.base import SliceMeta
+from mribench.models.complex_unet import ComplexUnetRecon
 from mribench.physics.masks import MaskSpec, volume_mask
+from mribench.physics.sensitivity import estimate_sensitivities
 from mribench.tasks import parse_task
-from mribench.training.complex_unet import ComplexUnetRecon
-from mribench.training.sensitivity import estimate_sensitivities
-from mribench.training.ttt import StackedAdam, TTTModel, adapt, load_ttt, should_stop
+from mribench.workflows.training.ttt import StackedAdam, TTTModel, adapt, load_ttt, should_stop
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: intra-op threads only add overhead
 
@@ -99,7 +99,7 @@ def test_vectorized_adapt_equals_the_loop_with_staggered_stopping() -> None:
 
 
 def test_worker_threads_share_the_slices_and_give_the_same_iterates() -> None:
-    from mribench.training import ttt
+    from mribench.workflows.training import ttt
 
     params, data = _quadratics()
     data = {k: torch.cat([v, v.flip(0)]) for k, v in data.items()}  # 10 slices, long ones in both halves
@@ -190,7 +190,7 @@ def test_ttt_vectorized_engines_equal_the_loop_in_float64(tmp_path: Path) -> Non
 def test_stacked_weights_evaluation_equals_fastmri(chans: int, pools: int, h: int, w: int) -> None:
     from torch.func import functional_call
 
-    from mribench.training.complex_unet import stacked_unet
+    from mribench.models.complex_unet import stacked_unet
 
     model = _model(chans, pools).double().eval()
     g = torch.Generator().manual_seed(1)
@@ -216,8 +216,8 @@ def test_stacked_weights_evaluation_equals_fastmri(chans: int, pools: int, h: in
 
 @pytest.mark.parametrize("h, w", [(16, 12), (15, 12), (16, 13), (15, 13)])
 def test_sampled_column_losses_equal_the_centred_fft_losses(h: int, w: int) -> None:
-    from mribench.training.selfsup import split_measurements
-    from mribench.training.ttt import sampled_selfsup_data, sampled_selfsup_losses, ttt_losses
+    from mribench.workflows.training.selfsup import split_measurements
+    from mribench.workflows.training.ttt import sampled_selfsup_data, sampled_selfsup_losses, ttt_losses
 
     g = torch.Generator().manual_seed(2)
     kspace = torch.randn(2, 3, h, w, generator=g, dtype=torch.complex128)
@@ -303,7 +303,7 @@ def test_theory_subspace_denoising_ttt_recovers_the_optimal_scale() -> None:
     Self-supervised loss. TTT only sees noisy measurements. The paper's self-supervised loss
     compares the prediction with *measurements*, ``|y - A f(A^H y)|``; it is only informative about
     what the input did not contain (hence the self-validation points, held out of the network input
-    in :mod:`mribench.training.ttt`). The denoising analogue (``A = I``) with a measurement that is
+    in :mod:`mribench.workflows.training.ttt`). The denoising analogue (``A = I``) with a measurement that is
     not part of the input is a second, independent measurement ``y' = x + z'`` of the same signal
     (a noisy-measurement consistency loss, as in Noise2Noise):
 

@@ -137,11 +137,12 @@ def _ttt_steps(run_dir: Path) -> dict[str, Any]:
 def _evaluate_network(r: Any, recipe: str, ttt_overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate a ``ttt``-recipe network a second time (:data:`EXTRA_EVAL`): without or with adaptation."""
     from mribench import evaluate
-    from mribench.models.base import LoadedModel, ModelInfo
+    from mribench.api.model import ModelInfo
     from mribench.models.checkpoints import checkpoint_identity
-    from mribench.training.recipes import DEFAULTS
-    from mribench.training.supervised import build_model, load_weights
-    from mribench.training.ttt import TTTModel
+    from mribench.models.loaded import LoadedModel
+    from mribench.workflows.training.recipes import DEFAULTS
+    from mribench.workflows.training.supervised import build_model, load_weights
+    from mribench.workflows.training.ttt import TTTModel
 
     run_dir, name, adapt, splits = EXTRA_EVAL[recipe]
     out = args.runs / run_dir
@@ -287,14 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from mribench import evaluate
-    from mribench._baselines import REGISTRY
     from mribench._version import __version__
     from mribench.analysis.gap import fraction_gap_closed_ci, performance_gap_ci
     from mribench.data.synthetic import SIM_VERSION
     from mribench.models.checkpoints import file_sha256
-    from mribench.training.recipes import run_recipe
-    from mribench.training.sensitivity import cached_sensitivities
-    from mribench.training.ttt import TTTModel  # noqa: F401 (imported up front: one version of the code per run)
+    from mribench.models.shipped import REGISTRY
+    from mribench.physics.sensitivity import cached_sensitivities
+    from mribench.workflows.training.recipes import run_recipe
+    from mribench.workflows.training.ttt import TTTModel  # noqa: F401 (imported up front: one version of the code per run)
 
     overrides = yaml.safe_load(args.config.read_text()) or {}
     ttt_overrides = yaml.safe_load(args.ttt_config.read_text()) or {}

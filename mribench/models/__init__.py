@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from mribench.models.base import LoadedModel, ModelInfo, ReconModel, SliceMeta
+from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 from mribench.models.builtin import UnetRecon, VarNetRecon, ZeroFilled
 from mribench.models.checkpoints import load_checkpoint, save_checkpoint
+from mribench.models.loaded import LoadedModel
 from mribench.models.loader import MODELS, list_models, load_model, register_pretrained
 
 __all__ = [

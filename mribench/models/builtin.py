@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from fastmri.models import Unet, VarNet
 
-from mribench.models.base import SliceMeta
+from mribench.api.model import SliceMeta
 from mribench.physics.fft import center_crop, ifft2c, rss, zero_filled
 
 

@@ -29,7 +29,7 @@ def _architectures() -> dict[str, type[torch.nn.Module]]:
     """Built-in architectures plus the complex U-Net of self-supervised training / TTT (imported lazily:
     it lives with the training code, which imports the models package)."""
     if "unet-complex" not in ARCHITECTURES:
-        from mribench.training.complex_unet import ComplexUnetRecon
+        from mribench.models.complex_unet import ComplexUnetRecon
 
         ARCHITECTURES["unet-complex"] = ComplexUnetRecon
     return ARCHITECTURES

@@ -14,10 +14,12 @@ from typing import Any
 import torch
 
 from mribench._version import __version__
+from mribench.api.model import ModelInfo
 from mribench.errors import ModelError
-from mribench.models.base import LoadedModel, ModelInfo
 from mribench.models.builtin import ZeroFilled
 from mribench.models.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_identity, file_sha256, load_checkpoint
+from mribench.models.loaded import LoadedModel
+from mribench.models.shipped import shipped_baselines, shipped_path
 from mribench.registry import Registry
 
 #: name -> factory(checkpoint path or None) -> LoadedModel. Plugins: entry-point group ``mribench.models``.
@@ -175,10 +177,19 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
-def _register_shipped() -> None:
-    from mribench._baselines import register_shipped_baselines
+def register_shipped_baselines() -> list[str]:
+    """Register every shipped checkpoint of :mod:`mribench.models.shipped` under its name.
 
-    register_shipped_baselines()
+    Returns:
+        The registered names.
+    """
+    names = []
+    for e in shipped_baselines():
+        path = shipped_path(e)
+        if path.is_file():
+            register_pretrained(e["name"], path, e.get("description", ""))
+            names.append(e["name"])
+    return names
 
 
-_register_shipped()
+register_shipped_baselines()

@@ -1,0 +1,617 @@
+"""The ``mribench`` command line: a thin layer over the library (parsing, printing, exit codes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mribench._version import __version__
+from mribench.cli.progress import err_console, progress_bars
+from mribench.errors import MribenchError
+
+console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped tables
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Robustness benchmark for deep-learning MRI reconstruction."
+)
+tasks_app = typer.Typer(no_args_is_help=True, help="List, show, validate tasks and export their splits.")
+data_app = typer.Typer(no_args_is_help=True, help="Generate, index, inspect and verify data.")
+models_app = typer.Typer(no_args_is_help=True, help="List models.")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+
+def _mount() -> None:
+    """Sub-apps live with their features (keeps this module thin); their heavy imports are lazy."""
+    from mribench.cli.baseline import baseline_app
+    from mribench.cli.convert import convert, datasets
+    from mribench.cli.leaderboard import leaderboard_app, submit_command
+    from mribench.cli.metrics import metrics_app, weights_app
+
+    app.add_typer(weights_app, name="weights")
+    app.add_typer(metrics_app, name="metrics")
+    app.add_typer(leaderboard_app, name="leaderboard")
+    app.add_typer(baseline_app, name="baseline")
+    app.command("submit", help="Build a leaderboard entry from a run directory.")(submit_command)
+    data_app.command("convert", help="Convert another dataset to the fastMRI format.")(convert)
+    data_app.command("datasets", help="Datasets the converters support, with licences and sources.")(datasets)
+
+
+_mount()
+
+
+_progress = progress_bars
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        console.print(f"mribench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_cb, is_eager=True, help="Show the version."),
+) -> None:
+    """mribench: score MRI reconstruction models on standard distribution-shift tasks."""
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd - 1}e}" if 0 < abs(v) < 10 ** -(nd - 1) else f"{v:.{nd}f}"  # e.g. artifact variances ~1e-9
+    return str(v)
+
+
+def print_summary(result: Any) -> None:
+    """Print the ID / OOD table of a run."""
+    s, cfg = result.summary, result.config
+    t = Table(title=f"{cfg['model']['name']} on task {cfg['task']['name']} (v{cfg['task']['version']})")
+    t.add_column("metric")
+    splits = [x for x in ("test_P", "test_Q", "train_P", "train_Q") if x in s["splits"]]
+    for sp in splits:
+        label = {"test_P": "ID (test_P)", "test_Q": "OOD (test_Q)"}.get(sp, sp)
+        t.add_column(f"{label} mean [95% CI]", justify="right")
+    if s["shift"]:
+        t.add_column("ID-OOD drop", justify="right")
+    for m in cfg["metrics"]:
+        row = [m + ("" if cfg["higher_is_better"].get(m, True) else " (lower better)")]
+        for sp in splits:
+            v = s["splits"][sp]["metrics"][m]
+            row.append(f"{_fmt(v['mean'])} [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]")
+        if s["shift"]:
+            row.append(_fmt(s["shift"][m]["drop"]))
+        t.add_row(*row)
+    console.print(t)
+    counts = ", ".join(
+        f"{sp}: {s['splits'][sp]['n_ok']} slices / {s['splits'][sp]['n_volumes']} volumes" for sp in splits
+    )
+    console.print(f"[dim]{counts}[/dim]")
+    for m, why in cfg.get("unavailable_metrics", {}).items():
+        console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}")
+
+
+def _parse_split_files(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected SPLIT=CSV (e.g. test_Q=testset.csv), got {v!r}")
+        out[name] = path
+    return out
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help="Model name, checkpoint, module:attr or file.py:attr."),
+    task: str = typer.Option(..., "--task", "-t", help="Task name or YAML path (see `mribench tasks list`)."),
+    checkpoint: Optional[str] = typer.Option(None, help="Weights for unet/varnet (safetensors or state dict)."),
+    data_root: Optional[Path] = typer.Option(
+        None, envvar="MRIBENCH_DATA", help="fastMRI-format data folder (default: embedded benchmark)."
+    ),
+    run_dir: Optional[Path] = typer.Option(None, help="Per-slice result store (default ./mribench-runs/TASK/MODEL)."),
+    resume: bool = typer.Option(False, help="Continue a killed run in --run-dir."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run in --run-dir."),
+    metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics overriding the task's list."),
+    splits: str = typer.Option("test_P,test_Q", help="Comma-separated splits to evaluate."),
+    limit: Optional[int] = typer.Option(None, help="At most N slices per split (quick runs)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    batch_size: int = typer.Option(8, help="Slices per model call."),
+    num_workers: int = typer.Option(0, help="DataLoader workers reading HDF5."),
+    fail_fast: bool = typer.Option(False, help="Stop at the first failed slice."),
+    normalize_output: bool = typer.Option(False, help="Match recon mean/std to the target (Lin & Heckel)."),
+    split_file: list[str] = typer.Option([], help="SPLIT=CSV in Lin & Heckel's format (repeatable)."),
+    annotations: Optional[Path] = typer.Option(None, help="fastMRI+ annotation CSV."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write summary + provenance JSON here."),
+    precision: str = typer.Option("fp32", help="fp32, or bf16/fp16 autocast for models that allow it."),
+    threads: Optional[int] = typer.Option(
+        None,
+        help="CPU threads per operation (default: torch's, one per core); fewer on a machine shared with other jobs.",
+    ),
+    launcher: Optional[str] = typer.Option(None, help="Run as cluster jobs: local or slurm (submitit)."),
+    shards: int = typer.Option(2, help="With --launcher: number of jobs (a Slurm array)."),
+    partition: Optional[str] = typer.Option(None, help="With --launcher slurm: the partition."),
+    gpus_per_node: int = typer.Option(0, help="With --launcher: GPUs per job."),
+    timeout_min: int = typer.Option(60, help="With --launcher: wall-time limit per job (minutes)."),
+) -> None:
+    """Evaluate a model on a task: ID (test_P) and OOD (test_Q) scores with 95% CIs."""
+    from mribench.paths import atomic_write_text
+    from mribench.results import dumps
+    from mribench.workflows.evaluation import evaluate as run_eval
+
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"expected --threads >= 1, got {threads}")
+        import torch
+
+        # torch's operations wait for all their threads: with a core taken by another job, two
+        # threads on a 2-core machine run several times slower than one
+        torch.set_num_threads(threads)
+    if launcher is not None:
+        from mribench.workflows.launch import LaunchSpec, launch_evaluation
+
+        rd = run_dir or Path("mribench-runs") / Path(task).stem / Path(model).name.replace(":", "-")
+        spec = LaunchSpec(launcher, shards, rd / "jobs", timeout_min, gpus_per_node, partition=partition)
+        result = launch_evaluation(
+            model,
+            task,
+            spec,
+            run_dir=rd,
+            checkpoint=checkpoint,
+            data_root=data_root,
+            resume=resume,
+            overwrite=overwrite,
+            metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+            splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+            limit=limit,
+            device=device,
+            batch_size=batch_size,
+            normalize_output=normalize_output,
+            split_files=_parse_split_files(split_file),
+            annotations=annotations,
+            precision=precision,
+        )
+        rank, world = 0, 1
+    else:
+        with _progress() as prog:
+            result = run_eval(
+                model,
+                task,
+                checkpoint=checkpoint,
+                data_root=data_root,
+                run_dir=run_dir,
+                resume=resume,
+                overwrite=overwrite,
+                metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+                splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+                limit=limit,
+                device=device,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                fail_fast=fail_fast,
+                normalize_output=normalize_output,
+                split_files=_parse_split_files(split_file),
+                annotations=annotations,
+                rank=rank,
+                world_size=world,
+                precision=precision,
+                progress=prog,
+            )
+    if rank != 0:
+        return
+    print_summary(result)
+    console.print(f"[dim]per-slice results: {result.run_dir}[/dim]")
+    if output:
+        from mribench.workflows.check import slices_payload
+
+        payload = {**result.to_json(), "slices": slices_payload(result)}
+        atomic_write_text(output, json.dumps(json.loads(dumps(payload)), indent=1))
+        console.print(f"[dim]summary written to {output}[/dim]")
+    fails = result.failures
+    if len(fails):
+        err_console.print(f"[red]{len(fails)} slice(s) failed[/red]:")
+        for r in fails.head(10).itertuples():
+            err_console.print(f"  {r.split} {r.file} slice {r.slice}: {r.error}")
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@tasks_app.command("list")
+def tasks_list() -> None:
+    """List the tasks."""
+    from mribench.tasks import list_tasks, load_task
+
+    t = Table("task", "version", "P (source)", "Q (target)", "masks", "description")
+    for name in list_tasks():
+        s = load_task(name)
+        masks = f"{s.source.mask.acceleration}x -> {s.target.mask.acceleration}x"
+        t.add_row(name, str(s.version), s.source.label, s.target.label, masks, s.description)
+    console.print(t)
+
+
+@tasks_app.command("show")
+def tasks_show(name: str) -> None:
+    """Show a task's resolved definition."""
+    import yaml
+
+    from mribench.tasks import load_task
+
+    s = load_task(name)
+    console.print(yaml.safe_dump({**s.raw, "sha256": s.sha256}, sort_keys=False))
+
+
+@tasks_app.command("validate")
+def tasks_validate(names: list[str] = typer.Argument(None, help="Task names or YAML paths (default: all).")) -> None:
+    """Validate task definitions (exit 2 on the first invalid one)."""
+    from mribench.tasks import list_tasks, load_task
+
+    for n in names or list_tasks():
+        s = load_task(n)
+        console.print(f"[green]ok[/green] {s.name} v{s.version} ({s.sha256[:12]})")
+
+
+@tasks_app.command("splits")
+def tasks_splits(
+    name: str,
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    export: Optional[str] = typer.Option(None, help="Export format: csv."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Export file (default stdout)."),
+) -> None:
+    """Show split sizes and manifest hashes; --export csv writes (split, file, slice) rows."""
+    import pandas as pd
+
+    from mribench.data.index import build_index
+    from mribench.tasks import load_task, make_splits
+    from mribench.workflows.evaluation import resolve_data_root
+
+    with _progress() as prog:
+        root = resolve_data_root(data_root, prog)
+        splits = make_splits(load_task(name), build_index(root))
+    if export:
+        if export != "csv":
+            raise typer.BadParameter(f"expected --export csv, got {export!r}")
+        df = pd.concat([s.rows.assign(split=n)[["split", "file", "slice"]] for n, s in splits.items()])
+        text = df.to_csv(index=False)
+        if output:
+            output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return
+    t = Table("split", "volumes", "slices", "manifest sha256")
+    for n, s in splits.items():
+        t.add_row(n, str(s.num_volumes), str(len(s.rows)), s.manifest)
+    console.print(t)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List registered models (built-ins, shipped baselines, plugins)."""
+    from mribench.models import MODELS
+
+    t = Table("model", "how to use")
+    for n in MODELS.names():
+        hint = "--checkpoint FILE" if n in ("unet", "varnet") else ""
+        t.add_row(n, hint)
+    console.print(t)
+    console.print("[dim]Also: a checkpoint path, package.module:attr, or path/to/file.py:attr.[/dim]")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@data_app.command("generate")
+def data_generate(
+    size: str = typer.Option("default", help="default or tiny."),
+    root: Optional[Path] = typer.Option(None, help="Output folder (default: the cache)."),
+) -> None:
+    """Generate the embedded MRIBench-Sim benchmark (deterministic; cached)."""
+    from mribench.data.synthetic import ensure_synthetic
+
+    with _progress() as prog:
+        path = ensure_synthetic(size=size, root=root, progress=lambda d, t: prog(d, t, "generating"))
+    console.print(f"MRIBench-Sim ({size}) at {path}")
+
+
+@data_app.command("verify")
+def data_verify(
+    root: Optional[Path] = typer.Option(None, help="Dataset folder (default: the cached default size)."),
+) -> None:
+    """Check the embedded benchmark's files against its checksums."""
+    from mribench.data.synthetic import ensure_synthetic, verify_synthetic
+
+    path = root or ensure_synthetic()
+    problems = verify_synthetic(path)
+    if problems:
+        for p in problems:
+            err_console.print(f"[red]{p}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green] {path}")
+
+
+def _index(data_root: Optional[Path]) -> Any:
+    from mribench.data.index import build_index
+    from mribench.workflows.evaluation import resolve_data_root
+
+    with _progress() as prog:
+        root = resolve_data_root(data_root, prog)
+        return build_index(root, progress=lambda d, t: prog(d, t, "indexing"))
+
+
+@data_app.command("index")
+def data_index(
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the slice index (.csv or .parquet)."),
+) -> None:
+    """Build (or refresh) the slice index of a data root; list skipped files with reasons."""
+    idx = _index(data_root)
+    console.print(f"{len(idx.table)} slices in {idx.table['file'].nunique()} volumes under {idx.root}")
+    for r in idx.skipped.itertuples():
+        err_console.print(f"[yellow]skipped[/yellow] {r.file}: {r.reason}")
+    if output:
+        (idx.table.to_parquet if output.suffix == ".parquet" else idx.table.to_csv)(output, index=False)
+
+
+@data_app.command("info")
+def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA")) -> None:
+    """Volumes per anatomy / contrast / site / field / coils / pathology."""
+    idx = _index(data_root)
+    vols = idx.volumes()
+    console.print(f"[bold]{len(vols)} volumes, {len(idx.table)} slices[/bold] under {idx.root}")
+    for col in ("anatomy", "contrast", "site", "vendor", "field", "coils", "pathology"):
+        t = Table(col, "volumes", "slices")
+        counts = vols[col].astype(str).value_counts().sort_index()
+        slices = idx.table[col].astype(str).value_counts()
+        for k, v in counts.items():
+            t.add_row(str(k), str(v), str(slices.get(k, 0)))
+        console.print(t)
+    if len(idx.skipped):
+        console.print(f"[yellow]{len(idx.skipped)} file(s) skipped[/yellow] (see `mribench data index`)")
+
+
+@app.command()
+def check(
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Reference: run dir, results JSON or leaderboard entry."
+    ),
+    candidate: Optional[Path] = typer.Option(None, "--candidate", "-c", help="Candidate run (or use --model)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Evaluate this model now and use it as the candidate."
+    ),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for --model (default: the reference's)."),
+    checkpoint: Optional[str] = typer.Option(None, help="Weights for --model."),
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    run_dir: Optional[Path] = typer.Option(None, help="Where the --model run is stored."),
+    device: str = typer.Option("auto"),
+    max_drop: list[str] = typer.Option([], help="Allowed degradation, e.g. ssim=0.002 (repeatable)."),
+    alpha: float = typer.Option(0.05, help="1 - confidence of the paired bootstrap CI."),
+    metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics to compare (default: all shared)."),
+    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
+    markdown: Optional[Path] = typer.Option(None, help="Write the Markdown summary here."),
+) -> None:
+    """CI regression gate: exit 0 on pass, 1 on a regression, 2 on misuse."""
+    from mribench.workflows.check import (
+        compare_runs,
+        describe_regressions,
+        load_comparable,
+        parse_thresholds,
+        to_junit,
+        to_markdown,
+    )
+
+    if (candidate is None) == (model is None):
+        raise typer.BadParameter("expected exactly one of --candidate or --model")
+    thresholds = parse_thresholds(max_drop)
+    if model is not None:
+        from mribench.workflows.evaluation import evaluate as run_eval
+
+        ref = load_comparable(reference)
+        opts = ref.config.get("options", {})
+        with _progress() as prog:
+            cand: Any = run_eval(
+                model,
+                task or _task_of(ref.config),
+                checkpoint=checkpoint,
+                data_root=data_root,
+                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config["task"]["name"],
+                overwrite=True,
+                metrics=list(ref.config["metrics"]),
+                splits=tuple(ref.config["splits"]),
+                limit=opts.get("limit"),
+                normalize_output=bool(opts.get("normalize_output", False)),
+                device=device,
+                progress=prog,
+            )
+    else:
+        cand = candidate
+    report = compare_runs(
+        reference,
+        cand,
+        max_drop=thresholds,
+        alpha=alpha,
+        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
+    )
+    md = to_markdown(report)
+    console.print(md)
+    if markdown:
+        markdown.write_text(md)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a") as f:
+            f.write(md)
+    if junit:
+        junit.write_text(to_junit(report))
+    if not report.passed:
+        for line in describe_regressions(report):
+            err_console.print(f"[red]{line}[/red]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (any tasks)."),
+    output: Path = typer.Option(Path("mribench-report"), "--output", "-o", help="Output folder."),
+    metric: str = typer.Option("ssim", help="Headline metric."),
+    q_trained: Optional[Path] = typer.Option(None, help="Run of a model trained on Q (the gap reference)."),
+    panels: int = typer.Option(2, help="OOD slices per model in the reconstruction panels (0: none)."),
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    er_reference: list[Path] = typer.Option(
+        [], help="Runs of models trained on P for the effective-robustness line (repeatable)."
+    ),
+) -> None:
+    """Write a self-contained HTML (and Markdown) report: tables, gap, effective robustness, plots, provenance."""
+    from mribench.workflows.report import build_report
+
+    index = build_report(
+        list(run_dirs),
+        output,
+        metric=metric,
+        q_trained=q_trained,
+        panels=panels,
+        data_root=data_root,
+        er_reference=list(er_reference) or None,
+    )
+    console.print(f"report: {index}")
+
+
+@app.command()
+def curve(
+    model: str = typer.Option(..., "--model", "-m"),
+    task: str = typer.Option(..., "--task", "-t"),
+    axis: str = typer.Option("acceleration", help="acceleration, coils or snr."),
+    values: Optional[str] = typer.Option(None, help="Comma-separated axis values (default per axis)."),
+    checkpoint: Optional[str] = typer.Option(None),
+    metric: str = typer.Option("ssim"),
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    run_root: Path = typer.Option(Path("mribench-runs/curves"), help="Where each point's run goes."),
+    limit: Optional[int] = typer.Option(None, help="At most N slices per split per point."),
+    device: str = typer.Option("auto"),
+    plot: Optional[Path] = typer.Option(None, help="Write the curve as PNG + SVG (path without suffix)."),
+) -> None:
+    """Robustness curve: a metric versus acceleration, coil count or added noise, with its AUC."""
+    from mribench.workflows.curve import robustness_curve
+
+    vals = [float(v) for v in values.split(",")] if values else None
+    with _progress() as prog:
+        cr = robustness_curve(
+            model,
+            task,
+            axis,
+            values=vals,
+            checkpoint=checkpoint,
+            metric=metric,
+            data_root=data_root,
+            run_root=run_root,
+            limit=limit,
+            device=device,
+            progress=prog,
+        )
+    t = Table(axis, *[f"{s} {metric}" for s in cr.points])
+    xs = sorted({x for pts in cr.points.values() for x in pts})
+    for x in xs:
+        t.add_row(f"{x:g}", *[_fmt(cr.points[s].get(x)) for s in cr.points])
+    t.add_row("AUC", *[_fmt(cr.auc.get(s)) for s in cr.points])
+    console.print(t)
+    if plot:
+        from mribench.analysis import plot_robustness_curves
+
+        plot_robustness_curves(
+            {f"{model} {s}": pts for s, pts in cr.points.items()}, plot, xlabel=axis, metric=metric.upper()
+        )
+        console.print(f"[dim]plot: {plot}.png[/dim]")
+
+
+@app.command()
+def similarity(
+    task: str = typer.Option(..., "--task", "-t"),
+    clip_checkpoint: Optional[Path] = typer.Option(
+        None, envvar="MRIBENCH_CLIP_CHECKPOINT", help="open_clip ViT-B-16 DataComp weights."
+    ),
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    per_image: int = typer.Option(8, help="Patches per slice."),
+    max_slices: Optional[int] = typer.Option(None, help="At most N slices per split."),
+    device: str = typer.Option("auto"),
+    plot: Optional[Path] = typer.Option(None, help="Write the histograms as PNG + SVG (path without suffix)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the numbers as JSON."),
+) -> None:
+    """CLIP nearest-neighbour similarity of test_Q patches to train_P and to train_Q (Lin & Heckel)."""
+    from mribench.workflows.similarity import task_similarity
+
+    res = task_similarity(
+        task, data_root=data_root, checkpoint=clip_checkpoint, per_image=per_image, max_slices=max_slices, device=device
+    )
+    t = Table("train -> test", "mean NN similarity", "test patches")
+    pairs = {k: v for k, v in res.items() if "->" in k}
+    for k, v in pairs.items():
+        t.add_row(k, _fmt(v.mean), str(len(v.values)))
+    console.print(t)
+    if plot:
+        from mribench.analysis import plot_similarity_histograms
+
+        plot_similarity_histograms(pairs, plot)
+    if output:
+        from mribench.paths import atomic_write_text
+
+        atomic_write_text(
+            output,
+            json.dumps(
+                {
+                    k: {"mean": v.mean, "counts": list(map(int, v.counts)), "edges": list(map(float, v.edges))}
+                    for k, v in pairs.items()
+                },
+                indent=1,
+            ),
+        )
+
+
+def _task_of(config: dict[str, Any]) -> str:
+    """The task of a stored run: its name when shipped, else the YAML it came from."""
+    from mribench.tasks import list_tasks
+
+    name, origin = config["task"]["name"], config["task"].get("origin") or ""
+    return name if name in list_tasks() or not origin or not Path(origin).is_file() else origin
+
+
+def main() -> None:
+    """Console-script entry point: run the app, map mribench errors to one line and an exit code."""
+    try:
+        rc = app(standalone_mode=False)  # returns the code of a typer.Exit instead of raising it
+    except MribenchError as e:
+        err_console.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The per-task ranking shown on the site and in the README (shared by both renderers).
+
+A :class:`TaskBoard` holds one row per entry with the numbers the tables show: ID and OOD means of
+the task's primary metric (SSIM when present), the drop, the gap and fraction closed, effective
+robustness against a linear ``OOD = a * ID + b`` fit over the task's evaluated entries, perceptual
+and artifact metrics on OOD when present, and cost. Evaluated and reported entries are kept apart:
+reported numbers are on other data (real fastMRI) and never enter the fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from mribench.analysis._checks import AnalysisInputError
+from mribench.analysis.effective_robustness import LinearTrend, fit_linear_trend
+from mribench.workflows.leaderboard.entry import LoadedEntry
+from mribench.workflows.leaderboard.schema import Entry
+
+PRIMARY_PREFERENCE = ("ssim", "psnr", "nmse")
+
+
+def extra_metric_label(name: str) -> str | None:
+    """Column label for perceptual / artifact metrics shown on OOD, or None for other metrics."""
+    low = name.lower()
+    if low.startswith("lpips"):
+        return "LPIPS" + (f" ({name[5:].strip('_-')})" if len(name) > 5 else "")
+    if low.startswith("dists"):
+        return "DISTS"
+    if "laplacian" in low or "artifact" in low:
+        return "Artifact var."
+    return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry's numbers for the task table (None = not available)."""
+
+    entry: Entry
+    id_value: float | None
+    ood_value: float | None
+    drop: float | None
+    gap: float | None
+    fraction_closed: float | None
+    effective_robustness: float | None
+    extras: dict[str, float | None]
+    seconds_per_slice: float | None
+
+    @property
+    def model_id(self) -> str:
+        return self.entry.model.id
+
+
+@dataclass
+class TaskBoard:
+    """Everything rendered for one task."""
+
+    task: str
+    versions: list[int]
+    metric: str
+    higher_is_better: bool
+    extra_metrics: list[str]
+    evaluated: list[Row] = field(default_factory=list)
+    reported: list[Row] = field(default_factory=list)
+    trend: LinearTrend | None = None
+
+
+def _mean(entry: Entry, split: str, metric: str) -> float | None:
+    s = entry.summary.splits.get(split)  # type: ignore[call-overload]
+    if s is None or metric not in s.metrics:
+        return None
+    return s.metrics[metric].mean
+
+
+def _primary(entries: list[Entry]) -> str:
+    names = [m for e in entries for m in e.metrics]
+    for m in PRIMARY_PREFERENCE:
+        if m in names:
+            return m
+    return names[0]
+
+
+def _row(e: Entry, metric: str, extras: list[str]) -> Row:
+    sh = e.summary.shift.get(metric)
+    g = e.summary.gap.get(metric)
+    return Row(
+        entry=e,
+        id_value=sh.id if sh else _mean(e, "test_P", metric),
+        ood_value=sh.ood if sh else _mean(e, "test_Q", metric),
+        drop=sh.drop if sh else None,
+        gap=g.gap if g else None,
+        fraction_closed=g.fraction_closed if g else None,
+        effective_robustness=None,
+        extras={m: _mean(e, "test_Q", m) for m in extras},
+        seconds_per_slice=e.cost.seconds_per_slice if e.cost else None,
+    )
+
+
+def _sort_key(row: Row, hib: bool) -> tuple[int, float, str]:
+    v = row.ood_value
+    if v is None or not math.isfinite(v):
+        return (1, 0.0, row.model_id)
+    return (0, -v if hib else v, row.model_id)
+
+
+def make_boards(loaded: list[LoadedEntry]) -> list[TaskBoard]:
+    """Group entries by task and compute each table's rows and the effective-robustness fit."""
+    by_task: dict[str, list[Entry]] = {}
+    for le in loaded:
+        by_task.setdefault(le.entry.task.name, []).append(le.entry)
+    boards = []
+    for task in sorted(by_task):
+        entries = by_task[task]
+        metric = _primary(entries)
+        hib = next((e.higher_is_better[metric] for e in entries if metric in e.higher_is_better), True)
+        extras = sorted({m for e in entries for m in e.metrics if extra_metric_label(m)})
+        board = TaskBoard(task, sorted({e.task.version for e in entries}), metric, hib, extras)
+        rows = [_row(e, metric, extras) for e in entries]
+        ev = [r for r in rows if r.entry.kind == "evaluated"]
+        pts = [(r.id_value, r.ood_value) for r in ev if r.id_value is not None and r.ood_value is not None]
+        if len(pts) >= 2:
+            try:
+                board.trend = fit_linear_trend([p[0] for p in pts], [p[1] for p in pts], scale="linear")
+            except AnalysisInputError:  # all ID scores equal: no line
+                board.trend = None
+        if board.trend is not None:
+            t = board.trend
+            ev = [
+                Row(
+                    **{
+                        **r.__dict__,
+                        "effective_robustness": (r.ood_value - float(t.predict([r.id_value])[0]))
+                        if r.id_value is not None and r.ood_value is not None
+                        else None,
+                    }
+                )
+                for r in ev
+            ]
+        board.evaluated = sorted(ev, key=lambda r: _sort_key(r, hib))
+        board.reported = sorted((r for r in rows if r.entry.kind == "reported"), key=lambda r: _sort_key(r, hib))
+        boards.append(board)
+    return boards

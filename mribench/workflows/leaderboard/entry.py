@@ -1,0 +1,387 @@
+"""Turn a run directory into a leaderboard entry, write it, and read entries back.
+
+Layout under the leaderboard root (default ``leaderboard/``)::
+
+    entries/<task>/<model>.json              evaluated entry
+    entries/<task>/<model>.slices.parquet    its per-slice sidecar
+    reported/<task>/<model>.json             numbers copied from a paper (no sidecar)
+    schema/entry-v1.json                     the JSON Schema of an entry
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from mribench.errors import SubmissionError
+from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
+from mribench.results import RunResult, load_run
+from mribench.tasks import manifest_hash
+from mribench.workflows.leaderboard.io import (
+    entry_json_text,
+    read_json_capped,
+    sha256_bytes,
+    sidecar_bytes,
+    sidecar_frame,
+)
+from mribench.workflows.leaderboard.schema import SIDECAR_SUFFIX, Entry, GapSummary
+from mribench.workflows.leaderboard.summary import compare_summaries, make_gap, seconds_per_slice, summary_from_slices
+
+ENTRIES_DIR = "entries"
+REPORTED_DIR = "reported"
+SCHEMA_FILE = Path("schema") / "entry-v1.json"
+_PROVENANCE_KEYS = (
+    "torch",
+    "fastmri",
+    "python",
+    "platform",
+    "device",
+    "device_name",
+    "world_size",
+    "created",
+    "git_commit_mribench",
+)
+
+
+def entry_dir(root: str | os.PathLike[str], kind: str, task: str) -> Path:
+    """Folder of a task's entries of one kind."""
+    return Path(root) / (ENTRIES_DIR if kind == "evaluated" else REPORTED_DIR) / task
+
+
+def entry_path(root: str | os.PathLike[str], entry: Entry) -> Path:
+    """Where an entry's JSON lives."""
+    return entry_dir(root, entry.kind, entry.task.name) / f"{entry.model.id}.json"
+
+
+def _run(run: str | os.PathLike[str] | RunResult) -> RunResult:
+    return run if isinstance(run, RunResult) else load_run(run)
+
+
+def _check_complete(run: RunResult) -> None:
+    """Every evaluated split's slices are in the store (a killed run must be resumed first)."""
+    splits = run.config.get("splits") or {}
+    if not splits:
+        raise SubmissionError(f"expected run.json in {run.run_dir} to list its evaluated splits, got none")
+    if run.slices.empty:
+        raise SubmissionError(f"expected per-slice results in {run.run_dir}, got none (hint: run `mribench evaluate`)")
+    for sp, info in splits.items():
+        rows = run.slices[run.slices["split"] == sp]
+        if manifest_hash(rows) != info.get("evaluated_manifest"):
+            raise SubmissionError(
+                f"expected all {info.get('n_slices')} slices of split {sp} in {run.run_dir}, got "
+                f"{len(rows)} (hint: finish the run with `mribench evaluate --resume`)"
+            )
+    extra = set(run.slices["split"]) - set(splits)
+    if extra:
+        raise SubmissionError(f"expected per-slice results only for splits {sorted(splits)}, got {sorted(extra)}")
+
+
+def _default_dataset(config: dict[str, Any]) -> str:
+    root = (config.get("data") or {}).get("root")
+    if root:
+        try:
+            Path(root).resolve().relative_to(cache_dir().resolve())
+            return "MRIBench-Sim"
+        except ValueError:
+            pass
+    return "custom"
+
+
+def _test_q_means(run: RunResult, ref_manifest: str, what: str) -> dict[str, float]:
+    sp = (run.config.get("splits") or {}).get("test_Q") or {}
+    if sp.get("evaluated_manifest") != ref_manifest:
+        raise SubmissionError(
+            f"expected the {what} run {run.run_dir} to be evaluated on the same test_Q slices, got a different manifest"
+        )
+    ms = run.summary.get("splits", {}).get("test_Q", {}).get("metrics", {})
+    return {m: float(v["mean"]) for m, v in ms.items() if v.get("mean") is not None and v["mean"] == v["mean"]}
+
+
+def _describe(run: RunResult) -> str:
+    m = run.config.get("model") or {}
+    sha = str(m.get("sha256") or "")[:12]
+    return f"{m.get('name', '?')}" + (f" (sha256 {sha})" if sha else "")
+
+
+def _gaps(run: RunResult, q_reference: Any, baseline: Sequence[Any] | None) -> dict[str, GapSummary]:
+    if q_reference is None:
+        if baseline is not None:
+            raise ValueError("expected q_reference together with baseline, got baseline only")
+        return {}
+    manifest = ((run.config.get("splits") or {}).get("test_Q") or {}).get("evaluated_manifest")
+    if manifest is None:
+        raise SubmissionError(f"expected {run.run_dir} to have evaluated test_Q for a gap, got no test_Q")
+    ref = _run(q_reference)
+    if (ref.config.get("task") or {}).get("name") != run.config["task"]["name"]:
+        raise SubmissionError(
+            f"expected the Q-trained reference run on task {run.config['task']['name']}, got "
+            f"{(ref.config.get('task') or {}).get('name')}"
+        )
+    q = _test_q_means(ref, manifest, "Q-trained reference")
+    p = _test_q_means(run, manifest, "submitted")
+    qb = pb = None
+    base_desc = None
+    if baseline is not None:
+        if len(baseline) != 2:
+            raise ValueError(
+                f"expected baseline as (P-trained run, Q-trained run) without the intervention, got {baseline!r}"
+            )
+        pb_run, qb_run = _run(baseline[0]), _run(baseline[1])
+        pb, qb = (
+            _test_q_means(pb_run, manifest, "baseline P-trained"),
+            _test_q_means(qb_run, manifest, "baseline Q-trained"),
+        )
+        base_desc = f"P: {_describe(pb_run)}; Q: {_describe(qb_run)}"
+    hib = run.config.get("higher_is_better", {})
+    out = {}
+    for m in run.config.get("metrics", []):
+        if m in q and m in p and (baseline is None or (m in qb and m in pb)):  # type: ignore[operator]
+            out[m] = make_gap(
+                m,
+                bool(hib.get(m, True)),
+                q[m],
+                p[m],
+                _describe(ref),
+                qb[m] if qb else None,
+                pb[m] if pb else None,
+                base_desc,
+            )
+    return out
+
+
+def build_entry(
+    run_dir: str | os.PathLike[str] | RunResult,
+    *,
+    name: str,
+    display_name: str,
+    authors: Iterable[str] = (),
+    paper: str | None = None,
+    code: str | None = None,
+    training_data: str | None = None,
+    dataset: str | None = None,
+    real_data: bool = False,
+    q_reference: str | os.PathLike[str] | RunResult | None = None,
+    baseline: Sequence[str | os.PathLike[str] | RunResult] | None = None,
+    ttt_steps: float | None = None,
+    notes: str | None = None,
+    entry_date: _dt.date | None = None,
+) -> Entry:
+    """Build an evaluated entry from a finished run directory.
+
+    Args:
+        run_dir: the run (``mribench evaluate --run-dir``), or its loaded :class:`RunResult`.
+        name: model id (slug: lowercase letters, digits, ``-``, ``_``).
+        display_name: human name.
+        authors: author names.
+        paper: http(s) link.
+        code: http(s) link.
+        training_data: what the model was trained on.
+        dataset: name of the evaluation data (default ``MRIBench-Sim`` when the run used the embedded
+            benchmark, else ``custom``).
+        real_data: the evaluation data are real scanner data.
+        q_reference: run of the same architecture trained on Q, on the same test_Q slices: adds the
+            performance gap per metric.
+        baseline: ``(P-trained run, Q-trained run)`` without this entry's intervention (e.g. before
+            TTT): adds ``gap_before`` and the fraction of the gap closed.
+        ttt_steps: mean test-time-training steps per slice (models adapting at test time).
+        notes: free text.
+        entry_date: date of the numbers (default: the run's creation date).
+
+    Returns:
+        The validated :class:`Entry` (its sidecar hash is that of :func:`sidecar_bytes` of the run's
+        slices, which :func:`write_entry` writes).
+
+    Raises:
+        SubmissionError: incomplete run, invalid field (one line naming it), mismatched references.
+    """
+    run = _run(run_dir)
+    cfg = run.config
+    _check_complete(run)
+    metrics = list(cfg.get("metrics", []))
+    hib = {m: bool(cfg.get("higher_is_better", {}).get(m, True)) for m in metrics}
+    data = sidecar_bytes(run.slices, metrics)
+    frame = sidecar_frame(run.slices, metrics)
+    summary = summary_from_slices(frame, metrics, hib, _gaps(run, q_reference, baseline))
+    prov_in = cfg.get("provenance") or {}
+    created = str(prov_in.get("created") or "")
+    if entry_date is None:
+        try:
+            entry_date = _dt.date.fromisoformat(created[:10])
+        except ValueError:
+            entry_date = _dt.datetime.now(_dt.timezone.utc).date()
+    provenance: dict[str, Any] = {k: prov_in[k] for k in _PROVENANCE_KEYS if prov_in.get(k) is not None}
+    provenance = {k: (v[:500] if isinstance(v, str) else v) for k, v in provenance.items()}
+    opts = cfg.get("options") or {}
+    provenance["normalize_output"] = bool(opts.get("normalize_output", False))
+    provenance["model_kind"] = str((cfg.get("model") or {}).get("kind", ""))[:500]
+    task = cfg.get("task") or {}
+    model = cfg.get("model") or {}
+    fields: dict[str, Any] = {
+        "kind": "evaluated",
+        "model": {
+            "id": name,
+            "display_name": display_name,
+            "authors": list(authors),
+            "paper": paper,
+            "code": code,
+            "training_data": training_data,
+            "architecture": model.get("name"),
+            "sha256": model.get("sha256"),
+        },
+        "task": {"name": task.get("name"), "version": task.get("version"), "sha256": task.get("sha256")},
+        "data": {"name": dataset or _default_dataset(cfg), "real": real_data},
+        "splits": {
+            sp: {
+                "manifest": v.get("manifest"),
+                "evaluated_manifest": v.get("evaluated_manifest"),
+                "n_slices": v.get("n_slices"),
+                "n_volumes": v.get("n_volumes"),
+            }
+            for sp, v in (cfg.get("splits") or {}).items()
+        },
+        "limit": opts.get("limit"),
+        "metrics": metrics,
+        "higher_is_better": hib,
+        "metric_profiles": cfg.get("metric_profiles") or {},
+        "mribench_version": str(prov_in.get("mribench") or _version()),
+        "summary": summary.model_dump(),
+        "slices": {"file": f"{name}{SIDECAR_SUFFIX}", "sha256": sha256_bytes(data), "rows": len(frame)},
+        "cost": {
+            "device": str(prov_in.get("device") or "unknown"),
+            "device_name": prov_in.get("device_name") or None,
+            "seconds_per_slice": seconds_per_slice(frame),
+            "ttt_steps": ttt_steps,
+        },
+        "date": entry_date,
+        "provenance": provenance,
+        "notes": notes,
+    }
+    return parse_entry(fields)
+
+
+def _version() -> str:
+    from mribench._version import __version__
+
+    return __version__
+
+
+def parse_entry(data: dict[str, Any]) -> Entry:
+    """Validate a mapping into an :class:`Entry`.
+
+    Raises:
+        SubmissionError: one line naming the first invalid field.
+    """
+    try:
+        return Entry.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "entry"
+        raise SubmissionError(f"invalid entry field {where}: {err['msg']}") from None
+
+
+def entry_to_json(entry: Entry) -> str:
+    """Canonical JSON text of an entry."""
+    return entry_json_text(entry.model_dump(mode="json"))
+
+
+def write_entry(
+    entry: Entry,
+    slices_df: pd.DataFrame | None = None,
+    root: str | os.PathLike[str] = "leaderboard",
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write an entry (and, for evaluated entries, its per-slice sidecar) atomically.
+
+    The sidecar is written first, then the JSON, each via a temporary file and a rename, so a reader
+    never sees a JSON whose sidecar is missing or half-written.
+
+    Args:
+        entry: the entry (from :func:`build_entry`, or a reported entry).
+        slices_df: the run's per-slice table (``load_run(dir).slices``) for evaluated entries.
+        root: the leaderboard folder.
+        overwrite: replace an existing entry with the same model id.
+
+    Returns:
+        The path of the JSON.
+
+    Raises:
+        SubmissionError: the entry exists (without ``overwrite``), the per-slice table is not the one
+            the entry was built from, or its numbers do not match the table.
+    """
+    path = entry_path(root, entry)
+    if path.exists() and not overwrite:
+        raise SubmissionError(
+            f"expected a new model id in task {entry.task.name}, got {entry.model.id!r} which "
+            f"exists at {path} (hint: --overwrite, or another --name)"
+        )
+    if entry.kind == "evaluated":
+        if slices_df is None or entry.slices is None:
+            raise SubmissionError("expected the per-slice table for an evaluated entry, got none")
+        data = sidecar_bytes(slices_df, list(entry.metrics))
+        if sha256_bytes(data) != entry.slices.sha256:
+            raise SubmissionError(
+                f"expected the per-slice table the entry was built from (sha256 "
+                f"{entry.slices.sha256[:12]}), got a different table ({sha256_bytes(data)[:12]})"
+            )
+        frame = sidecar_frame(slices_df, list(entry.metrics))
+        diffs = compare_summaries(
+            entry.summary, summary_from_slices(frame, list(entry.metrics), dict(entry.higher_is_better))
+        )
+        if diffs:
+            raise SubmissionError(f"expected summary numbers matching the per-slice table, got: {diffs[0]}")
+        atomic_write_bytes(path.with_name(entry.slices.file), data)
+    atomic_write_text(path, entry_to_json(entry))
+    return path
+
+
+@dataclass(frozen=True)
+class LoadedEntry:
+    """An entry read from disk with where it came from."""
+
+    path: Path
+    entry: Entry
+
+
+def iter_entry_files(root: str | os.PathLike[str]) -> list[Path]:
+    """All ``*.json`` files under ``entries/`` and ``reported/`` (sorted)."""
+    r = Path(root)
+    out: list[Path] = []
+    for sub in (ENTRIES_DIR, REPORTED_DIR):
+        d = r / sub
+        if d.is_dir():
+            out.extend(p for p in d.rglob("*.json") if p.is_file())
+    return sorted(out)
+
+
+def load_entries(root: str | os.PathLike[str]) -> list[LoadedEntry]:
+    """Read and schema-check every entry (no recomputation; see :func:`validate_leaderboard`).
+
+    Raises:
+        SubmissionError: naming the first file that cannot be read or fails the schema.
+    """
+    out = []
+    for p in iter_entry_files(root):
+        try:
+            out.append(LoadedEntry(p, parse_entry(read_json_capped(p))))
+        except SubmissionError as e:
+            raise SubmissionError(f"{p}: {e} (hint: `mribench leaderboard validate`)") from None
+    return out
+
+
+def write_json_schema(root: str | os.PathLike[str] = "leaderboard") -> Path:
+    """Write the entry JSON Schema to ``<root>/schema/entry-v1.json``."""
+    import json
+
+    from mribench.workflows.leaderboard.schema import json_schema
+
+    path = Path(root) / SCHEMA_FILE
+    atomic_write_text(path, json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    return path

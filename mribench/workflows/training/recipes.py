@@ -1,0 +1,726 @@
+"""Baseline recipes: train a model on a task's data, evaluate it, leave a run directory.
+
+Recipes (defaults in :data:`DEFAULTS`, mirrored by ``baselines/<name>/config.yaml``):
+
+- ``sup-p``: supervised on the source distribution P (``train_P``).
+- ``sup-q``: supervised on the target distribution Q (``train_Q``): the reference for the gap.
+- ``joint``: supervised on P + Q (each slice with its own side's mask).
+- ``diverse``: Lin & Heckel's diverse training: P_1..P_m are the groups of a slice-index column
+  (``diverse.group_by``, e.g. ``contrast``, ``site``, ``field``) within a pool (default: the
+  task's source filter with that column freed); one model per P_i and one on their union. Test
+  volumes of the task and every volume of Q's pool are excluded. The run directory is the union
+  model; ``singles/<P_i>/`` hold the single-distribution models and ``diverse.json`` compares the
+  union with the best single P_i (by test_Q SSIM).
+- ``ttt``: the complex U-Net trained on P with the joint supervised + self-supervised loss, evaluated
+  with test-time training (Darestani et al.; :mod:`mribench.workflows.training.ttt`). ``ttt: null`` evaluates
+  the trained network without adaptation (e.g. the same training on Q, the reference of the
+  self-supervised gap).
+- ``early-stop``: ``sup-p`` with Lin & Heckel's early stopping on a held-out part of ``train_P``
+  (:mod:`mribench.workflows.training.early_stopping`); the chosen epoch is evaluated.
+
+Run directory (``out``, default ``mribench-runs/baselines/<task>/<recipe>``)::
+
+    baseline.json       recipe, resolved config, task, training data, timings, chosen epoch, scores
+    model.safetensors   the evaluated weights
+    training/           checkpoints/epoch_NNN.safetensors, history.json (ID/OOD per epoch), train_state.pt
+    run.json, slices/, summary.json   the mribench.evaluate run (what `mribench submit` reads)
+
+Re-running a recipe with the same config resumes both the training and the evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mribench.api.model import ModelInfo
+from mribench.data.index import apply_filter, build_index
+from mribench.errors import DataError, ModelError, TaskError
+from mribench.models.checkpoints import checkpoint_identity
+from mribench.models.loaded import LoadedModel
+from mribench.paths import atomic_write_text
+from mribench.registry import suggest
+from mribench.tasks import Split, TaskSpec, load_task, make_splits
+from mribench.workflows.training.data import MaskSampler, split_holdout, spread_subset
+from mribench.workflows.training.early_stopping import early_stopping_epoch, should_stop
+from mribench.workflows.training.supervised import (
+    TrainConfig,
+    TrainResult,
+    ValSet,
+    build_model,
+    checkpoint_path,
+    dist_rank,
+    load_weights,
+    train,
+)
+
+ProgressFn = Callable[[int, int, str], None]
+
+_UNET = {"chans": 32, "num_pool_layers": 4, "drop_prob": 0.0}
+_TRAIN = {
+    "arch": "unet",
+    "model": _UNET,
+    "loss": "ssim",
+    "epochs": 30,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "warmup_fraction": 0.05,
+    "batch_size": 1,
+    "grad_clip": 1.0,
+    "seed": 0,
+    "num_workers": 0,
+    "val_batch_size": 8,
+}
+_EVAL = {"batch_size": 8, "limit": None}
+
+
+def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "recipe": name,
+        "description": description,
+        "train_on": train_on,
+        "model_name": None,
+        "training": copy.deepcopy(_TRAIN),
+        "accelerations": None,
+        "val_limit": 64,
+        "evaluation": dict(_EVAL),
+        **extra,
+    }
+
+
+#: Default configuration of every recipe (``baselines/<name>/config.yaml`` holds the same).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P.", "P"),
+    "sup-q": _base("sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap).", "Q"),
+    "joint": _base("joint", "U-Net trained supervised on P and Q together (each slice with its side's mask).", "P+Q"),
+    "diverse": _base(
+        "diverse",
+        "Diverse training (Lin & Heckel): one model on the union of P_1..P_m vs one per P_i.",
+        "diverse",
+        diverse={"group_by": "contrast", "pool": None, "groups": None, "min_volumes": 2},
+    ),
+    "ttt": _base(
+        "ttt",
+        "Complex U-Net trained with the joint supervised + self-supervised loss, evaluated with "
+        "test-time training (Darestani et al.).",
+        "P",
+        training={
+            **copy.deepcopy(_TRAIN),
+            "arch": "unet-complex",
+            "loss": "joint",
+            "model": {"chans": 32, "num_pool_layers": 4},
+        },
+        ttt={"window": 20, "lr": None},
+    ),
+    "early-stop": _base(
+        "early-stop",
+        "U-Net on P, stopped when the in-distribution improvement becomes marginal "
+        "(Lin & Heckel); the chosen epoch is evaluated.",
+        "P",
+        early_stopping={
+            "key": "id_ssim",
+            "patience": 3,
+            "threshold": 1e-3,
+            "mode": "absolute",
+            "holdout_fraction": 0.1,
+        },
+    ),
+}
+
+RECIPES = tuple(DEFAULTS)
+_TOP = {
+    "recipe",
+    "description",
+    "train_on",
+    "model_name",
+    "training",
+    "accelerations",
+    "val_limit",
+    "evaluation",
+    "diverse",
+    "ttt",
+    "early_stopping",
+}
+_TRAIN_ON = ("P", "Q", "P+Q", "diverse")
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """A resolved recipe configuration.
+
+    Attributes:
+        recipe: recipe name.
+        description: one line for the card and ``baseline list``.
+        train_on: ``P``, ``Q``, ``P+Q`` or ``diverse``.
+        model_name: name recorded in the evaluation (default ``<recipe>-<arch>``).
+        training: the :class:`TrainConfig`.
+        accelerations: training accelerations (``None``: the task's mask of each side).
+        val_limit: slices per validation set per epoch (spread over the split; ``None``: all).
+        evaluation: ``{"batch_size", "limit"}`` passed to :func:`mribench.evaluate`.
+        diverse: ``{"group_by", "pool", "groups", "min_volumes"}`` for ``diverse``.
+        ttt: keyword arguments of ``TTTModel`` (``lr: null`` = the training learning rate); ``None``
+            evaluates the ``ttt`` recipe's network without test-time training.
+        early_stopping: ``{"key", "patience", "threshold", "mode", "holdout_fraction"}``.
+    """
+
+    recipe: str
+    description: str
+    train_on: str
+    training: TrainConfig
+    model_name: str | None = None
+    accelerations: tuple[int, ...] | None = None
+    val_limit: int | None = 64
+    evaluation: dict[str, Any] = field(default_factory=lambda: dict(_EVAL))
+    diverse: dict[str, Any] | None = None
+    ttt: dict[str, Any] | None = None
+    early_stopping: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "description": self.description,
+            "train_on": self.train_on,
+            "model_name": self.model_name,
+            "training": self.training.to_dict(),
+            "accelerations": list(self.accelerations) if self.accelerations else None,
+            "val_limit": self.val_limit,
+            "evaluation": dict(self.evaluation),
+            "diverse": self.diverse,
+            "ttt": self.ttt,
+            "early_stopping": self.early_stopping,
+        }
+
+    @property
+    def name(self) -> str:
+        return self.model_name or f"{self.recipe}-{self.training.arch}"
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict) and k != "model":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_recipe_config(data: Mapping[str, Any]) -> RecipeConfig:
+    """Validate a recipe mapping (defaults already merged) into a :class:`RecipeConfig`.
+
+    Raises:
+        ValueError: naming the offending key and what was expected.
+    """
+    bad = sorted(set(data) - _TOP)
+    if bad:
+        raise ValueError(f"expected recipe keys among {sorted(_TOP)}, got {bad[0]!r}{suggest(bad[0], sorted(_TOP))}")
+    name = data.get("recipe")
+    if name not in DEFAULTS:
+        raise ValueError(f"expected a recipe in {RECIPES}, got {name!r}{suggest(str(name), list(RECIPES))}")
+    if data.get("train_on") not in _TRAIN_ON:
+        raise ValueError(f"expected train_on in {_TRAIN_ON}, got {data.get('train_on')!r}")
+    acc = data.get("accelerations")
+    if acc is not None and (not isinstance(acc, list) or not acc or not all(isinstance(a, int) and a > 0 for a in acc)):
+        raise ValueError(f"expected accelerations as a list of positive ints or null, got {acc!r}")
+    vl = data.get("val_limit")
+    if vl is not None and (not isinstance(vl, int) or vl < 1):
+        raise ValueError(f"expected val_limit as a positive int or null, got {vl!r}")
+    ev = dict(data.get("evaluation") or {})
+    if set(ev) - set(_EVAL):
+        raise ValueError(f"expected evaluation keys {sorted(_EVAL)}, got {sorted(ev)}")
+    es = data.get("early_stopping")
+    if es is not None:
+        allowed = {"key", "patience", "threshold", "mode", "holdout_fraction"}
+        if set(es) - allowed:
+            raise ValueError(f"expected early_stopping keys {sorted(allowed)}, got {sorted(es)}")
+    dv = data.get("diverse")
+    if data.get("train_on") == "diverse" and not (dv and dv.get("group_by")):
+        raise ValueError("expected diverse.group_by (a slice-index column) for train_on: diverse, got none")
+    return RecipeConfig(
+        recipe=str(name),
+        description=str(data.get("description", "")),
+        train_on=str(data["train_on"]),
+        training=TrainConfig.from_dict(data.get("training") or {}),
+        model_name=data.get("model_name"),
+        accelerations=tuple(acc) if acc else None,
+        val_limit=vl,
+        evaluation={**_EVAL, **ev},
+        diverse=dict(dv) if dv else None,
+        ttt=dict(data["ttt"]) if data.get("ttt") is not None else None,
+        early_stopping=dict(es) if es else None,
+    )
+
+
+def load_recipe_config(
+    name: str, overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None, *, epochs: int | None = None
+) -> RecipeConfig:
+    """A recipe's defaults merged with overrides (a mapping or a YAML file) and ``epochs``.
+
+    Raises:
+        ValueError: unknown recipe (with a suggestion) or invalid keys.
+    """
+    if name not in DEFAULTS:
+        raise ValueError(f"expected a recipe in {RECIPES}, got {name!r}{suggest(name, list(RECIPES))}")
+    over: Mapping[str, Any] = {}
+    if isinstance(overrides, (str, os.PathLike)):
+        p = Path(overrides)
+        if not p.is_file():
+            raise ValueError(f"expected a recipe config YAML file, got no file at {p}")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"expected a mapping in {p.name}, got {type(loaded).__name__}")
+        over = loaded
+    elif overrides is not None:
+        over = overrides
+    if over.get("recipe", name) != name:
+        raise ValueError(f"expected a config for recipe {name!r}, got one for {over.get('recipe')!r}")
+    data = _merge(DEFAULTS[name], over)
+    if epochs is not None:
+        data["training"]["epochs"] = int(epochs)
+    return parse_recipe_config(data)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class RecipeResult:
+    """What a recipe run produced.
+
+    Attributes:
+        out_dir: the run directory.
+        config: the resolved recipe config.
+        scores: ``{"test_P": mean SSIM, "test_Q": mean SSIM}`` of the evaluated model.
+        history: per-epoch records of the (main) training.
+        chosen_epoch: the evaluated epoch.
+        train_seconds: summed epoch times (training + per-epoch validation) of the whole training,
+            including epochs done before a resume.
+        eval_seconds: summed per-slice evaluation times (model + metrics).
+        extra: recipe-specific results (diverse: singles; early-stop: decision).
+    """
+
+    out_dir: Path
+    config: RecipeConfig
+    scores: dict[str, float | None]
+    history: list[dict[str, Any]]
+    chosen_epoch: int
+    train_seconds: float
+    eval_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Data:
+    spec: TaskSpec
+    root: Path
+    index: pd.DataFrame
+    splits: dict[str, Split]
+
+
+def _load_data(task: str | TaskSpec, data_root: str | os.PathLike[str] | None, progress: ProgressFn | None) -> _Data:
+    from mribench.workflows.evaluation import resolve_data_root
+
+    spec = task if isinstance(task, TaskSpec) else load_task(task)
+    root = resolve_data_root(data_root, progress)
+    index = build_index(root)
+    splits = make_splits(spec, index)
+    return _Data(spec, root, index.table, splits)
+
+
+def _training_rows(cfg: RecipeConfig, d: _Data) -> tuple[pd.DataFrame, list[MaskSampler]]:
+    """Rows to train on and one mask sampler per row."""
+    sides = {"P": ["train_P"], "Q": ["train_Q"], "P+Q": ["train_P", "train_Q"]}[cfg.train_on]
+    rows, masks = [], []
+    for s in sides:
+        r = d.splits[s].rows
+        if r.empty:
+            raise DataError(f"expected training slices in {s} of task {d.spec.name}, got none under {d.root}")
+        rows.append(r)
+        masks += [MaskSampler.from_spec(d.spec.mask_for(s), cfg.accelerations)] * len(r)
+    return pd.concat(rows, ignore_index=True), masks
+
+
+def _val_sets(cfg: RecipeConfig, d: _Data) -> dict[str, ValSet]:
+    return {
+        s: ValSet(spread_subset(d.splits[s].rows, cfg.val_limit), d.spec.mask_for(s))
+        for s in ("test_P", "test_Q")
+        if not d.splits[s].rows.empty
+    }
+
+
+def _evaluate(
+    model: Any, info: ModelInfo, d: _Data, out: Path, cfg: RecipeConfig, device: str, progress: ProgressFn | None
+) -> tuple[dict[str, float | None], float]:
+    from mribench.workflows.evaluation import evaluate
+
+    t0 = time.perf_counter()
+    resume = (out / "run.json").is_file()
+    res = evaluate(
+        LoadedModel(model, info),
+        d.spec,
+        data_root=d.root,
+        run_dir=out,
+        resume=resume,
+        batch_size=int(cfg.evaluation["batch_size"]),
+        limit=cfg.evaluation["limit"],
+        device=device,
+        progress=progress,
+    )
+    sp = res.summary.get("splits", {})
+    scores = {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in ("test_P", "test_Q")}
+    # per-slice model + metric seconds summed: the evaluation's cost even when it was resumed
+    seconds = float(res.slices["seconds"].sum()) if not res.slices.empty else time.perf_counter() - t0
+    return scores, seconds
+
+
+def _model_info(name: str, path: Path, cfg: RecipeConfig, epoch: int, extra: dict[str, Any] | None = None) -> ModelInfo:
+    t = cfg.training
+    details = {
+        "arch": t.arch,
+        "config": t.model,
+        "recipe": cfg.recipe,
+        "epoch": epoch,
+        "path": str(path),
+        **(extra or {}),
+    }
+    return ModelInfo(name, "checkpoint", checkpoint_identity(path), details)
+
+
+def _train_eval(
+    cfg: RecipeConfig,
+    d: _Data,
+    out: Path,
+    rows: pd.DataFrame,
+    masks: list[MaskSampler],
+    device: str,
+    progress: ProgressFn | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    data_desc: dict[str, Any],
+) -> RecipeResult:
+    """Train on ``rows``, pick the epoch (last, or early-stopped), evaluate, write ``baseline.json``."""
+    t0 = time.perf_counter()
+    val = _val_sets(cfg, d)
+    # ID = the test split of the distribution trained on; OOD = the other one (none for P+Q).
+    id_sets, ood_sets = {
+        "P": (["test_P"], ["test_Q"]),
+        "diverse": (["test_P"], ["test_Q"]),
+        "Q": (["test_Q"], ["test_P"]),
+        "P+Q": (["test_P", "test_Q"], []),
+    }[cfg.train_on]
+    id_sets = [s for s in id_sets if s in val]
+    ood_sets = [s for s in ood_sets if s in val]
+    stop_rule = None
+    es = cfg.early_stopping
+    if es:
+        frame = rows.assign(_i=range(len(rows)))
+        train_part, held = split_holdout(frame, float(es.get("holdout_fraction", 0.1)), cfg.training.seed)
+        masks = [masks[i] for i in train_part["_i"]]
+        rows = train_part.drop(columns="_i")
+        val = {
+            "val_P": ValSet(spread_subset(held.drop(columns="_i"), cfg.val_limit), d.spec.mask_for("train_P")),
+            **val,
+        }
+        id_sets = ["val_P"]
+        rule = {k: es[k] for k in ("key", "patience", "threshold", "mode") if k in es}
+        stop_rule = functools.partial(should_stop, **rule)
+        data_desc = {
+            **data_desc,
+            "n_slices": len(rows),
+            "n_volumes": int(rows["file"].nunique()),
+            "holdout_slices": len(held),
+            "holdout_volumes": int(held["file"].nunique()),
+        }
+    extra = {"recipe": cfg.recipe, "task": d.spec.name, "task_version": d.spec.version, "training_data": data_desc}
+    tr: TrainResult = train(
+        cfg.training,
+        rows,
+        d.root,
+        out / "training",
+        masks=masks,
+        val_sets=val,
+        id_sets=id_sets,
+        ood_sets=ood_sets,
+        device=device,
+        stop_rule=stop_rule,
+        extra=extra,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    # epoch seconds (training + validation) summed over the history: the cost even when resumed
+    t_train = sum(float(h.get("seconds") or 0.0) for h in tr.history) or time.perf_counter() - t0
+    if dist_rank() != 0:  # under torchrun, rank 0 alone evaluates and writes the run directory
+        return RecipeResult(out, cfg, {}, tr.history, tr.last_epoch, t_train, 0.0)
+    chosen, decision = tr.last_epoch, None
+    if es:
+        rule = {k: es[k] for k in ("key", "patience", "threshold", "mode") if k in es}
+        dec = early_stopping_epoch(tr.history, **rule)
+        chosen = dec.chosen_epoch
+        decision = {
+            "chosen_epoch": dec.chosen_epoch,
+            "stop_epoch": dec.stop_epoch,
+            "improvement": dec.improvement,
+            "rule": rule,
+        }
+    ckpt = checkpoint_path(out / "training", chosen)
+    model_file = out / "model.safetensors"
+    shutil.copyfile(ckpt, model_file)
+    model = build_model(cfg.training.arch, cfg.training.model, cfg.training.seed)
+    load_weights(model, model_file)
+    model.eval()
+    ttt_info: dict[str, Any] | None = None
+    if cfg.recipe == "ttt" and cfg.ttt is not None:
+        model, ttt_info = _wrap_ttt(model, cfg)
+    info = _model_info(cfg.name, model_file, cfg, chosen, {"ttt": ttt_info} if ttt_info else None)
+    scores, t_eval = _evaluate(model, info, d, out, cfg, device, progress)
+    result = RecipeResult(
+        out, cfg, scores, tr.history, chosen, t_train, t_eval, {"early_stopping": decision} if decision else {}
+    )
+    _write_baseline(result, d, data_desc, info)
+    return result
+
+
+def _wrap_ttt(model: Any, cfg: RecipeConfig) -> tuple[Any, dict[str, Any]]:
+    try:
+        from mribench.workflows.training.ttt import TTTModel
+    except ImportError as e:
+        raise ModelError(f"expected mribench.workflows.training.ttt for the ttt recipe, got: {e}") from None
+    kw = dict(cfg.ttt or {})
+    if kw.get("lr") is None:
+        kw["lr"] = cfg.training.lr  # Darestani et al.: adapt with the training learning rate
+    try:
+        ttt = TTTModel(model, **kw)
+    except TypeError as e:
+        raise ValueError(
+            f"expected TTTModel keyword arguments in the recipe's ttt section, got {sorted(kw)}: {e}"
+        ) from None
+    return ttt, dict(getattr(ttt, "config", kw))
+
+
+def _write_baseline(r: RecipeResult, d: _Data, data_desc: dict[str, Any], info: ModelInfo) -> None:
+    doc = {
+        "schema_version": 1,
+        "recipe": r.config.recipe,
+        "model": {"name": info.name, "sha256": info.sha256, "file": "model.safetensors", **info.details},
+        "config": r.config.to_dict(),
+        "task": {"name": d.spec.name, "version": d.spec.version, "sha256": d.spec.sha256},
+        "training_data": data_desc,
+        "chosen_epoch": r.chosen_epoch,
+        "scores": {"ssim": r.scores},
+        "train_seconds": r.train_seconds,
+        "eval_seconds": r.eval_seconds,
+        "history": "training/history.json",
+        **r.extra,
+    }
+    atomic_write_text(r.out_dir / "baseline.json", json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+def _describe(d: _Data, split_names: list[str], rows: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "splits": split_names,
+        "manifests": {s: d.splits[s].manifest for s in split_names if s in d.splits},
+        "n_slices": len(rows),
+        "n_volumes": int(rows["file"].nunique()),
+    }
+
+
+# --------------------------------------------------------------------------- diverse
+
+
+def diverse_groups(cfg: RecipeConfig, d: _Data) -> dict[str, pd.DataFrame]:
+    """The training rows of each P_i: groups of ``diverse.group_by`` within the pool.
+
+    The pool is ``diverse.pool`` (a slice-index filter) or the task's source filter without the
+    ``group_by`` key. Volumes of test_P/test_Q and every volume matching Q's filter are excluded.
+
+    Raises:
+        DataError: fewer than two groups with ``min_volumes`` volumes.
+    """
+    dv = cfg.diverse or {}
+    col = str(dv["group_by"])
+    if col not in d.index.columns:
+        raise ValueError(
+            f"expected diverse.group_by to be a slice-index column, got {col!r}{suggest(col, list(d.index.columns))}"
+        )
+    pool_filter = dv.get("pool")
+    if pool_filter is None:
+        pool_filter = {k: v for k, v in d.spec.source.filter.items() if k != col}
+    pool = apply_filter(d.index, dict(pool_filter))
+    banned = set(d.splits["test_P"].rows["file"]) | set(d.splits["test_Q"].rows["file"])
+    banned |= set(apply_filter(d.index, d.spec.target.filter)["file"])
+    pool = pool[~pool["file"].isin(banned)]
+    wanted = dv.get("groups")
+    groups: dict[str, pd.DataFrame] = {}
+    for value, g in pool.groupby(col, sort=True):
+        if wanted is not None and value not in wanted and str(value) not in map(str, wanted):
+            continue
+        if g["file"].nunique() >= int(dv.get("min_volumes", 2)):
+            groups[str(value)] = g.sort_values(["file", "slice"]).reset_index(drop=True)
+    if len(groups) < 2:
+        raise DataError(
+            f"expected at least two groups of {col!r} with >= {dv.get('min_volumes', 2)} training volumes "
+            f"in the diverse pool {pool_filter}, got {sorted(groups)} (hint: set diverse.pool/groups)"
+        )
+    return groups
+
+
+def _run_diverse(
+    cfg: RecipeConfig,
+    d: _Data,
+    out: Path,
+    device: str,
+    progress: ProgressFn | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+) -> RecipeResult:
+    groups = diverse_groups(cfg, d)
+    mask = d.spec.mask_for("train_P")
+    singles: dict[str, Any] = {}
+    for value, rows in groups.items():
+        sub = out / "singles" / _slug(value)
+        masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(rows)
+        desc = {
+            "group_by": cfg.diverse["group_by"],
+            "groups": [value],
+            "n_slices": len(rows),  # type: ignore[index]
+            "n_volumes": int(rows["file"].nunique()),
+        }
+        scfg = _with_name(cfg, f"{cfg.name}-{_slug(value)}")
+        r = _train_eval(scfg, d, sub, rows, masks, device, progress, on_epoch, desc)
+        singles[value] = {"scores": r.scores, "run_dir": str(sub.relative_to(out)), "n_slices": len(rows)}
+    union = pd.concat(list(groups.values()), ignore_index=True)
+    masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(union)
+    desc = {
+        "group_by": cfg.diverse["group_by"],
+        "groups": sorted(groups),
+        "n_slices": len(union),  # type: ignore[index]
+        "n_volumes": int(union["file"].nunique()),
+    }
+    result = _train_eval(cfg, d, out, union, masks, device, progress, on_epoch, desc)
+    if dist_rank() != 0:
+        return result
+    scored = {k: v for k, v in singles.items() if v["scores"].get("test_Q") is not None}
+    best = max(scored, key=lambda k: scored[k]["scores"]["test_Q"]) if scored else None
+    summary = {
+        "singles": singles,
+        "best_single": best,
+        "union": result.scores,
+        "ood_gain_over_best_single": (result.scores["test_Q"] - scored[best]["scores"]["test_Q"])
+        if best and result.scores.get("test_Q") is not None
+        else None,
+    }
+    atomic_write_text(out / "diverse.json", json.dumps(summary, indent=2, sort_keys=True))
+    result.extra["diverse"] = summary
+    _write_baseline(result, d, desc, _model_info(cfg.name, out / "model.safetensors", cfg, result.chosen_epoch))
+    return result
+
+
+def _with_name(cfg: RecipeConfig, name: str) -> RecipeConfig:
+    from dataclasses import replace
+
+    return replace(cfg, model_name=name)
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(s)).strip("-") or "group"
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def default_out_dir(task: str, recipe: str) -> Path:
+    return Path("mribench-runs") / "baselines" / task / recipe
+
+
+def run_recipe(
+    name: str,
+    task: str | TaskSpec,
+    *,
+    config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    epochs: int | None = None,
+    device: str = "auto",
+    out: str | os.PathLike[str] | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RecipeResult:
+    """Train and evaluate one baseline recipe on a task; re-running resumes.
+
+    Args:
+        name: recipe (:data:`RECIPES`).
+        task: task name, YAML path or :class:`TaskSpec`.
+        config: overrides of the recipe's defaults (mapping or YAML file).
+        epochs: override ``training.epochs``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        out: run directory (default ``mribench-runs/baselines/<task>/<recipe>``).
+        data_root: fastMRI-format data (default ``$MRIBENCH_DATA`` or the embedded benchmark).
+        progress: ``progress(done, total, description)``.
+        on_epoch: called with every epoch's history record.
+
+    Returns:
+        The :class:`RecipeResult`.
+
+    Raises:
+        ValueError / MribenchError: unknown recipe, task or keys; missing data; a resume with a
+            different configuration.
+    """
+    cfg = load_recipe_config(name, config, epochs=epochs)
+    d = _load_data(task, data_root, progress)
+    rd = Path(out) if out else default_out_dir(d.spec.name, name)
+    rd.mkdir(parents=True, exist_ok=True)
+    prev = rd / "recipe.json"
+    doc = {"recipe": cfg.to_dict(), "task": d.spec.name, "task_sha256": d.spec.sha256}
+    if prev.is_file() and json.loads(prev.read_text()) != json.loads(json.dumps(doc)):
+        raise TaskError(
+            f"expected the same recipe config and task to resume the run in {rd}, got different ones "
+            f"(hint: use another --out)"
+        )
+    atomic_write_text(prev, json.dumps(doc, indent=2, sort_keys=True))
+    with contextlib.ExitStack() as stack:
+        if cfg.training.arch == "unet-complex":
+            # the complex U-Net estimates ESPIRiT maps (seconds per slice) on every call: keep them for
+            # the validation after every epoch and the final evaluation
+            from mribench.physics.sensitivity import cached_sensitivities
+
+            stack.enter_context(cached_sensitivities())
+        if cfg.train_on == "diverse":
+            return _run_diverse(cfg, d, rd, device, progress, on_epoch)
+        rows, masks = _training_rows(cfg, d)
+        sides = {"P": ["train_P"], "Q": ["train_Q"], "P+Q": ["train_P", "train_Q"]}[cfg.train_on]
+        return _train_eval(cfg, d, rd, rows, masks, device, progress, on_epoch, _describe(d, sides, rows))
+
+
+def recipe_card(name: str) -> dict[str, Any]:
+    """Name, description and training data of a recipe (for ``baseline list``)."""
+    c = DEFAULTS[name]
+    return {
+        "name": name,
+        "description": c["description"],
+        "train_on": c["train_on"],
+        "arch": c["training"]["arch"],
+        "loss": c["training"]["loss"],
+    }
+
+
+__all__ = [
+    "DEFAULTS",
+    "RECIPES",
+    "RecipeConfig",
+    "RecipeResult",
+    "default_out_dir",
+    "diverse_groups",
+    "load_recipe_config",
+    "parse_recipe_config",
+    "recipe_card",
+    "run_recipe",
+]
