@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -34,6 +35,26 @@ class SliceMeta:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A batch of slices of one volume as a model sees them, with the target it is scored against.
+
+    Attributes:
+        masked_kspace: complex64 (B, C, H, W), zeros where not sampled.
+        mask: float32 (B, 1, 1, W), ones on sampled phase-encoding columns.
+        target: float32 (B, h, w), the RSS reference.
+        meta: :class:`SliceMeta` of the batch.
+        kspace: complex64 (B, C, H, W), the fully sampled k-space, only when asked for
+            (self-supervised validation losses need it); else ``None``.
+    """
+
+    masked_kspace: torch.Tensor
+    mask: torch.Tensor
+    target: torch.Tensor
+    meta: SliceMeta
+    kspace: torch.Tensor | None = None
+
+
 @runtime_checkable
 class ReconModel(Protocol):
     """A reconstruction model.
@@ -52,6 +73,17 @@ class ReconModel(Protocol):
     """
 
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ReportsSliceStats(Protocol):
+    """Optional: a model that reports statistics per slice of its last call (e.g. test-time-training steps).
+
+    ``slice_stats()`` returns one mapping per slice of the last ``__call__``, in the order of
+    ``meta.slices``; the evaluator records the key ``steps`` (an int) as the slice's ``ttt_steps``.
+    """
+
+    def slice_stats(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 @dataclass(frozen=True)
