@@ -29,20 +29,23 @@ def main() -> None:
 
     root = ensure_synthetic()
     build_index(root)  # the index is cached after the first build, as in daily use
-    mribench.evaluate(args.model, args.task, data_root=root, run_dir=Path(tempfile.mkdtemp()) / "warm", limit=2)
+    warm = mribench.EvalOptions(limit=2)
+    mribench.evaluate(args.model, args.task, data=root, run_dir=Path(tempfile.mkdtemp()) / "warm", options=warm)
     print(f"task {args.task}, model {args.model}, data {root}")
     shares = []
     for r in range(args.repeats):
         rd = Path(tempfile.mkdtemp()) / "run"
         t0 = time.perf_counter()
-        res = mribench.evaluate(args.model, args.task, data_root=root, run_dir=rd, batch_size=args.batch_size)
+        res = mribench.evaluate(
+            args.model, args.task, data=root, run_dir=rd, runtime=mribench.Runtime(batch_size=args.batch_size)
+        )
         wall = time.perf_counter() - t0
-        t = res.config["timing"]["rank0"]
+        t = res.config.timing["rank0"]
         n = len(res.slices)
-        inner = t["model_seconds"] + t["metric_seconds"]
+        inner = t.model_seconds + t.metric_seconds
         print(
-            f"run {r}: {n} slices, wall {wall:.2f} s ({n / wall:.1f} slices/s), model {t['model_seconds']:.2f} s, "
-            f"metrics {t['metric_seconds']:.2f} s, overhead {wall - inner:.2f} s = {100 * (wall - inner) / wall:.1f}% of wall"
+            f"run {r}: {n} slices, wall {wall:.2f} s ({n / wall:.1f} slices/s), model {t.model_seconds:.2f} s, "
+            f"metrics {t.metric_seconds:.2f} s, overhead {wall - inner:.2f} s = {100 * (wall - inner) / wall:.1f}% of wall"
         )
         shares.append((wall - inner, wall))
     pct = sorted(100 * o / w for o, w in shares)

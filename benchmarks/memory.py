@@ -6,10 +6,10 @@ Usage::
 
 For each size N, N tiny fastMRI-format volumes (half knee PD, half brain T2, one site at 3 T, like
 ``tests/conftest.py:make_volume``) are written to a temporary folder, and
-``mribench.evaluate("zero-filled", task, data_root=...)`` runs in a fresh subprocess that reports its
+``mribench.evaluate("zero-filled", task, data=...)`` runs in a fresh subprocess that reports its
 RSS after the imports and its peak during the evaluation (``/proc/self/status`` VmRSS/VmHWM with the
 peak reset through ``/proc/self/clear_refs``; ``resource.getrusage`` elsewhere), plus the
-evaluator's own timing from ``run.json`` (``config["timing"]["rank0"]``: model_seconds,
+evaluator's own timing from ``run.json`` (``config.timing["rank0"]``: model_seconds,
 metric_seconds, wall_seconds). Streaming evaluation keeps the peak flat as N grows.
 Targets (DESIGN.md): memory flat as the split grows; evaluator overhead < 10% of wall time.
 """
@@ -138,7 +138,11 @@ def child(args: argparse.Namespace) -> None:
         pr = cProfile.Profile()
         pr.enable()
     result = mribench.evaluate(
-        "zero-filled", args.task, data_root=args.root, run_dir=args.run_dir, device="cpu", batch_size=args.batch_size
+        "zero-filled",
+        args.task,
+        data=args.root,
+        run_dir=args.run_dir,
+        runtime=mribench.Runtime(device="cpu", batch_size=args.batch_size),
     )
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {
@@ -147,7 +151,7 @@ def child(args: argparse.Namespace) -> None:
         "peak_reset": reset,
         "wall_outer_s": wall,
         "n_slices": int(len(result.slices)),
-        "timing": result.config.get("timing", {}).get("rank0", {}),
+        "timing": result.config.timing["rank0"].model_dump() if "rank0" in result.config.timing else {},
     }
     if args.profile:
         pr.disable()

@@ -2,13 +2,14 @@
 
 A run directory holds:
 
-- ``run.json``: the run's configuration and provenance (schema :data:`SCHEMA_VERSION`), written
-  atomically before any slice is computed;
+- ``run.json``: the run's configuration and provenance, a :class:`~mribench.api.run.RunConfig`
+  (schema :data:`SCHEMA_VERSION`; older schemas are upgraded on reading), written atomically before
+  any slice is computed;
 - ``slices/*.jsonl``: one JSON record per finished slice, appended line by line and fsync'd (one file
   per worker rank). A line cut short by a crash is ignored on load, so a killed run loses at most the
   batch in flight and resumes where it stopped;
-- ``summary.json``: a cache of :func:`summarize` — always re-derivable from the slices, never the
-  source of truth.
+- ``summary.json``: a cache of :func:`summarize` (a :class:`~mribench.api.run.RunSummary`) — always
+  re-derivable from the slices, never the source of truth.
 """
 
 from __future__ import annotations
@@ -23,11 +24,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
+from mribench.api.run import (
+    SCHEMA_VERSION,
+    Failure,
+    MetricSummary,
+    RunConfig,
+    RunSummary,
+    SchemaTooNew,
+    ShiftSummary,
+    SplitSummary,
+    parse_run_config,
+)
 from mribench.errors import ResultsError
 from mribench.paths import atomic_write_text
 
-SCHEMA_VERSION = 1
 SLICE_COLUMNS = ["split", "file", "slice", "status", "error", "seconds"]
 OPTIONAL_COLUMNS = ["ttt_steps"]  # test-time-training steps per slice, when the model reports them
 
@@ -158,7 +170,7 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
     columns = [*SLICE_COLUMNS, *extra, *metrics]
     latest: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in records:  # plain Python: pandas' per-call overhead dominates for typical run sizes
-        latest[(r.get("split"), r.get("file"), int(r.get("slice")))] = r  # type: ignore[arg-type]
+        latest[(r.get("split"), r.get("file"), int(r.get("slice")))] = r  # type: ignore[arg-type,index]
     keys = sorted(latest)
     if not keys:
         return pd.DataFrame(columns=columns)
@@ -207,17 +219,25 @@ def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0)
     return out
 
 
-def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[str, bool]) -> RunSummary:
     """Derive the run summary from the per-slice table.
 
+    Args:
+        slices: one row per slice (split, file, slice, status, error, <metrics>).
+        metrics: the metrics to summarise.
+        higher_is_better: direction of each metric (default higher is better).
+
     Returns:
-        ``{"splits": {split: {"n_ok", "n_failed", "n_volumes", "metrics": {m: {mean, ci_low,
-        ci_high, n}}}}, "shift": {m: {"id", "ood", "drop"}}, "failures": [...]}``. ``drop`` is the
-        loss from ID to OOD (positive = worse out of distribution) whatever the metric's direction.
+        The :class:`RunSummary`: per split the counts and, per metric, the mean with its 95% CI
+        (``None`` where not finite); per metric the ``shift`` from ID to OOD, whose ``drop`` is the
+        loss from ID to OOD (positive = worse out of distribution) whatever the metric's direction;
+        the failed slices.
     """
-    metrics: list[str] = list(config.get("metrics", []))
-    directions: dict[str, bool] = config.get("higher_is_better", {})
-    out: dict[str, Any] = {"splits": {}, "shift": {}, "failures": []}
+    out = RunSummary()
     if slices.empty:
         return out
     # NumPy columns rather than groupby: this runs at the end of every evaluation
@@ -228,26 +248,39 @@ def summarize(slices: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
     for name in sorted(set(split.tolist())):
         sel = split == name
         ok = sel & is_ok
-        entry: dict[str, Any] = {
-            "n_ok": int(ok.sum()),
-            "n_failed": int((sel & ~is_ok).sum()),
-            "n_volumes": len(set(files[ok].tolist())),
-            "metrics": {},
-        }
         cis = _metric_cis(files[ok], {m: v[ok] for m, v in values.items()})
-        entry["metrics"] = {m: cis[m] for m in metrics}
-        out["splits"][name] = entry
-    sp = out["splits"]
+        out.splits[name] = SplitSummary(
+            n_slices=int(sel.sum()),
+            n_ok=int(ok.sum()),
+            n_failed=int((sel & ~is_ok).sum()),
+            n_volumes=len(set(files[ok].tolist())),
+            metrics={
+                m: MetricSummary(
+                    mean=_finite(cis[m]["mean"]),
+                    ci_low=_finite(cis[m]["ci_low"]),
+                    ci_high=_finite(cis[m]["ci_high"]),
+                    n=cis[m]["n"],
+                )
+                for m in metrics
+            },
+        )
+    sp = out.splits
     if "test_P" in sp and "test_Q" in sp:
         for m in metrics:
-            i, o = sp["test_P"]["metrics"][m]["mean"], sp["test_Q"]["metrics"][m]["mean"]
-            hib = directions.get(m, True)
-            out["shift"][m] = {"id": i, "ood": o, "drop": (i - o) if hib else (o - i)}
+            i, o = sp["test_P"].metrics[m].mean, sp["test_Q"].metrics[m].mean
+            if i is not None and o is not None:
+                hib = higher_is_better.get(m, True)
+                drop = (i - o) if hib else (o - i)
+                if math.isfinite(drop):
+                    out.shift[m] = ShiftSummary(id=i, ood=o, drop=drop)
     bad = np.flatnonzero(~is_ok).tolist()
     if bad:
         sl = slices["slice"].to_numpy()
         err = slices["error"].to_numpy(dtype=object) if "error" in slices.columns else [None] * len(slices)
-        out["failures"] = [{"split": split[i], "file": files[i], "slice": int(sl[i]), "error": err[i]} for i in bad]
+        out.failures = [
+            Failure(split=split[i], file=files[i], slice=int(sl[i]), error=None if err[i] is None else str(err[i]))
+            for i in bad
+        ]
     return out
 
 
@@ -257,15 +290,15 @@ class RunResult:
 
     Attributes:
         run_dir: the folder.
-        config: contents of ``run.json``.
+        config: the run record (``run.json``).
         slices: one row per slice (split, file, slice, status, error, seconds, metrics...).
         summary: :func:`summarize` of ``slices``.
     """
 
     run_dir: Path
-    config: dict[str, Any]
+    config: RunConfig
     slices: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -276,37 +309,57 @@ class RunResult:
         return {
             "schema_version": SCHEMA_VERSION,
             "run_dir": str(self.run_dir),
-            "config": self.config,
-            "summary": self.summary,
+            "config": self.config.model_dump(mode="json"),
+            "summary": self.summary.model_dump(mode="json"),
         }
 
 
-def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``run.json``.
+def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """Read ``run.json`` (upgrading older schemas).
 
     Raises:
-        ResultsError: if missing, corrupt or of a newer schema.
+        ResultsError: if missing, corrupt, invalid or of a newer schema.
     """
     p = Path(run_dir) / "run.json"
     if not p.is_file():
         raise ResultsError(f"expected a run directory with run.json, got {Path(run_dir)}")
     try:
-        cfg = json.loads(p.read_text())
+        raw = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise ResultsError(f"expected valid JSON in {p}, got: {e}") from None
-    if cfg.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ResultsError(
-            f"expected result schema <= {SCHEMA_VERSION}, got {cfg.get('schema_version')} (upgrade mribench)"
-        )
-    return cfg
+    return config_from_json(raw, p)
 
 
-def write_config(run_dir: str | os.PathLike[str], config: dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / "run.json", dumps(config, indent=2))
+def config_from_json(raw: Any, where: str | os.PathLike[str]) -> RunConfig:
+    """A :class:`RunConfig` from the JSON of a run record of any schema so far.
+
+    Raises:
+        ResultsError: naming ``where`` and the first invalid field.
+    """
+    if not isinstance(raw, dict):
+        raise ResultsError(f"expected a JSON object as the run record in {where}, got {type(raw).__name__}")
+    try:
+        return parse_run_config(raw)
+    except SchemaTooNew as e:
+        raise ResultsError(str(e)) from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        field_name = ".".join(str(x) for x in err["loc"]) or "record"
+        raise ResultsError(f"expected a valid run record in {where}, got {field_name}: {err['msg']}") from None
+
+
+def write_config(run_dir: str | os.PathLike[str], config: RunConfig) -> None:
+    """Write ``run.json`` atomically."""
+    atomic_write_text(Path(run_dir) / "run.json", dumps(config.model_dump(mode="json"), indent=2))
+
+
+def write_summary(run_dir: str | os.PathLike[str], summary: RunSummary) -> None:
+    """Write the ``summary.json`` cache (not fsync'd: it is re-derivable from the slices)."""
+    atomic_write_text(Path(run_dir) / "summary.json", dumps(summary.model_dump(mode="json")), durable=False)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
     """Load a run directory: config, per-slice table and (re-derived) summary."""
     cfg = read_config(run_dir)
-    slices = records_to_frame(SliceStore(run_dir).records(), list(cfg.get("metrics", [])))
-    return RunResult(Path(run_dir), cfg, slices, summarize(slices, cfg))
+    slices = records_to_frame(SliceStore(run_dir).records(), list(cfg.metrics))
+    return RunResult(Path(run_dir), cfg, slices, summarize(slices, cfg.metrics, cfg.higher_is_better))

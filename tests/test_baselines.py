@@ -217,7 +217,7 @@ def test_early_stop_recipe_picks_an_epoch_on_held_out_training_volumes(
 def test_shipped_embedded_baselines_are_registered_and_verified(
     tiny_root: Path, task_yaml: Path, tmp_path: Path
 ) -> None:
-    from mribench import evaluate
+    from mribench import EvalOptions, Runtime, evaluate
     from mribench.models import list_models, load_model
     from mribench.models.loader import register_shipped_baselines
     from mribench.models.shipped import REGISTRY, shipped_baselines, verify_shipped_baselines
@@ -232,7 +232,14 @@ def test_shipped_embedded_baselines_are_registered_and_verified(
     assert "unet-sim-knee" in list_models()
     lm = load_model("unet-sim-knee")
     assert lm.info.details["arch"] == "unet" and lm.info.details["extra"]["recipe"] == "sup-p"
-    r = evaluate("unet-sim-brain", str(task_yaml), data_root=tiny_root, run_dir=tmp_path / "e", limit=2, device="cpu")
+    r = evaluate(
+        "unet-sim-brain",
+        str(task_yaml),
+        data=tiny_root,
+        run_dir=tmp_path / "e",
+        options=EvalOptions(limit=2),
+        runtime=Runtime(device="cpu"),
+    )
     assert (r.slices["status"] == "ok").all() and r.slices["ssim"].between(0, 1).all()
 
 

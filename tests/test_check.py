@@ -9,11 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mribench.api.run import parse_run_config
 from mribench.results import RunResult
 from mribench.workflows.check import CheckMisuse, compare_runs, parse_thresholds, to_junit, to_markdown
 
 
-def _run(values: dict[str, np.ndarray], manifest: str = "m1", profile_hash: str = "h", n_vol: int = 10) -> RunResult:
+def _run(
+    values: dict[str, np.ndarray],
+    manifest: str = "m1",
+    profile_hash: str = "h",
+    n_vol: int = 10,
+    normalize_output: bool = False,
+) -> RunResult:
     """A synthetic run: 10 volumes x 5 slices on test_P and test_Q."""
     rows = []
     for split in ("test_P", "test_Q"):
@@ -31,14 +38,19 @@ def _run(values: dict[str, np.ndarray], manifest: str = "m1", profile_hash: str 
                         **{m: float(a[split][i]) for m, a in values.items()},
                     }
                 )
-    cfg = {
-        "task": {"name": "anatomy", "version": 1},
-        "metrics": list(values),
-        "higher_is_better": {"ssim": True, "nmse": False},
-        "metric_profiles": {m: {"profile": f"{m}@v1", "hash": profile_hash} for m in values},
-        "splits": {s: {"manifest": manifest} for s in ("test_P", "test_Q")},
-        "masks": {s: {"type": "equispaced", "acceleration": 4} for s in ("test_P", "test_Q")},
-    }
+    split = {"manifest": manifest, "evaluated_manifest": manifest, "n_slices": 5 * n_vol, "n_volumes": n_vol}
+    cfg = parse_run_config(
+        {
+            "task": {"name": "anatomy", "version": 1},
+            "model": {"name": "m", "kind": "user", "sha256": "0" * 64},
+            "metrics": list(values),
+            "higher_is_better": {"ssim": True, "nmse": False},
+            "metric_profiles": {m: {"profile": f"{m}@v1", "hash": profile_hash} for m in values},
+            "splits": {s: split for s in ("test_P", "test_Q")},
+            "masks": {s: {"type": "equispaced", "acceleration": 4} for s in ("test_P", "test_Q")},
+            "options": {"normalize_output": normalize_output},
+        }
+    )
     return RunResult(Path("synthetic"), cfg, pd.DataFrame(rows))
 
 
@@ -98,10 +110,12 @@ def test_change_within_noise_passes_at_the_nominal_rate() -> None:
 
 def test_mismatched_splits_or_profiles_are_refused() -> None:
     v = _base()
-    with pytest.raises(CheckMisuse, match="same test_P split"):
+    with pytest.raises(CheckMisuse, match="splits.test_P.manifest: 'm1' != 'other'"):
         compare_runs(_run(v), _run(v, manifest="other"))
-    with pytest.raises(CheckMisuse, match="computed the same way"):
+    with pytest.raises(CheckMisuse, match="metric_profiles.nmse.hash: 'h' != 'other'"):
         compare_runs(_run(v), _run(v, profile_hash="other"))
+    with pytest.raises(CheckMisuse, match="options.normalize_output: False != True"):  # once ignored by check
+        compare_runs(_run(v), _run(v, normalize_output=True))
     with pytest.raises(CheckMisuse, match="present in both"):
         compare_runs(_run(v), _run(v), metrics=["lpips_vgg"])
 

@@ -61,4 +61,4 @@ def test_two_process_torchrun_equals_one_process(tiny_root: Path, tmp_path: Path
     a, b = load_run(tmp_path / "one"), load_run(tmp_path / "two")
     cols = ["split", "file", "slice", "status", "ssim", "psnr"]
     assert a.slices[cols].equals(b.slices[cols])
-    assert a.summary["shift"] == b.summary["shift"]
+    assert a.summary.shift == b.summary.shift

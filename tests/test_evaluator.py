@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mribench import evaluate, load_run
+from mribench import EvalOptions, Runtime, evaluate, load_run
 from mribench.errors import DataError, MetricError, ResultsError, TaskError
 from mribench.results import SliceStore
 from mribench.tasks import parse_task
@@ -40,15 +40,16 @@ def _write_model(tmp_path: Path, body: str) -> str:
 
 
 def test_zero_filled_scores_id_and_ood(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
-    r = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "run", batch_size=2)
+    r = evaluate("zero-filled", task, data=tiny_root, run_dir=tmp_path / "run", runtime=Runtime(batch_size=2))
     s = r.summary
-    assert set(s["splits"]) == {"test_P", "test_Q"}
+    assert set(s.splits) == {"test_P", "test_Q"}
     for sp in ("test_P", "test_Q"):
-        m = s["splits"][sp]["metrics"]["ssim"]
-        assert 0 < m["mean"] < 1 and m["n"] == s["splits"][sp]["n_ok"] > 0
-    assert set(s["shift"]) == {"ssim", "psnr", "nmse"}
-    assert r.config["splits"]["test_Q"]["manifest"] and r.config["provenance"]["torch"] == torch.__version__
-    assert r.config["metric_profiles"]["ssim"]["profile"]
+        m = s.splits[sp].metrics["ssim"]
+        assert m.mean is not None and 0 < m.mean < 1 and m.n == s.splits[sp].n_ok > 0
+    assert set(s.shift) == {"ssim", "psnr", "nmse"}
+    assert r.config.splits["test_Q"].manifest and r.config.provenance.torch == torch.__version__
+    assert r.config.metric_profiles["ssim"]["profile"]  # type: ignore[index,call-overload]
+    assert r.config.provenance.batch_size == 2 and r.config.schema_version == 2
     assert (r.slices["status"] == "ok").all()
 
 
@@ -59,7 +60,7 @@ def test_metrics_match_direct_computation(tiny_root: Path, tmp_path: Path, task)
     from mribench.physics import zero_filled
     from mribench.physics.masks import volume_mask
 
-    r = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "run", limit=1)
+    r = evaluate("zero-filled", task, data=tiny_root, run_dir=tmp_path / "run", options=EvalOptions(limit=1))
     row = r.slices.iloc[0]
     with h5py.File(tiny_root / row.file) as hf:
         k = torch.from_numpy(hf["kspace"][row.slice])
@@ -86,13 +87,14 @@ def test_user_model_and_nan_reporting(tiny_root: Path, tmp_path: Path, task) -> 
             return M()
     """,
     )
-    r = evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "run")
+    r = evaluate(spec, task, data=tiny_root, run_dir=tmp_path / "run")
     failed = r.failures
     assert len(failed) > 0 and set(failed["split"]) <= {"test_Q", "test_P"}
     assert (failed["error"].str.contains("NaN")).all()
     assert set(failed["file"]).issubset({f for f in r.slices["file"] if f.startswith("file_brain")})
-    assert not np.isnan(r.summary["splits"]["test_P"]["metrics"]["ssim"]["mean"])
-    assert r.summary["splits"]["test_Q"]["n_ok"] == 0
+    assert r.summary.splits["test_P"].metrics["ssim"].mean is not None
+    assert r.summary.splits["test_Q"].n_ok == 0 and r.summary.splits["test_Q"].metrics["ssim"].mean is None
+    assert "ssim" not in r.summary.shift and len(r.summary.failures) == len(failed)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +115,7 @@ def test_crashing_or_misshapen_model_is_recorded(tiny_root: Path, tmp_path: Path
             return model
     """,
     )
-    r = evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "run", fail_fast=True)
+    r = evaluate(spec, task, data=tiny_root, run_dir=tmp_path / "run", runtime=Runtime(fail_fast=True))
     assert len(r.failures) >= 1 and r.failures["error"].str.contains(match, regex=False).all()
     assert len(r.slices) < 48  # fail-fast stopped early
 
@@ -130,40 +132,74 @@ def test_reader_threads_stop_and_worker_processes_give_the_same_slices(tiny_root
             return model
     """,
     )
-    evaluate(spec, task, data_root=tiny_root, run_dir=tmp_path / "failed", fail_fast=True, batch_size=1)  # stops early
+    evaluate(spec, task, data=tiny_root, run_dir=tmp_path / "failed", runtime=Runtime(fail_fast=True, batch_size=1))
     deadline = time.monotonic() + 5
     while any(t.name == "mribench-prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "mribench-prefetch" for t in threading.enumerate())
-    a = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "thread", batch_size=2, limit=3).slices
+    three = EvalOptions(limit=3)
+    a = evaluate(
+        "zero-filled", task, data=tiny_root, run_dir=tmp_path / "thread", options=three, runtime=Runtime(batch_size=2)
+    )
     b = evaluate(
-        "zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "procs", batch_size=2, limit=3, num_workers=1
-    ).slices
+        "zero-filled",
+        task,
+        data=tiny_root,
+        run_dir=tmp_path / "procs",
+        options=three,
+        runtime=Runtime(batch_size=2, num_workers=1),
+    )
+    a, b = a.slices, b.slices
     cols = ["split", "file", "slice", "status", "ssim", "psnr", "nmse"]
     assert a[cols].equals(b[cols])
 
 
 def test_resume_continues_without_recomputing(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
-    full = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "full", batch_size=1)
+    one = Runtime(batch_size=1)
+    full = evaluate("zero-filled", task, data=tiny_root, run_dir=tmp_path / "full", runtime=one)
     part = tmp_path / "part"
-    evaluate("zero-filled", task, data_root=tiny_root, run_dir=part, batch_size=1)
+    evaluate("zero-filled", task, data=tiny_root, run_dir=part, runtime=one)
     store = SliceStore(part)
     lines = store.path.read_text().splitlines()
     store.path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:17])  # a crash mid-write
     with open(store.path.parent / "rank9.jsonl", "w") as f:  # records without a usable key are skipped too
         f.write('{"split": "test_P", "file": null, "slice": 0}\n{"split": "test_P", "file": "x.h5", "slice": null}\n')
     with pytest.raises(ResultsError, match="--resume"):
-        evaluate("zero-filled", task, data_root=tiny_root, run_dir=part, batch_size=1)
-    r = evaluate("zero-filled", task, data_root=tiny_root, run_dir=part, batch_size=1, resume=True)
+        evaluate("zero-filled", task, data=tiny_root, run_dir=part, runtime=one)
+    r = evaluate("zero-filled", task, data=tiny_root, run_dir=part, mode="resume", runtime=one)
     cols = ["split", "file", "slice", "ssim", "psnr", "nmse"]
     assert r.slices[cols].equals(full.slices[cols])
     assert len(store.path.read_text().splitlines()) == len(full.slices) + 1  # +1: the torn line, ignored
 
 
 def test_resume_refuses_a_different_configuration(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
-    evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "r", limit=2)
-    with pytest.raises(ResultsError, match="same options"):
-        evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "r", limit=3, resume=True)
+    rd = tmp_path / "r"
+    evaluate("zero-filled", task, data=tiny_root, run_dir=rd, options=EvalOptions(limit=2))
+    with pytest.raises(
+        ResultsError, match=r"splits.test_P.evaluated_manifest: \w+ != \w+; .*options.limit: 2 != 3"
+    ) as e:
+        evaluate("zero-filled", task, data=tiny_root, run_dir=rd, mode="resume", options=EvalOptions(limit=3))
+    assert "hint: use a new --run-dir" in str(e.value)
+    with pytest.raises(ResultsError, match="options.normalize_output: False != True"):
+        evaluate(
+            "zero-filled",
+            task,
+            data=tiny_root,
+            run_dir=rd,
+            mode="resume",
+            options=EvalOptions(limit=2, normalize_output=True),
+        )
+    # how it runs is not part of the configuration: another batch size resumes the same run
+    r = evaluate(
+        "zero-filled",
+        task,
+        data=tiny_root,
+        run_dir=rd,
+        mode="resume",
+        options=EvalOptions(limit=2),
+        runtime=Runtime(batch_size=1),
+    )
+    assert len(r.slices) == 4
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Path) -> None:
@@ -227,14 +263,20 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Pat
 
 def test_clear_errors(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
     with pytest.raises(DataError, match="expected a data folder"):
-        evaluate("zero-filled", task, data_root=tmp_path / "missing")
+        evaluate("zero-filled", task, data=tmp_path / "missing")
     with pytest.raises(TaskError, match="did you mean"):
-        evaluate("zero-filled", "anatomyy", data_root=tiny_root)
+        evaluate("zero-filled", "anatomyy", data=tiny_root)
     empty = parse_task({**TASK, "target": {"filter": {"anatomy": "spine"}}}, "empty")
     with pytest.raises(DataError, match="expected slices in split test_Q"):
-        evaluate("zero-filled", empty, data_root=tiny_root, run_dir=tmp_path / "e")
+        evaluate("zero-filled", empty, data=tiny_root, run_dir=tmp_path / "e")
     with pytest.raises(MetricError, match="did you mean 'ssim'"):
-        evaluate("zero-filled", task, data_root=tiny_root, metrics=["sssim"], run_dir=tmp_path / "m")
+        evaluate("zero-filled", task, data=tiny_root, options=EvalOptions(metrics=("sssim",)), run_dir=tmp_path / "m")
+    with pytest.raises(ValueError, match="expected split names"):
+        EvalOptions(splits=("test_X",))
+    with pytest.raises(ValueError, match="expected batch_size >= 1, got 0"):
+        Runtime(batch_size=0)
+    with pytest.raises(ValueError, match="expected mode in"):
+        evaluate("zero-filled", task, data=tiny_root, mode="append")  # type: ignore[arg-type]
 
 
 def test_output_json_and_cli_exit_codes(tiny_root: Path, tmp_path: Path) -> None:
@@ -278,12 +320,41 @@ def test_bf16_autocast_runs_and_is_recorded(tiny_root: Path, tmp_path: Path, tas
 
     net = UnetRecon(chans=4, num_pool_layers=2)
     lm = LoadedModel(net, ModelInfo("tiny-unet", "user", "0" * 64))
-    r32 = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "a", limit=2)
-    r16 = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "b", limit=2, precision="bf16")
-    assert r16.config["options"]["precision"] == "bf16" and (r16.slices["status"] == "ok").all()
+    two = EvalOptions(limit=2)
+    r32 = evaluate(lm, task, data=tiny_root, run_dir=tmp_path / "a", options=two)
+    r16 = evaluate(lm, task, data=tiny_root, run_dir=tmp_path / "b", options=EvalOptions(limit=2, precision="bf16"))
+    assert r16.config.options.precision == "bf16" and (r16.slices["status"] == "ok").all()
     assert np.allclose(r16.slices["ssim"], r32.slices["ssim"], atol=0.05)
     with pytest.raises(ValueError, match="precision"):
-        evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "c", precision="fp8")
+        EvalOptions(precision="fp8")
     with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 means fp32, also inside a caller's autocast
-        r32_inside = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "d", limit=2)
+        r32_inside = evaluate(lm, task, data=tiny_root, run_dir=tmp_path / "d", options=two)
     assert r32_inside.slices["ssim"].equals(r32.slices["ssim"])
+
+
+def test_ssim_data_range_is_the_volume_max_without_attrs_max(tmp_path: Path, task) -> None:  # noqa: ANN001
+    """A file without ``attrs["max"]`` is scored with the max of its whole target volume, whatever the
+    batch size (it once took the max of the batch: SSIM then depended on --batch-size)."""
+    import h5py
+    from conftest import make_volume
+
+    roots = {}
+    for kind in ("with_max", "without_max"):
+        root = roots[kind] = tmp_path / kind
+        root.mkdir()
+        for i in range(2):
+            make_volume(root, f"file_knee_{i:03d}", protocol="CORPD_FBK", slices=5, seed=i)
+            make_volume(root, f"file_brain_AXT2_{i:03d}", protocol="AXT2", slices=5, seed=100 + i)
+        if kind == "without_max":
+            for f in root.glob("*.h5"):
+                with h5py.File(f, "a") as hf:
+                    del hf.attrs["max"]
+    ssim = {}
+    for kind, root in roots.items():
+        for b in (1, 3):
+            r = evaluate(
+                "zero-filled", task, data=root, run_dir=tmp_path / f"{kind}-{b}", runtime=Runtime(batch_size=b)
+            )
+            assert (r.slices["status"] == "ok").all() and len(r.slices) == 20
+            ssim[kind, b] = r.slices["ssim"].tolist()
+    assert ssim["without_max", 1] == ssim["without_max", 3] == ssim["with_max", 1] == ssim["with_max", 3]

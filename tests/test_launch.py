@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mribench import evaluate
+from mribench import EvalOptions, Runtime, evaluate
 from mribench.workflows.launch import LaunchSpec, launch_evaluation
 
 TASK = {
@@ -21,15 +21,22 @@ def test_local_launcher_shards_equal_one_process(tiny_root: Path, tmp_path: Path
 
     tf = tmp_path / "t.yaml"
     tf.write_text(yaml.safe_dump(TASK))
-    one = evaluate("zero-filled", str(tf), data_root=tiny_root, run_dir=tmp_path / "one", batch_size=1)
+    one = evaluate("zero-filled", str(tf), data=tiny_root, run_dir=tmp_path / "one", runtime=Runtime(batch_size=1))
     spec = LaunchSpec("local", shards=2, folder=tmp_path / "jobs", timeout_min=5)
     two = launch_evaluation(
-        "zero-filled", str(tf), spec, run_dir=tmp_path / "two", data_root=str(tiny_root), batch_size=1
+        "zero-filled",
+        str(tf),
+        spec,
+        run_dir=tmp_path / "two",
+        data=str(tiny_root),
+        options=EvalOptions(),
+        runtime=Runtime(batch_size=1),
     )
+    assert not isinstance(two, list)
     assert sorted(p.name for p in (tmp_path / "two" / "slices").iterdir()) == ["rank0.jsonl", "rank1.jsonl"]
     cols = ["split", "file", "slice", "status", "ssim", "psnr"]
     assert one.slices[cols].equals(two.slices[cols])
-    assert one.summary["shift"] == two.summary["shift"]
+    assert one.summary.shift == two.summary.shift
 
 
 def test_launch_spec_is_validated() -> None:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mribench import evaluate, load_run
+from mribench import EvalOptions, Runtime, evaluate, load_run
 from mribench.cli.leaderboard import leaderboard_app, submit_command
 from mribench.errors import SubmissionError
 from mribench.tasks import parse_task
@@ -65,7 +65,14 @@ def runs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MRIBENCH_CACHE", str(tmp / "cache"))
         for name, model in (("zero-filled", "zero-filled"), ("scaled", f"{model_file}:build")):
-            evaluate(model, TASK, data_root=tiny_root, run_dir=tmp / name, limit=4, device="cpu")
+            evaluate(
+                model,
+                TASK,
+                data=tiny_root,
+                run_dir=tmp / name,
+                options=EvalOptions(limit=4),
+                runtime=Runtime(device="cpu"),
+            )
             out[name] = tmp / name
     return out
 
@@ -130,14 +137,14 @@ def test_valid_leaderboard_and_entry_contents(board: Path, runs: dict[str, Path]
     assert e["schema_version"] == 1 and e["kind"] == "evaluated"
     assert e["task"] == {"name": TASK_NAME, "version": 1, "sha256": TASK.sha256}
     for sp in ("test_P", "test_Q"):
-        assert e["splits"][sp]["manifest"] == r.config["splits"][sp]["manifest"]
-        assert e["splits"][sp]["evaluated_manifest"] == r.config["splits"][sp]["evaluated_manifest"]
+        assert e["splits"][sp]["manifest"] == r.config.splits[sp].manifest
+        assert e["splits"][sp]["evaluated_manifest"] == r.config.splits[sp].evaluated_manifest
         for m in ("ssim", "psnr", "nmse"):
             assert e["summary"]["splits"][sp]["metrics"][m]["mean"] == pytest.approx(
-                r.summary["splits"][sp]["metrics"][m]["mean"], abs=1e-12
+                r.summary.splits[sp].metrics[m].mean, abs=1e-12
             )
-    assert e["summary"]["shift"]["ssim"]["drop"] == pytest.approx(r.summary["shift"]["ssim"]["drop"], abs=1e-12)
-    assert e["metric_profiles"] == r.config["metric_profiles"] and e["limit"] == 4
+    assert e["summary"]["shift"]["ssim"]["drop"] == pytest.approx(r.summary.shift["ssim"].drop, abs=1e-12)
+    assert e["metric_profiles"] == r.config.metric_profiles and e["limit"] == 4
     secs = r.slices["seconds"].to_numpy(dtype=float)
     assert e["cost"]["seconds_per_slice"] == pytest.approx(float(np.nanmean(secs)), rel=1e-12)
     side = pd.read_parquet(_entry(board).with_name("zero-filled.slices.parquet"))
@@ -145,7 +152,7 @@ def test_valid_leaderboard_and_entry_contents(board: Path, runs: dict[str, Path]
     assert len(side) == e["slices"]["rows"] == 8
     # the gap of the scaled model against the zero-filled "Q reference" is consistent
     g = json.loads(_entry(board, "scaled").read_text())["summary"]["gap"]["ssim"]
-    assert g["q_trained"] == pytest.approx(r.summary["splits"]["test_Q"]["metrics"]["ssim"]["mean"], abs=1e-12)
+    assert g["q_trained"] == pytest.approx(r.summary.splits["test_Q"].metrics["ssim"].mean, abs=1e-12)
     assert g["gap"] == pytest.approx(g["q_trained"] - g["p_trained"], abs=1e-12)
 
 
@@ -415,3 +422,31 @@ def test_export_round_trip(board: Path, tmp_path: Path) -> None:
     assert export_table(board, format="datasets", out=ds_path) == ds_path  # replaces a saved dataset
     with pytest.raises(ValueError, match="format"):
         export_table(board, format="csv", out=tmp_path / "x")  # type: ignore[arg-type]
+
+
+def test_an_evaluated_entry_is_a_check_reference(board: Path, runs: dict[str, Path]) -> None:
+    """``mribench check --reference entry.json``: the entry and its sidecar become a comparable run."""
+    from mribench.workflows.check import compare_runs
+    from mribench.workflows.leaderboard import entry_to_run
+
+    ref = entry_to_run(_entry(board))
+    run = load_run(runs["zero-filled"])
+    assert ref.config.task == run.config.task.model_copy(update={"description": "", "origin": None})
+    assert ref.summary.splits["test_Q"] == run.summary.splits["test_Q"]
+    assert compare_runs(_entry(board), runs["zero-filled"]).passed
+    with pytest.raises(SubmissionError, match="reported entry"):
+        entry_to_run(board / "reported" / TASK_NAME / "unet-darestani2022.json")
+
+
+def test_a_gap_reference_must_be_comparable(board: Path, runs: dict[str, Path], tmp_path: Path) -> None:
+    """The Q-trained reference of a gap must be defined like the run (here: another normalisation)."""
+    import shutil
+
+    from mribench.results import read_config, write_config
+
+    other = tmp_path / "normalized"
+    shutil.copytree(runs["zero-filled"], other)
+    cfg = read_config(other)
+    write_config(other, cfg.model_copy(update={"options": cfg.options.model_copy(update={"normalize_output": True})}))
+    with pytest.raises(SubmissionError, match="options.normalize_output: False != True"):
+        build_entry(runs["scaled"], name="scaled", display_name="Scaled", q_reference=other)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mribench.api.run import parse_run_config
 from mribench.results import SliceStore, load_run, write_config
 from mribench.tasks import manifest_hash, parse_task
 from mribench.workflows.leaderboard import build_entry, build_site, validate_leaderboard, write_entry
@@ -61,17 +62,19 @@ def _run(run_dir: Path, task: str, model: str, quality: float, seed: int) -> Pat
         splits[sp] = {"manifest": m, "evaluated_manifest": m, "n_slices": len(rows), "n_volumes": 4}
     write_config(
         run_dir,
-        {
-            "schema_version": 1,
-            "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256},
-            "model": {"name": model, "kind": "user", "sha256": "0" * 64},
-            "metrics": ["ssim", "psnr", "nmse", "lpips"],
-            "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips": False},
-            "metric_profiles": {},
-            "splits": splits,
-            "options": {"limit": None},
-            "provenance": {"mribench": "0.1.0", "device": "cpu", "created": "2025-01-01T00:00:00+00:00"},
-        },
+        parse_run_config(
+            {
+                "schema_version": 1,
+                "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256},
+                "model": {"name": model, "kind": "user", "sha256": "0" * 64},
+                "metrics": ["ssim", "psnr", "nmse", "lpips"],
+                "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips": False},
+                "metric_profiles": {},
+                "splits": splits,
+                "options": {"limit": None},
+                "provenance": {"mribench": "0.1.0", "device": "cpu", "created": "2025-01-01T00:00:00+00:00"},
+            }
+        ),
     )
     SliceStore(run_dir).append(records)
     return run_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mribench import evaluate
+from mribench import EvalOptions, evaluate
 from mribench.tasks import parse_task
 from mribench.workflows.curve import robustness_curve
 from mribench.workflows.report import build_report
@@ -37,7 +37,7 @@ def _models(tmp_path: Path) -> list[str]:
 def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
     runs = [
-        evaluate(m, task, data_root=tiny_root, run_dir=tmp_path / f"r{i}", limit=6).run_dir
+        evaluate(m, task, data=tiny_root, run_dir=tmp_path / f"r{i}", options=EvalOptions(limit=6)).run_dir
         for i, m in enumerate(["zero-filled", *_models(tmp_path)])
     ]
     index = build_report(runs, tmp_path / "report", q_trained=runs[0], panels=1, data_root=tiny_root)
@@ -47,12 +47,13 @@ def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, t
     assert (tmp_path / "report" / "tiny-effective-robustness.svg").stat().st_size > 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| model |" in md and "ssim@" in md
+    assert md.count("-panel.png") == 4  # a reconstruction panel per model, read through the slice source
 
 
 def test_acceleration_curve_degrades_and_has_an_auc(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
     cr = robustness_curve(
-        "zero-filled", task, "acceleration", values=[2, 4, 8], data_root=tiny_root, run_root=tmp_path, limit=6
+        "zero-filled", task, "acceleration", values=[2, 4, 8], data=tiny_root, run_root=tmp_path, limit=6
     )
     pts = cr.points["test_Q"]
     assert pts[2.0] > pts[4.0] > pts[8.0]
@@ -62,16 +63,16 @@ def test_acceleration_curve_degrades_and_has_an_auc(tiny_root: Path, tmp_path: P
 def test_snr_curve_clean_point_equals_plain_evaluation(tiny_root: Path, tmp_path: Path) -> None:
     task = parse_task(dict(TASK), "tiny")
     cr = robustness_curve(
-        "zero-filled", task, "snr", values=[math.inf, 10.0], data_root=tiny_root, run_root=tmp_path, limit=6
+        "zero-filled", task, "snr", values=[math.inf, 10.0], data=tiny_root, run_root=tmp_path, limit=6
     )
-    plain = evaluate("zero-filled", task, data_root=tiny_root, run_dir=tmp_path / "plain", limit=6)
-    assert cr.points["test_Q"][math.inf] == pytest.approx(plain.summary["splits"]["test_Q"]["metrics"]["ssim"]["mean"])
+    plain = evaluate("zero-filled", task, data=tiny_root, run_dir=tmp_path / "plain", options=EvalOptions(limit=6))
+    assert cr.points["test_Q"][math.inf] == pytest.approx(plain.summary.splits["test_Q"].metrics["ssim"].mean)
     assert cr.points["test_Q"][10.0] < cr.points["test_Q"][math.inf]
 
 
 def test_coil_curve_groups_by_coil_count(tiny_root: Path, tmp_path: Path) -> None:
     cr = robustness_curve(
-        "zero-filled", parse_task(dict(TASK), "tiny"), "coils", data_root=tiny_root, run_root=tmp_path, limit=3
+        "zero-filled", parse_task(dict(TASK), "tiny"), "coils", data=tiny_root, run_root=tmp_path, limit=3
     )
     assert set(cr.points["test_Q"]) == {4.0}
 

@@ -142,7 +142,7 @@ def test_adapter_in_the_evaluator_scores_like_the_plain_model(tiny_root, tmp_pat
 
     if not hasattr(mribench.metrics, "get_metric"):
         pytest.skip("the metric registry is not available yet")
-    from mribench import evaluate
+    from mribench import EvalOptions, evaluate
     from mribench.tasks import parse_task
 
     task = parse_task(
@@ -156,8 +156,9 @@ def test_adapter_in_the_evaluator_scores_like_the_plain_model(tiny_root, tmp_pat
         "tiny",
     )
     lm = LoadedModel(ZeroFilled(), ModelInfo("zero-filled", "builtin", "x"))
-    plain = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "a", limit=2)
-    wrapped = evaluate(with_resolution(lm, 2, readout=True), task, data_root=tiny_root, run_dir=tmp_path / "b", limit=2)
-    assert wrapped.config["model"]["details"]["resolution"]["factor"] == 2
+    two = EvalOptions(limit=2)
+    plain = evaluate(lm, task, data=tiny_root, run_dir=tmp_path / "a", options=two)
+    wrapped = evaluate(with_resolution(lm, 2, readout=True), task, data=tiny_root, run_dir=tmp_path / "b", options=two)
+    assert wrapped.config.model.details["resolution"]["factor"] == 2  # type: ignore[index,call-overload]
     np.testing.assert_allclose(wrapped.slices["ssim"], plain.slices["ssim"], atol=1e-5)
     np.testing.assert_allclose(wrapped.slices["psnr"], plain.slices["psnr"], atol=1e-3)

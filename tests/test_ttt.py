@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_volume
 
-from mribench import evaluate
+from mribench import EvalOptions, Runtime, evaluate
 from mribench.api.model import SliceMeta
 from mribench.errors import ModelError
 from mribench.models.complex_unet import ComplexUnetRecon
@@ -279,7 +279,9 @@ def test_ttt_through_the_evaluator(tiny_root: Path, tmp_path: Path, monkeypatch:
     lm = load_ttt(path, window=1, max_steps=3)
     ttt = lm.model
     assert isinstance(ttt, TTTModel) and ttt.lr == 3e-4 and lm.info.details["ttt"]["max_steps"] == 3
-    r = evaluate(lm, task, data_root=tiny_root, run_dir=tmp_path / "run", limit=1, batch_size=2)
+    r = evaluate(
+        lm, task, data=tiny_root, run_dir=tmp_path / "run", options=EvalOptions(limit=1), runtime=Runtime(batch_size=2)
+    )
     assert (r.slices["status"] == "ok").all() and len(r.slices) == 2
     assert ttt.last_stats and all(s["steps"] == 3 for s in ttt.last_stats)
     assert (r.slices["ttt_steps"] == 3).all()  # the per-slice store records the adaptation steps

@@ -136,7 +136,7 @@ def _ttt_steps(run_dir: Path) -> dict[str, Any]:
 
 def _evaluate_network(r: Any, recipe: str, ttt_overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate a ``ttt``-recipe network a second time (:data:`EXTRA_EVAL`): without or with adaptation."""
-    from mribench import evaluate
+    from mribench import EvalOptions, Runtime, evaluate
     from mribench.api.model import ModelInfo
     from mribench.models.checkpoints import checkpoint_identity
     from mribench.models.loaded import LoadedModel
@@ -174,20 +174,18 @@ def _evaluate_network(r: Any, recipe: str, ttt_overrides: dict[str, Any], args: 
     res = evaluate(
         LoadedModel(model, info),
         "anatomy",
-        data_root=args.data_root,
+        data=args.data_root,
         run_dir=out,
-        resume=(out / "run.json").is_file(),
-        splits=splits,
-        batch_size=int(r.config.evaluation["batch_size"]),
-        limit=r.config.evaluation["limit"],
-        device=args.device,
+        mode="resume",
+        options=EvalOptions(splits=tuple(splits), limit=r.config.evaluation["limit"]),
+        runtime=Runtime(device=args.device, batch_size=int(r.config.evaluation["batch_size"])),
     )
-    sp = res.summary["splits"]
+    sp = res.summary.splits
     entry = {
         "name": name,
         "run_dir": run_dir,
         "ttt": ttt_config,
-        "ssim": {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in splits},
+        "ssim": {s: sp[s].metrics["ssim"].mean if s in sp and "ssim" in sp[s].metrics else None for s in splits},
         "eval_seconds": float(res.slices["seconds"].sum()),
         "wall_seconds_this_call": time.perf_counter() - t0,
     }
@@ -338,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             if recipe in EXTRA_EVAL:
                 results[recipe]["second_evaluation"] = _evaluate_network(r, recipe, ttt_overrides, args)
 
-    zf = evaluate("zero-filled", "anatomy", data_root=args.data_root, run_dir=args.runs / "zero-filled", resume=True)
+    zf = evaluate("zero-filled", "anatomy", data=args.data_root, run_dir=args.runs / "zero-filled", mode="resume")
     summary: dict[str, Any] = _previous(args, SIM_VERSION)
     summary.update(
         {
@@ -348,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             "sim_version": SIM_VERSION,
             "threads": torch.get_num_threads(),
             "models": {**summary.get("models", {}), **results},
-            "zero_filled": {s: v["metrics"]["ssim"]["mean"] for s, v in zf.summary["splits"].items()},
+            "zero_filled": {s: v.metrics["ssim"].mean for s, v in zf.summary.splits.items()},
         }
     )
     if {"sup-p", "sup-q"} <= set(results):

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.table import Table
 from mribench._version import __version__
 from mribench.cli.progress import err_console, progress_bars
 from mribench.errors import MribenchError
+
+if TYPE_CHECKING:
+    from mribench.api.run import RunConfig, RunMode
+    from mribench.results import RunResult
 
 console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped tables
 
@@ -72,31 +76,31 @@ def _fmt(v: Any, nd: int = 4) -> str:
     return str(v)
 
 
-def print_summary(result: Any) -> None:
+def print_summary(result: RunResult) -> None:
     """Print the ID / OOD table of a run."""
     s, cfg = result.summary, result.config
-    t = Table(title=f"{cfg['model']['name']} on task {cfg['task']['name']} (v{cfg['task']['version']})")
+    t = Table(title=f"{cfg.model.name} on task {cfg.task.name} (v{cfg.task.version})")
     t.add_column("metric")
-    splits = [x for x in ("test_P", "test_Q", "train_P", "train_Q") if x in s["splits"]]
+    splits = [x for x in ("test_P", "test_Q", "train_P", "train_Q") if x in s.splits]
     for sp in splits:
         label = {"test_P": "ID (test_P)", "test_Q": "OOD (test_Q)"}.get(sp, sp)
         t.add_column(f"{label} mean [95% CI]", justify="right")
-    if s["shift"]:
+    with_shift = "test_P" in s.splits and "test_Q" in s.splits
+    if with_shift:
         t.add_column("ID-OOD drop", justify="right")
-    for m in cfg["metrics"]:
-        row = [m + ("" if cfg["higher_is_better"].get(m, True) else " (lower better)")]
+    for m in cfg.metrics:
+        row = [m + ("" if cfg.higher_is_better.get(m, True) else " (lower better)")]
         for sp in splits:
-            v = s["splits"][sp]["metrics"][m]
-            row.append(f"{_fmt(v['mean'])} [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]")
-        if s["shift"]:
-            row.append(_fmt(s["shift"][m]["drop"]))
+            v = s.splits[sp].metrics[m]
+            row.append(f"{_fmt(v.mean)} [{_fmt(v.ci_low)}, {_fmt(v.ci_high)}]")
+        if with_shift:
+            shift = s.shift.get(m)
+            row.append(_fmt(shift.drop if shift else None))
         t.add_row(*row)
     console.print(t)
-    counts = ", ".join(
-        f"{sp}: {s['splits'][sp]['n_ok']} slices / {s['splits'][sp]['n_volumes']} volumes" for sp in splits
-    )
+    counts = ", ".join(f"{sp}: {s.splits[sp].n_ok} slices / {s.splits[sp].n_volumes} volumes" for sp in splits)
     console.print(f"[dim]{counts}[/dim]")
-    for m, why in cfg.get("unavailable_metrics", {}).items():
+    for m, why in cfg.unavailable_metrics.items():
         console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}")
 
 
@@ -144,69 +148,65 @@ def evaluate(
     timeout_min: int = typer.Option(60, help="With --launcher: wall-time limit per job (minutes)."),
 ) -> None:
     """Evaluate a model on a task: ID (test_P) and OOD (test_Q) scores with 95% CIs."""
+    from mribench.api.run import EvalOptions, Runtime
     from mribench.paths import atomic_write_text
     from mribench.results import dumps
-    from mribench.workflows.evaluation import evaluate as run_eval
 
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"expected --threads >= 1, got {threads}")
-        import torch
-
-        # torch's operations wait for all their threads: with a core taken by another job, two
-        # threads on a 2-core machine run several times slower than one
-        torch.set_num_threads(threads)
+    options = EvalOptions(
+        metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
+        splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+        limit=limit,
+        normalize_output=normalize_output,
+        precision=precision,
+        split_files=_parse_split_files(split_file),
+        annotations=None if annotations is None else str(annotations),
+    )
+    mode: RunMode = "overwrite" if overwrite else "resume" if resume else "new"
+    if threads is not None and threads < 1:
+        raise ValueError(f"expected --threads >= 1, got {threads}")
     if launcher is not None:
         from mribench.workflows.launch import LaunchSpec, launch_evaluation
 
         rd = run_dir or Path("mribench-runs") / Path(task).stem / Path(model).name.replace(":", "-")
         spec = LaunchSpec(launcher, shards, rd / "jobs", timeout_min, gpus_per_node, partition=partition)
-        result = launch_evaluation(
+        runtime = Runtime(device=device, batch_size=batch_size, threads=threads)
+        launched = launch_evaluation(
             model,
             task,
             spec,
             run_dir=rd,
             checkpoint=checkpoint,
-            data_root=data_root,
-            resume=resume,
-            overwrite=overwrite,
-            metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
-            splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
-            limit=limit,
-            device=device,
-            batch_size=batch_size,
-            normalize_output=normalize_output,
-            split_files=_parse_split_files(split_file),
-            annotations=annotations,
-            precision=precision,
+            data=data_root,
+            mode=mode,
+            options=options,
+            runtime=runtime,
         )
-        rank, world = 0, 1
+        result, rank = cast("RunResult", launched), 0  # waited for: the merged run
     else:
+        from mribench.models.loader import load_model
+        from mribench.workflows.evaluation import evaluate as run_eval
+
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         with _progress() as prog:
-            result = run_eval(
-                model,
-                task,
-                checkpoint=checkpoint,
-                data_root=data_root,
-                run_dir=run_dir,
-                resume=resume,
-                overwrite=overwrite,
-                metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
-                splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
-                limit=limit,
+            runtime = Runtime(
                 device=device,
                 batch_size=batch_size,
                 num_workers=num_workers,
+                threads=threads,
                 fail_fast=fail_fast,
-                normalize_output=normalize_output,
-                split_files=_parse_split_files(split_file),
-                annotations=annotations,
                 rank=rank,
                 world_size=world,
-                precision=precision,
                 progress=prog,
+            )
+            result = run_eval(
+                load_model(model, checkpoint),
+                task,
+                data=data_root,
+                run_dir=run_dir,
+                mode=mode,
+                options=options,
+                runtime=runtime,
             )
     if rank != 0:
         return
@@ -274,8 +274,8 @@ def tasks_splits(
     import pandas as pd
 
     from mribench.data.index import build_index
+    from mribench.data.root import resolve_data_root
     from mribench.tasks import load_task, make_splits
-    from mribench.workflows.evaluation import resolve_data_root
 
     with _progress() as prog:
         root = resolve_data_root(data_root, prog)
@@ -346,7 +346,7 @@ def data_verify(
 
 def _index(data_root: Optional[Path]) -> Any:
     from mribench.data.index import build_index
-    from mribench.workflows.evaluation import resolve_data_root
+    from mribench.data.root import resolve_data_root
 
     with _progress() as prog:
         root = resolve_data_root(data_root, prog)
@@ -418,24 +418,28 @@ def check(
         raise typer.BadParameter("expected exactly one of --candidate or --model")
     thresholds = parse_thresholds(max_drop)
     if model is not None:
+        from mribench.api.run import EvalOptions, Runtime
+        from mribench.models.loader import load_model
         from mribench.workflows.evaluation import evaluate as run_eval
 
         ref = load_comparable(reference)
-        opts = ref.config.get("options", {})
+        opts = ref.config.options
+        options = EvalOptions(
+            metrics=tuple(ref.config.metrics),
+            splits=tuple(ref.config.splits),
+            limit=opts.limit,
+            normalize_output=opts.normalize_output,
+            precision=opts.precision,
+        )
         with _progress() as prog:
             cand: Any = run_eval(
-                model,
+                load_model(model, checkpoint),
                 task or _task_of(ref.config),
-                checkpoint=checkpoint,
-                data_root=data_root,
-                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config["task"]["name"],
-                overwrite=True,
-                metrics=list(ref.config["metrics"]),
-                splits=tuple(ref.config["splits"]),
-                limit=opts.get("limit"),
-                normalize_output=bool(opts.get("normalize_output", False)),
-                device=device,
-                progress=prog,
+                data=data_root,
+                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config.task.name,
+                mode="overwrite",
+                options=options,
+                runtime=Runtime(device=device, progress=prog),
             )
     else:
         cand = candidate
@@ -504,22 +508,22 @@ def curve(
     plot: Optional[Path] = typer.Option(None, help="Write the curve as PNG + SVG (path without suffix)."),
 ) -> None:
     """Robustness curve: a metric versus acceleration, coil count or added noise, with its AUC."""
+    from mribench.api.run import Runtime
+    from mribench.models.loader import load_model
     from mribench.workflows.curve import robustness_curve
 
     vals = [float(v) for v in values.split(",")] if values else None
     with _progress() as prog:
         cr = robustness_curve(
-            model,
+            load_model(model, checkpoint),
             task,
             axis,
             values=vals,
-            checkpoint=checkpoint,
             metric=metric,
-            data_root=data_root,
+            data=data_root,
             run_root=run_root,
             limit=limit,
-            device=device,
-            progress=prog,
+            runtime=Runtime(device=device, progress=prog),
         )
     t = Table(axis, *[f"{s} {metric}" for s in cr.points])
     xs = sorted({x for pts in cr.points.values() for x in pts})
@@ -579,12 +583,21 @@ def similarity(
         )
 
 
-def _task_of(config: dict[str, Any]) -> str:
+def _task_of(config: RunConfig) -> str:
     """The task of a stored run: its name when shipped, else the YAML it came from."""
     from mribench.tasks import list_tasks
 
-    name, origin = config["task"]["name"], config["task"].get("origin") or ""
+    name, origin = config.task.name, config.task.origin or ""
     return name if name in list_tasks() or not origin or not Path(origin).is_file() else origin
+
+
+def _one_line(e: ValueError) -> str:
+    """A ValueError as one line: for options validated by pydantic, the first error's own message."""
+    errors = getattr(e, "errors", None)
+    if callable(errors) and type(e).__name__ == "ValidationError":
+        first = errors()[0]
+        return str(first["msg"]).removeprefix("Value error, ")
+    return str(e)
 
 
 def main() -> None:
@@ -595,7 +608,7 @@ def main() -> None:
         err_console.print(f"[red]error:[/red] {e}", highlight=False)
         sys.exit(e.exit_code)
     except ValueError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False)
+        err_console.print(f"[red]error:[/red] {_one_line(e)}", highlight=False)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)

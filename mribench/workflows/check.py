@@ -25,8 +25,9 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pandas as pd
 
+from mribench.api.run import comparable
 from mribench.errors import MribenchError, ResultsError
-from mribench.results import RunResult, load_run, summarize
+from mribench.results import RunResult, config_from_json, load_run, summarize
 
 MAX_JSON_BYTES = 200 * 1024 * 1024
 
@@ -114,13 +115,13 @@ def load_comparable(source: str | os.PathLike[str] | RunResult) -> RunResult:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultsError(f"expected JSON in {p}, got: {e}") from None
     if isinstance(data, dict) and "config" in data and "slices" in data:
-        cfg = data["config"]
+        cfg = config_from_json(data["config"], p)
         sl = data["slices"]
         records = [dict(zip(sl["columns"], row)) for row in sl["rows"]]
         frame = pd.DataFrame(records)
-        for m in cfg.get("metrics", []):
+        for m in cfg.metrics:
             frame[m] = pd.to_numeric(frame.get(m), errors="coerce")
-        return RunResult(p, cfg, frame, summarize(frame, cfg))
+        return RunResult(p, cfg, frame, summarize(frame, cfg.metrics, cfg.higher_is_better))
     from mribench.workflows.leaderboard import entry_to_run  # leaderboard entries carry a per-slice sidecar
 
     return entry_to_run(p)
@@ -138,30 +139,13 @@ def slices_payload(result: RunResult) -> dict[str, Any]:
 
 
 def _require_same(ref: RunResult, cand: RunResult, metrics: list[str], splits: list[str]) -> None:
-    rt, ct = ref.config["task"], cand.config["task"]
-    if (rt["name"], rt["version"]) != (ct["name"], ct["version"]):
+    """Refuse runs whose numbers are defined differently (:func:`mribench.api.run.comparable`)."""
+    diffs = comparable(ref.config, cand.config, splits=splits, metrics=metrics)
+    if diffs:
         raise CheckMisuse(
-            f"expected runs of the same task, got {rt['name']} v{rt['version']} vs {ct['name']} v{ct['version']}"
+            f"expected runs whose numbers are defined the same way, got {'; '.join(diffs)} "
+            f"(reference first; hint: the same task version, data, split files, masks, metric profiles and options)"
         )
-    for s in splits:
-        a, b = ref.config["splits"][s]["manifest"], cand.config["splits"][s]["manifest"]
-        if a != b:
-            raise CheckMisuse(
-                f"expected the same {s} split (manifest {a[:12]}), got {b[:12]} (different data or split files)"
-            )
-    for m in metrics:
-        a = ref.config.get("metric_profiles", {}).get(m, {})
-        b = cand.config.get("metric_profiles", {}).get(m, {})
-        if a.get("hash") != b.get("hash"):
-            raise CheckMisuse(
-                f"expected metric {m} computed the same way in both runs, got profiles "
-                f"{a.get('profile')} vs {b.get('profile')} (definitions differ)"
-            )
-    for s in splits:
-        if ref.config.get("masks", {}).get(s) != cand.config.get("masks", {}).get(s):
-            raise CheckMisuse(
-                f"expected the same mask on {s}, got {ref.config['masks'].get(s)} vs {cand.config['masks'].get(s)}"
-            )
 
 
 def parse_thresholds(values: list[str] | dict[str, float] | None) -> dict[str, float]:
@@ -205,7 +189,8 @@ def compare_runs(
         correction: ``"bonferroni"`` (alpha divided by the number of comparisons) or ``"none"``.
 
     Raises:
-        CheckMisuse: different task/version, split manifests, metric profiles or masks; or no
+        CheckMisuse: runs whose numbers are defined differently (task, split manifests, masks,
+            metric profiles, normalisation, precision: :func:`mribench.api.run.comparable`), or no
             slices in common.
     """
     if not 0 < alpha < 1:
@@ -213,20 +198,18 @@ def compare_runs(
     if correction not in ("bonferroni", "none"):
         raise ValueError(f"expected correction 'bonferroni' or 'none', got {correction!r}")
     ref, cand = load_comparable(reference), load_comparable(candidate)
-    common = [m for m in ref.config["metrics"] if m in cand.config["metrics"]]
+    common = [m for m in ref.config.metrics if m in cand.config.metrics]
     names = metrics or common
     unknown = [m for m in names if m not in common]
     if unknown:
         raise CheckMisuse(f"expected metrics present in both runs ({', '.join(common)}), got {unknown}")
-    splits = sorted(set(ref.config["splits"]) & set(cand.config["splits"]))
+    splits = sorted(set(ref.config.splits) & set(cand.config.splits))
     if not splits:
         raise CheckMisuse("expected the runs to share at least one split, got none")
     _require_same(ref, cand, names, splits)
     thresholds = max_drop or {}
-    directions = {**cand.config.get("higher_is_better", {}), **ref.config.get("higher_is_better", {})}
-    report = CheckReport(
-        ref.config["task"]["name"], int(ref.config["task"]["version"]), str(ref.run_dir), str(cand.run_dir), alpha
-    )
+    directions = {**cand.config.higher_is_better, **ref.config.higher_is_better}
+    report = CheckReport(ref.config.task.name, ref.config.task.version, str(ref.run_dir), str(cand.run_dir), alpha)
     key = ["split", "file", "slice"]
     a = ref.slices[ref.slices["status"] == "ok"]
     b = cand.slices[cand.slices["status"] == "ok"]

@@ -17,14 +17,16 @@ from typing import Any
 import torch
 
 from mribench.api.model import ModelInfo, SliceMeta
+from mribench.api.run import EvalOptions, RunMode, Runtime
 from mribench.data.index import build_index
+from mribench.data.root import resolve_data_root
 from mribench.models.loaded import LoadedModel
 from mribench.models.loader import load_model
 from mribench.paths import slug
 from mribench.physics.masks import volume_seed
 from mribench.results import RunResult
 from mribench.tasks import TaskSpec, load_task, parse_task
-from mribench.workflows.evaluation import evaluate, resolve_data_root
+from mribench.workflows.evaluation import evaluate
 
 AXES = ("acceleration", "coils", "snr")
 DEFAULT_VALUES: dict[str, tuple[float, ...]] = {"acceleration": (2, 3, 4, 6, 8), "snr": (math.inf, 30.0, 20.0, 10.0)}
@@ -97,7 +99,7 @@ def _points(run: RunResult, metric: str, key: Callable[[Any], float] | None, x: 
 
     ok = run.slices[run.slices["status"] == "ok"]
     for split, g in ok.groupby("split"):
-        groups = [(x, g)] if key is None else list(g.groupby(g.apply(key, axis=1)))
+        groups: list[tuple[Any, Any]] = [(x, g)] if key is None else list(g.groupby(g.apply(key, axis=1)))
         for xv, gg in groups:
             vals = gg[metric].to_numpy(float)
             keep = vals == vals
@@ -114,28 +116,28 @@ def robustness_curve(
     axis: str,
     *,
     values: list[float] | None = None,
-    checkpoint: str | None = None,
     metric: str = "ssim",
-    data_root: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | None = None,
     run_root: str | os.PathLike[str] = "mribench-runs/curves",
     limit: int | None = None,
-    device: str = "auto",
     resume: bool = True,
-    progress: Callable[[int, int, str], None] | None = None,
+    runtime: Runtime | None = None,
 ) -> CurveResult:
     """Evaluate ``model`` along a shift axis.
 
     Args:
-        model: model name/spec or loaded model.
+        model: model name/spec or loaded model (``load_model(name, checkpoint)`` for weights).
         task: the task whose test splits are evaluated.
         axis: ``acceleration`` (mask of both sides set to each value), ``coils`` (one run, slices
             grouped by their coil count) or ``snr`` (noise added to the measurements, dB; ``inf`` is
             clean).
         values: axis values (defaults: accelerations 2, 3, 4, 6, 8; SNR inf, 30, 20, 10 dB).
         metric: the metric of the curve.
+        data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
         run_root: each point's run directory goes below it.
         limit: at most N slices per split per point.
         resume: reuse finished points.
+        runtime: how each point's evaluation runs (device, batch size, progress, ...).
 
     Returns:
         The :class:`CurveResult` with an AUC per split.
@@ -144,16 +146,18 @@ def robustness_curve(
 
     if axis not in AXES:
         raise ValueError(f"expected axis in {AXES}, got {axis!r}")
+    runtime = runtime or Runtime()
     spec = task if isinstance(task, TaskSpec) else load_task(task)
-    lm = model if isinstance(model, LoadedModel) else load_model(model, checkpoint)
-    root = resolve_data_root(data_root, progress)
+    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    root = resolve_data_root(data, runtime.progress)
     cr = CurveResult(axis, metric)
     base = Path(run_root) / spec.name / slug(lm.info.name)
-    common = {"data_root": root, "metrics": [metric], "limit": limit, "device": device, "progress": progress}
+    options = EvalOptions(metrics=(metric,), limit=limit)
 
     def run(m: LoadedModel, t: TaskSpec, tag: str) -> RunResult:
         rd = base / f"{axis}-{tag}"
-        return evaluate(m, t, run_dir=rd, resume=resume and (rd / "run.json").is_file(), **common)
+        mode: RunMode = "resume" if resume and (rd / "run.json").is_file() else "new"
+        return evaluate(m, t, data=root, run_dir=rd, mode=mode, options=options, runtime=runtime)
 
     if axis == "coils":
         r = run(lm, spec, "all")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mribench.results import RunResult, load_run
+from mribench.api.run import EvalOptions, RunMode, Runtime
+from mribench.results import RunResult, load_run, write_summary
 
 LAUNCHERS = ("local", "slurm")
 
@@ -68,16 +69,30 @@ def _executor(spec: LaunchSpec, name: str) -> Any:
 
 
 class EvaluationShard:
-    """One shard of an evaluation (picklable; requeued with the same arguments when preempted)."""
+    """One shard of an evaluation (picklable; requeued with the same arguments when preempted).
 
-    def __init__(self, kwargs: dict[str, Any], world_size: int) -> None:
-        self.kwargs = kwargs
+    The model travels by name (and checkpoint) and is loaded in the job.
+    """
+
+    def __init__(self, job: dict[str, Any], world_size: int) -> None:
+        self.job = job
         self.world_size = world_size
 
     def __call__(self, rank: int) -> int:
+        from mribench.models.loader import load_model
         from mribench.workflows.evaluation import evaluate
 
-        res = evaluate(**self.kwargs, resume=True, rank=rank, world_size=self.world_size, synchronize=False)
+        job = self.job
+        runtime = job["runtime"].model_copy(update={"rank": rank, "world_size": self.world_size, "synchronize": False})
+        res = evaluate(
+            load_model(job["model"], job["checkpoint"]),
+            job["task"],
+            data=job["data"],
+            run_dir=job["run_dir"],
+            mode="resume",
+            options=job["options"],
+            runtime=runtime,
+        )
         return int(len(res.slices))
 
     def checkpoint(self, rank: int) -> Any:
@@ -88,7 +103,17 @@ class EvaluationShard:
 
 
 def launch_evaluation(
-    model: str, task: str, spec: LaunchSpec, *, run_dir: str | os.PathLike[str], wait: bool = True, **kwargs: Any
+    model: str,
+    task: str,
+    spec: LaunchSpec,
+    *,
+    run_dir: str | os.PathLike[str],
+    checkpoint: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    mode: RunMode = "new",
+    options: EvalOptions | None = None,
+    runtime: Runtime | None = None,
+    wait: bool = True,
 ) -> RunResult | list[Any]:
     """Evaluate ``model`` on ``task`` as ``spec.shards`` jobs.
 
@@ -96,32 +121,41 @@ def launch_evaluation(
         model, task: as :func:`mribench.evaluate` (names or paths: they travel to the jobs).
         spec: launcher settings.
         run_dir: the run directory shared by all shards (on a shared file system for Slurm).
+        checkpoint: weights for ``unet``/``varnet`` or a user factory (see :func:`mribench.load_model`).
+        data, mode, options: as :func:`mribench.evaluate`.
+        runtime: how each shard runs (device, batch size, threads); rank, world size and the
+            progress callback are the launcher's.
         wait: wait for the jobs and return the merged :class:`RunResult`; else return the jobs.
-        **kwargs: further :func:`mribench.evaluate` options (data_root, metrics, limit, device, ...).
 
     Raises:
         MribenchError subclasses from the preparation (unknown names, missing data, mismatched
         resume); a failed shard re-raises its error when waited for.
     """
-    from mribench.workflows.evaluation import evaluate
+    from mribench.models.loader import load_model
+    from mribench.workflows.evaluation import prepare_run
 
-    if "progress" in kwargs:
-        kwargs.pop("progress")
-    overwrite = kwargs.pop("overwrite", False)
-    resume = kwargs.pop("resume", False)
-    evaluate(model, task, run_dir=run_dir, resume=resume, overwrite=overwrite, prepare_only=True, **kwargs)
+    options = options or EvalOptions()
+    runtime = (runtime or Runtime()).model_copy(update={"progress": None, "rank": 0, "world_size": 1})
+    prepare_run(
+        load_model(model, checkpoint), task, data=data, run_dir=run_dir, mode=mode, options=options, runtime=runtime
+    )
     ex = _executor(spec, f"mribench-{Path(str(task)).stem}")
-    shard = EvaluationShard({"model": model, "task": task, "run_dir": str(run_dir), **kwargs}, spec.shards)
-    jobs = ex.map_array(shard, list(range(spec.shards)))
+    job = {
+        "model": model,
+        "checkpoint": checkpoint,
+        "task": task,
+        "data": None if data is None else str(data),
+        "run_dir": str(run_dir),
+        "options": options,
+        "runtime": runtime,
+    }
+    jobs = ex.map_array(EvaluationShard(job, spec.shards), list(range(spec.shards)))
     if not wait:
         return jobs
     for j in jobs:
         j.result()  # re-raises a shard's error
     result = load_run(run_dir)
-    from mribench.paths import atomic_write_text
-    from mribench.results import dumps
-
-    atomic_write_text(Path(run_dir) / "summary.json", dumps(result.summary))
+    write_summary(run_dir, result.summary)
     return result
 
 

@@ -42,13 +42,13 @@ def _fmt(v: Any, nd: int = 4) -> str:
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
-def _ci_text(mean: float, lo: float, hi: float, nd: int = 4) -> str:
+def _ci_text(mean: float | None, lo: float | None, hi: float | None, nd: int = 4) -> str:
     return f"{_fmt(mean, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]"
 
 
 def _trained_on_q(run: RunResult) -> bool:
-    extra = (run.config.get("model", {}).get("details", {}) or {}).get("extra", {}) or {}
-    return str(extra.get("training_side", "")).upper() == "Q"
+    extra = run.config.model.details.get("extra") or {}
+    return isinstance(extra, dict) and str(extra.get("training_side", "")).upper() == "Q"
 
 
 def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, tr: TaskReport) -> None:
@@ -57,7 +57,7 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
     if q_run is None:
         tr.notes.append("No Q-trained reference run (pass --q-trained RUN_DIR): the gap is not computed.")
         return
-    hib = q_run.config["higher_is_better"].get(metric, True)
+    hib = q_run.config.higher_is_better.get(metric, True)
     q = q_run.slices[(q_run.slices["split"] == "test_Q") & (q_run.slices["status"] == "ok")]
     for row, run in zip(tr.rows, task_runs):
         if run is q_run:
@@ -78,10 +78,8 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
 
 
 def _id_ood(r: RunResult, metric: str) -> tuple[float, float] | None:
-    s = r.summary["shift"].get(metric, {})
-    a, b = s.get("id"), s.get("ood")
-    ok = a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
-    return (float(a), float(b)) if ok else None
+    s = r.summary.shift.get(metric)
+    return (s.id, s.ood) if s is not None else None
 
 
 def _effective_robustness(
@@ -129,60 +127,58 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
     import torch
 
     from mribench.analysis import plot_reconstruction_panel
-    from mribench.data.fastmri_io import read_info, read_slice
-    from mribench.models import SliceMeta, load_model
-    from mribench.physics.masks import MaskSpec, volume_mask
+    from mribench.data.index import build_index
+    from mribench.data.slices import plan_requests, read_sample
+    from mribench.errors import MribenchError
+    from mribench.models import load_model
+    from mribench.physics.masks import MaskSpec
 
     cfg = run.config
-    det = cfg["model"].get("details", {}) or {}
+    det = cfg.model.details
+    path = det.get("path")
     try:
         model = load_model(
-            cfg["model"]["name"] if cfg["model"]["kind"] != "checkpoint" else det.get("path", ""),
-            checkpoint=det.get("path") if cfg["model"]["name"] in ("unet", "varnet") else None,
+            cfg.model.name if cfg.model.kind != "checkpoint" else str(path or ""),
+            checkpoint=str(path) if cfg.model.name in ("unet", "varnet") and path else None,
         )
     except Exception as e:  # a report must not fail because a model moved
-        tr.notes.append(f"No reconstruction panel for {cfg['model']['name']}: cannot reload the model ({e}).")
+        tr.notes.append(f"No reconstruction panel for {cfg.model.name}: cannot reload the model ({e}).")
         return
-    root = data_root or Path(cfg["data"]["root"])
     ok = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")].head(n)
-    spec = MaskSpec(
-        **{k: v for k, v in cfg["masks"]["test_Q"].items() if k in ("type", "acceleration", "center_fraction", "seed")}
-    )
+    if ok.empty or "test_Q" not in cfg.masks or (data_root is None and cfg.data is None):
+        return
+    root = data_root or Path(cfg.data.root)  # type: ignore[union-attr]
+    m = cfg.masks["test_Q"]
+    spec = MaskSpec(m.type, m.acceleration, m.center_fraction, m.seed)
+    try:
+        index = build_index(root).table
+    except MribenchError as e:
+        tr.notes.append(f"No reconstruction panel for {cfg.model.name}: no data under {root} ({e}).")
+        return
+    rows = index.merge(ok[["file", "slice"]], on=["file", "slice"])
+    score = {(str(r.file), int(r.slice)): float(getattr(r, metric)) for r in ok.itertuples()}
     targets, recons, scores, titles = [], [], [], []
-    found: dict[str, Path | None] = {}
-    for r in ok.itertuples():
-        if r.file not in found:
-            found[r.file] = next(root.rglob(r.file), None)
-        path = found[r.file]
-        if path is None:
+    for req in plan_requests(rows, "test_Q", spec, root, batch_size=1):
+        try:
+            sample = read_sample(req)
+        except MribenchError:
             continue
-        kspace, t, attrs = read_slice(path, int(r.slice))
-        if t is None:
-            continue
-        k = torch.from_numpy(kspace)[None]
-        vmax = float(attrs["max"])
-        info = read_info(path)
-        pad = (info.header.padding_left, info.header.padding_right)
-        mask = volume_mask(spec, k.shape[-1], r.file, pad).reshape(1, 1, 1, -1)
-        meta = SliceMeta(
-            r.file, (int(r.slice),), tuple(t.shape), pad, int(round(k.shape[-1] * spec.cf)), spec.acceleration, vmax, {}
-        )
         with torch.inference_mode():
-            rec = model(k * mask, mask, meta)[0].float().cpu().numpy()
-        targets.append(t)
+            rec = model(sample.masked_kspace, sample.mask, sample.meta)[0].float().cpu().numpy()
+        targets.append(sample.target[0].numpy())
         recons.append(rec)
-        scores.append(float(getattr(r, metric)))
-        titles.append(f"{r.file} slice {r.slice}")
+        scores.append(score[(req.file, req.slices[0])])
+        titles.append(f"{req.file} slice {req.slices[0]}")
     if targets:
         png, _ = plot_reconstruction_panel(
             np.stack(targets),
             np.stack(recons),
-            out / f"{tr.task}-{_slug(cfg['model']['name'])}-panel",
+            out / f"{tr.task}-{_slug(cfg.model.name)}-panel",
             scores=scores,
             score_name=metric.upper(),
             titles=titles,
         )
-        tr.figures.append((f"{cfg['model']['name']} on OOD slices of {tr.task}: target, reconstruction, error.", png))
+        tr.figures.append((f"{cfg.model.name} on OOD slices of {tr.task}: target, reconstruction, error.", png))
 
 
 def _slug(s: str) -> str:
@@ -228,25 +224,26 @@ def build_report(
         if not same:
             runs.append(qr)
     for r in runs:
-        if metric not in r.config["metrics"]:
-            raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config['metrics']}")
+        if metric not in r.config.metrics:
+            raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config.metrics}")
     er_runs = [load_run(d) for d in er_reference] if er_reference else []
     by_task: dict[tuple[str, int], list[RunResult]] = {}
     for r in runs:
-        by_task.setdefault((r.config["task"]["name"], int(r.config["task"]["version"])), []).append(r)
+        by_task.setdefault((r.config.task.name, r.config.task.version), []).append(r)
     reports = []
     for i, ((task, version), task_runs) in enumerate(sorted(by_task.items())):
         if progress:
             progress(i, len(by_task), task)
         tr = TaskReport(task, version, metric)
         for r in task_runs:
-            s = r.summary["splits"]
-            row: dict[str, Any] = {"model": r.config["model"]["name"], "kind": r.config["model"]["kind"]}
+            s = r.summary.splits
+            row: dict[str, Any] = {"model": r.config.model.name, "kind": r.config.model.kind}
             for sp, label in (("test_P", "ID"), ("test_Q", "OOD")):
-                m = s.get(sp, {}).get("metrics", {}).get(metric)
-                row[label] = _ci_text(m["mean"], m["ci_low"], m["ci_high"]) if m else "-"
-            row["drop"] = _fmt(r.summary["shift"].get(metric, {}).get("drop"))
-            row["failed"] = sum(v.get("n_failed", 0) for v in s.values())
+                m = s[sp].metrics.get(metric) if sp in s else None
+                row[label] = _ci_text(m.mean, m.ci_low, m.ci_high) if m else "-"
+            shift = r.summary.shift.get(metric)
+            row["drop"] = _fmt(shift.drop if shift else None)
+            row["failed"] = sum(v.n_failed or 0 for v in s.values())
             tr.rows.append(row)
         q_run = (
             qr
@@ -254,7 +251,7 @@ def build_report(
             else next((r for r in task_runs if _trained_on_q(r)), None)
         )
         _gap_rows(task_runs, q_run, metric, tr)
-        refs = [r for r in er_runs if r.config["task"]["name"] == task] if er_runs else None
+        refs = [r for r in er_runs if r.config.task.name == task] if er_runs else None
         _effective_robustness(task_runs, metric, tr, out, refs)
         if panels:
             for r in task_runs:
@@ -287,11 +284,11 @@ def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
 
 
 def _provenance_line(r: RunResult) -> str:
-    p, c = r.config.get("provenance", {}), r.config
-    prof = ", ".join(f"{k}={v.get('profile')}" for k, v in c.get("metric_profiles", {}).items())
+    p, c = r.config.provenance, r.config
+    prof = ", ".join(f"{k}={v.get('profile') if isinstance(v, dict) else None}" for k, v in c.metric_profiles.items())
     return (
-        f"model {c['model']['name']} ({c['model']['sha256'][:12]}), task {c['task']['name']} v{c['task']['version']}, "
-        f"mribench {p.get('mribench')}, torch {p.get('torch')}, device {p.get('device')}, profiles: {prof}"
+        f"model {c.model.name} ({c.model.sha256[:12]}), task {c.task.name} v{c.task.version}, "
+        f"mribench {p.mribench}, torch {p.torch}, device {p.device}, profiles: {prof}"
     )
 
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from mribench.data.index import build_index
+from mribench.data.root import resolve_data_root
 from mribench.tasks import TaskSpec, load_task, make_splits
-from mribench.workflows.evaluation import resolve_data_root, resolve_device
+from mribench.workflows.runtime import resolve_device
 
 PAIRS = (("train_P", "test_Q"), ("train_Q", "test_Q"))
 

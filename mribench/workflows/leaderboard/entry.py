@@ -20,13 +20,15 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from mribench.api.run import ModelRecord, Provenance, RunConfig, RunOptions, SplitRecord, TaskRecord, comparable
 from mribench.errors import SubmissionError
 from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
-from mribench.results import RunResult, load_run
+from mribench.results import RunResult, load_run, summarize
 from mribench.tasks import manifest_hash
 from mribench.workflows.leaderboard.io import (
     entry_json_text,
     read_json_capped,
+    read_sidecar,
     sha256_bytes,
     sidecar_bytes,
     sidecar_frame,
@@ -66,16 +68,16 @@ def _run(run: str | os.PathLike[str] | RunResult) -> RunResult:
 
 def _check_complete(run: RunResult) -> None:
     """Every evaluated split's slices are in the store (a killed run must be resumed first)."""
-    splits = run.config.get("splits") or {}
+    splits = run.config.splits
     if not splits:
         raise SubmissionError(f"expected run.json in {run.run_dir} to list its evaluated splits, got none")
     if run.slices.empty:
         raise SubmissionError(f"expected per-slice results in {run.run_dir}, got none (hint: run `mribench evaluate`)")
     for sp, info in splits.items():
         rows = run.slices[run.slices["split"] == sp]
-        if manifest_hash(rows) != info.get("evaluated_manifest"):
+        if manifest_hash(rows) != info.evaluated_manifest:
             raise SubmissionError(
-                f"expected all {info.get('n_slices')} slices of split {sp} in {run.run_dir}, got "
+                f"expected all {info.n_slices} slices of split {sp} in {run.run_dir}, got "
                 f"{len(rows)} (hint: finish the run with `mribench evaluate --resume`)"
             )
     extra = set(run.slices["split"]) - set(splits)
@@ -83,8 +85,8 @@ def _check_complete(run: RunResult) -> None:
         raise SubmissionError(f"expected per-slice results only for splits {sorted(splits)}, got {sorted(extra)}")
 
 
-def _default_dataset(config: dict[str, Any]) -> str:
-    root = (config.get("data") or {}).get("root")
+def _default_dataset(config: RunConfig) -> str:
+    root = config.data.root if config.data else None
     if root:
         try:
             Path(root).resolve().relative_to(cache_dir().resolve())
@@ -94,20 +96,27 @@ def _default_dataset(config: dict[str, Any]) -> str:
     return "custom"
 
 
-def _test_q_means(run: RunResult, ref_manifest: str, what: str) -> dict[str, float]:
-    sp = (run.config.get("splits") or {}).get("test_Q") or {}
-    if sp.get("evaluated_manifest") != ref_manifest:
+def _test_q_means(run: RunResult, of: RunResult, what: str) -> dict[str, float]:
+    """test_Q means of ``run``, which must be comparable with ``of`` on the same test_Q slices."""
+    diffs = comparable(of.config, run.config, splits=["test_Q"])
+    if diffs:
+        raise SubmissionError(
+            f"expected the {what} run {run.run_dir} to be comparable on test_Q, got {'; '.join(diffs)}"
+        )
+    sp = run.config.splits.get("test_Q")
+    if sp is None or sp.evaluated_manifest != of.config.splits["test_Q"].evaluated_manifest:
         raise SubmissionError(
             f"expected the {what} run {run.run_dir} to be evaluated on the same test_Q slices, got a different manifest"
         )
-    ms = run.summary.get("splits", {}).get("test_Q", {}).get("metrics", {})
-    return {m: float(v["mean"]) for m, v in ms.items() if v.get("mean") is not None and v["mean"] == v["mean"]}
+    split = run.summary.splits.get("test_Q")
+    ms = split.metrics if split else {}
+    return {m: v.mean for m, v in ms.items() if v.mean is not None}
 
 
 def _describe(run: RunResult) -> str:
-    m = run.config.get("model") or {}
-    sha = str(m.get("sha256") or "")[:12]
-    return f"{m.get('name', '?')}" + (f" (sha256 {sha})" if sha else "")
+    m = run.config.model
+    sha = m.sha256[:12]
+    return m.name + (f" (sha256 {sha})" if sha else "")
 
 
 def _gaps(run: RunResult, q_reference: Any, baseline: Sequence[Any] | None) -> dict[str, GapSummary]:
@@ -115,17 +124,11 @@ def _gaps(run: RunResult, q_reference: Any, baseline: Sequence[Any] | None) -> d
         if baseline is not None:
             raise ValueError("expected q_reference together with baseline, got baseline only")
         return {}
-    manifest = ((run.config.get("splits") or {}).get("test_Q") or {}).get("evaluated_manifest")
-    if manifest is None:
+    if "test_Q" not in run.config.splits:
         raise SubmissionError(f"expected {run.run_dir} to have evaluated test_Q for a gap, got no test_Q")
     ref = _run(q_reference)
-    if (ref.config.get("task") or {}).get("name") != run.config["task"]["name"]:
-        raise SubmissionError(
-            f"expected the Q-trained reference run on task {run.config['task']['name']}, got "
-            f"{(ref.config.get('task') or {}).get('name')}"
-        )
-    q = _test_q_means(ref, manifest, "Q-trained reference")
-    p = _test_q_means(run, manifest, "submitted")
+    q = _test_q_means(ref, run, "Q-trained reference")
+    p = _test_q_means(run, run, "submitted")
     qb = pb = None
     base_desc = None
     if baseline is not None:
@@ -135,13 +138,13 @@ def _gaps(run: RunResult, q_reference: Any, baseline: Sequence[Any] | None) -> d
             )
         pb_run, qb_run = _run(baseline[0]), _run(baseline[1])
         pb, qb = (
-            _test_q_means(pb_run, manifest, "baseline P-trained"),
-            _test_q_means(qb_run, manifest, "baseline Q-trained"),
+            _test_q_means(pb_run, run, "baseline P-trained"),
+            _test_q_means(qb_run, run, "baseline Q-trained"),
         )
         base_desc = f"P: {_describe(pb_run)}; Q: {_describe(qb_run)}"
-    hib = run.config.get("higher_is_better", {})
+    hib = run.config.higher_is_better
     out = {}
-    for m in run.config.get("metrics", []):
+    for m in run.config.metrics:
         if m in q and m in p and (baseline is None or (m in qb and m in pb)):  # type: ignore[operator]
             out[m] = make_gap(
                 m,
@@ -204,12 +207,12 @@ def build_entry(
     run = _run(run_dir)
     cfg = run.config
     _check_complete(run)
-    metrics = list(cfg.get("metrics", []))
-    hib = {m: bool(cfg.get("higher_is_better", {}).get(m, True)) for m in metrics}
+    metrics = list(cfg.metrics)
+    hib = {m: bool(cfg.higher_is_better.get(m, True)) for m in metrics}
     data = sidecar_bytes(run.slices, metrics)
     frame = sidecar_frame(run.slices, metrics)
     summary = summary_from_slices(frame, metrics, hib, _gaps(run, q_reference, baseline))
-    prov_in = cfg.get("provenance") or {}
+    prov_in = cfg.provenance.model_dump()
     created = str(prov_in.get("created") or "")
     if entry_date is None:
         try:
@@ -218,11 +221,9 @@ def build_entry(
             entry_date = _dt.datetime.now(_dt.timezone.utc).date()
     provenance: dict[str, Any] = {k: prov_in[k] for k in _PROVENANCE_KEYS if prov_in.get(k) is not None}
     provenance = {k: (v[:500] if isinstance(v, str) else v) for k, v in provenance.items()}
-    opts = cfg.get("options") or {}
-    provenance["normalize_output"] = bool(opts.get("normalize_output", False))
-    provenance["model_kind"] = str((cfg.get("model") or {}).get("kind", ""))[:500]
-    task = cfg.get("task") or {}
-    model = cfg.get("model") or {}
+    provenance["normalize_output"] = cfg.options.normalize_output
+    provenance["model_kind"] = cfg.model.kind[:500]
+    task, model = cfg.task, cfg.model
     fields: dict[str, Any] = {
         "kind": "evaluated",
         "model": {
@@ -232,24 +233,16 @@ def build_entry(
             "paper": paper,
             "code": code,
             "training_data": training_data,
-            "architecture": model.get("name"),
-            "sha256": model.get("sha256"),
+            "architecture": model.name,
+            "sha256": model.sha256,
         },
-        "task": {"name": task.get("name"), "version": task.get("version"), "sha256": task.get("sha256")},
+        "task": {"name": task.name, "version": task.version, "sha256": task.sha256},
         "data": {"name": dataset or _default_dataset(cfg), "real": real_data},
-        "splits": {
-            sp: {
-                "manifest": v.get("manifest"),
-                "evaluated_manifest": v.get("evaluated_manifest"),
-                "n_slices": v.get("n_slices"),
-                "n_volumes": v.get("n_volumes"),
-            }
-            for sp, v in (cfg.get("splits") or {}).items()
-        },
-        "limit": opts.get("limit"),
+        "splits": {sp: v.model_dump(exclude={"missing_files"}) for sp, v in cfg.splits.items()},
+        "limit": cfg.options.limit,
         "metrics": metrics,
         "higher_is_better": hib,
-        "metric_profiles": cfg.get("metric_profiles") or {},
+        "metric_profiles": dict(cfg.metric_profiles),
         "mribench_version": str(prov_in.get("mribench") or _version()),
         "summary": summary.model_dump(),
         "slices": {"file": f"{name}{SIDECAR_SUFFIX}", "sha256": sha256_bytes(data), "rows": len(frame)},
@@ -385,3 +378,46 @@ def write_json_schema(root: str | os.PathLike[str] = "leaderboard") -> Path:
     path = Path(root) / SCHEMA_FILE
     atomic_write_text(path, json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def entry_to_run(path: str | os.PathLike[str]) -> RunResult:
+    """An evaluated entry (JSON + per-slice sidecar) as a run, e.g. the reference of ``mribench check``.
+
+    The run record holds what the entry records (task, model identity, metrics and their profiles,
+    split manifests, limit, normalisation); masks and data root are unknown (``None``).
+
+    Raises:
+        SubmissionError: unreadable or invalid entry, a reported entry (no per-slice results), or a
+            missing sidecar.
+    """
+    p = Path(path)
+    entry = parse_entry(read_json_capped(p))
+    if entry.kind != "evaluated" or entry.slices is None:
+        raise SubmissionError(f"expected an evaluated entry with per-slice results, got a {entry.kind} entry {p}")
+    sidecar = p.with_name(entry.slices.file)
+    if not sidecar.is_file():
+        raise SubmissionError(f"expected the per-slice sidecar {sidecar.name} next to {p.name}, got none")
+    frame = read_sidecar(sidecar, list(entry.metrics))
+    if "error" not in frame.columns:
+        frame["error"] = None
+    prov = entry.provenance
+    config = RunConfig(
+        task=TaskRecord(name=entry.task.name, version=entry.task.version, sha256=entry.task.sha256),
+        model=ModelRecord(
+            name=entry.model.architecture or entry.model.id,
+            kind=str(prov.get("model_kind") or "unknown"),
+            sha256=entry.model.sha256 or "",
+        ),
+        metrics=list(entry.metrics),
+        higher_is_better=dict(entry.higher_is_better),
+        metric_profiles=dict(entry.metric_profiles),
+        splits={sp: SplitRecord(**ref.model_dump()) for sp, ref in entry.splits.items()},
+        options=RunOptions(limit=entry.limit, normalize_output=bool(prov.get("normalize_output", False))),
+        provenance=Provenance.model_validate(
+            {
+                **{k: v for k, v in prov.items() if k not in ("model_kind", "normalize_output")},
+                "mribench": entry.mribench_version,
+            }
+        ),
+    )
+    return RunResult(p, config, frame, summarize(frame, config.metrics, config.higher_is_better))

@@ -8,6 +8,9 @@ An entry is one model's scores on one task, stored as reviewable data in git:
 * ``kind: reported`` -- numbers copied from a paper, on data mribench cannot run (real fastMRI);
   no sidecar, but a citation with the exact table they come from is required.
 
+The task and split references and the split, metric and shift summaries are the run record's
+shapes (:mod:`mribench.api.run`), with the leaderboard's stricter names and hashes.
+
 All text is plain text (never HTML): renderers escape it. Numbers are JSON numbers; non-finite
 values are not representable (a missing value is ``null``).
 """
@@ -20,6 +23,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, JsonValue, model_validator
+
+from mribench.api import run
 
 SCHEMA_VERSION = 1
 KINDS = ("evaluated", "reported")
@@ -102,8 +107,10 @@ class ModelInfo(_Model):
     sha256: Annotated[str, Field(max_length=128, pattern=r"^[0-9a-f]*$")] | None = None
 
 
-class TaskRef(_Model):
+class TaskRef(run.TaskRef):
     """The task and the definition it was scored against."""
+
+    model_config = _Model.model_config
 
     name: TaskName
     version: Annotated[int, Field(ge=1)]
@@ -122,7 +129,7 @@ class DataInfo(_Model):
     real: bool = False
 
 
-class SplitRef(_Model):
+class SplitRef(run.SplitRef):
     """Manifest hashes of one evaluated split (sha256 of its sorted ``file<TAB>slice`` lines).
 
     Attributes:
@@ -132,37 +139,22 @@ class SplitRef(_Model):
         n_volumes: volumes evaluated.
     """
 
+    model_config = _Model.model_config
+
     manifest: Sha256
     evaluated_manifest: Sha256
-    n_slices: Count
-    n_volumes: Count
 
 
-class MetricSummary(_Model):
-    """Mean of a metric over a split's successful slices with a 95% cluster-bootstrap CI (volumes)."""
-
-    mean: FiniteFloat | None
-    ci_low: FiniteFloat | None = None
-    ci_high: FiniteFloat | None = None
-    n: Count | None = None
+MetricSummary = run.MetricSummary
+ShiftSummary = run.ShiftSummary
 
 
-class SplitSummary(_Model):
+class SplitSummary(run.SplitSummary):
     """Per-split numbers (counts are required for evaluated entries, optional for reported ones)."""
 
-    n_slices: Count | None = None
-    n_ok: Count | None = None
-    n_failed: Count | None = None
-    n_volumes: Count | None = None
+    model_config = _Model.model_config
+
     metrics: dict[MetricName, MetricSummary]
-
-
-class ShiftSummary(_Model):
-    """ID (test_P) and OOD (test_Q) means and the drop (positive = worse OOD, whatever the direction)."""
-
-    id: FiniteFloat
-    ood: FiniteFloat
-    drop: FiniteFloat
 
 
 class GapSummary(_Model):

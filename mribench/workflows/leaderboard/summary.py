@@ -7,25 +7,14 @@ differences (means and CIs to 1e-9).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from mribench.analysis.gap import fraction_gap_closed, performance_gap
 from mribench.results import summarize
-from mribench.workflows.leaderboard.schema import GapSummary, MetricSummary, ShiftSummary, SplitSummary, Summary
+from mribench.workflows.leaderboard.schema import GapSummary, SplitSummary, Summary
 
 TOLERANCE = 1e-9
-
-
-def _num(x: Any) -> float | None:
-    """A finite float, or None for NaN / None."""
-    if x is None:
-        return None
-    v = float(x)
-    return v if math.isfinite(v) else None
 
 
 def summary_from_slices(
@@ -43,31 +32,14 @@ def summary_from_slices(
         gap: gap numbers to carry over (they involve other models' runs, not recomputable here).
 
     Returns:
-        The :class:`Summary` (NaN means/CIs become None).
+        The :class:`Summary` (NaN means/CIs are None; a shift only where ID and OOD are finite).
     """
     df = slices.copy()
     if "error" not in df.columns:
         df["error"] = None
-    raw = summarize(df, {"metrics": list(metrics), "higher_is_better": dict(higher_is_better)})
-    splits: dict[str, SplitSummary] = {}
-    for sp, s in raw["splits"].items():
-        ms = {
-            m: MetricSummary(mean=_num(v["mean"]), ci_low=_num(v["ci_low"]), ci_high=_num(v["ci_high"]), n=int(v["n"]))
-            for m, v in s["metrics"].items()
-        }
-        splits[sp] = SplitSummary(
-            n_slices=int((df["split"] == sp).sum()),
-            n_ok=s["n_ok"],
-            n_failed=s["n_failed"],
-            n_volumes=s["n_volumes"],
-            metrics=ms,
-        )
-    shift: dict[str, ShiftSummary] = {}
-    for m, v in raw["shift"].items():
-        i, o, d = _num(v["id"]), _num(v["ood"]), _num(v["drop"])
-        if i is not None and o is not None and d is not None:
-            shift[m] = ShiftSummary(id=i, ood=o, drop=d)
-    return Summary(splits=splits, shift=shift, gap=dict(gap or {}))  # type: ignore[arg-type]
+    raw = summarize(df, list(metrics), dict(higher_is_better))
+    splits = {sp: SplitSummary.model_validate(v.model_dump()) for sp, v in raw.splits.items()}
+    return Summary(splits=splits, shift=dict(raw.shift), gap=dict(gap or {}))  # type: ignore[arg-type]
 
 
 def seconds_per_slice(slices: pd.DataFrame) -> float | None:

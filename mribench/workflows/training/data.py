@@ -34,8 +34,9 @@ import torch
 from fastmri.data.subsample import MaskFunc
 
 from mribench.api.model import SliceMeta
+from mribench.data.slices import SliceRequest, read_sample, slice_meta, volume_max
 from mribench.errors import DataError
-from mribench.physics.masks import MASK_TYPES, MaskSpec, volume_mask
+from mribench.physics.masks import MASK_TYPES, MaskSpec
 
 SHAPE_COLUMNS = ("coils", "kspace_h", "kspace_w", "target_h", "target_w")
 
@@ -156,8 +157,7 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
     ) -> dict[str, Any]:
         w = kspace.shape[-1]
         mask = mask.reshape(1, 1, w)  # (1, 1, W)
-        vmax = r["volume_max"]
-        vmax = float(vmax) if vmax is not None and np.isfinite(vmax) else float(target.max())
+        vmax = volume_max(self.root / str(r["path"]), r["volume_max"])
         masked = kspace * mask  # (C, H, W)
         item: dict[str, Any] = {
             "masked_kspace": masked,
@@ -252,7 +252,8 @@ class TrainingSlices(_SliceReader):
 
 
 class ValidationSlices(_SliceReader):
-    """One slice per item with the task's fixed per-volume mask (as :func:`mribench.evaluate` uses).
+    """One slice per item with the task's fixed per-volume mask, read by the evaluator's slice source
+    (:func:`mribench.data.slices.read_sample`), so validation sees exactly what :func:`mribench.evaluate` sees.
 
     Items as :class:`TrainingSlices`.
     """
@@ -264,10 +265,23 @@ class ValidationSlices(_SliceReader):
         self.spec = spec
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        r, kspace, target = self._read(i)
-        w = kspace.shape[-1]
-        mask = volume_mask(self.spec, w, str(r["file"]), (int(r["padding_left"]), int(r["padding_right"])))
-        return self._item(i, r, kspace, target, mask, round(w * self.spec.cf), self.spec.acceleration)
+        r = self._records[i]
+        req = SliceRequest("validation", str(r["file"]), self.root / str(r["path"]), (int(r["slice"]),), self.spec, r)
+        s = read_sample(req, full_kspace=self.full_kspace)
+        item: dict[str, Any] = {
+            "masked_kspace": s.masked_kspace[0],  # (C, H, W)
+            "mask": s.mask[0],  # (1, 1, W)
+            "target": s.target[0],  # (h, w)
+            "volume_max": torch.tensor(s.meta.volume_max),
+            "num_low_frequencies": s.meta.num_low_frequencies,
+            "acceleration": s.meta.acceleration,
+            "file": s.meta.file,
+            "slice": s.meta.slices[0],
+            "padding": torch.tensor(s.meta.padding),
+        }
+        if s.kspace is not None:
+            item["kspace"] = s.kspace[0]
+        return item
 
 
 class ShapeBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -357,11 +371,10 @@ def batch_meta(batch: dict[str, Any]) -> SliceMeta:
     accs = batch["acceleration"]
     accs_list = [int(x) for x in (accs.tolist() if isinstance(accs, torch.Tensor) else accs)]
     pad = batch["padding"][0].tolist()
-    return SliceMeta(
-        file=str(batch["file"][0]),
-        slices=tuple(int(s) for s in batch["slice"]),
-        target_size=(int(batch["target"].shape[-2]), int(batch["target"].shape[-1])),
-        padding=(int(pad[0]), int(pad[1])),
+    return slice_meta(
+        {"file": str(batch["file"][0]), "padding_left": pad[0], "padding_right": pad[1]},
+        [int(s) for s in batch["slice"]],
+        (int(batch["target"].shape[-2]), int(batch["target"].shape[-1])),
         num_low_frequencies=lows_list[0] if len(set(lows_list)) == 1 else 0,
         acceleration=accs_list[0],
         volume_max=float(batch["volume_max"][0]),

@@ -330,7 +330,7 @@ class _Data:
 
 
 def _load_data(task: str | TaskSpec, data_root: str | os.PathLike[str] | None, progress: ProgressFn | None) -> _Data:
-    from mribench.workflows.evaluation import resolve_data_root
+    from mribench.data.root import resolve_data_root
 
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     root = resolve_data_root(data_root, progress)
@@ -363,23 +363,24 @@ def _val_sets(cfg: RecipeConfig, d: _Data) -> dict[str, ValSet]:
 def _evaluate(
     model: Any, info: ModelInfo, d: _Data, out: Path, cfg: RecipeConfig, device: str, progress: ProgressFn | None
 ) -> tuple[dict[str, float | None], float]:
+    from mribench.api.run import EvalOptions, Runtime
     from mribench.workflows.evaluation import evaluate
 
     t0 = time.perf_counter()
-    resume = (out / "run.json").is_file()
     res = evaluate(
         LoadedModel(model, info),
         d.spec,
-        data_root=d.root,
+        data=d.root,
         run_dir=out,
-        resume=resume,
-        batch_size=int(cfg.evaluation["batch_size"]),
-        limit=cfg.evaluation["limit"],
-        device=device,
-        progress=progress,
+        mode="resume" if (out / "run.json").is_file() else "new",
+        options=EvalOptions(limit=cfg.evaluation["limit"]),
+        runtime=Runtime(device=device, batch_size=int(cfg.evaluation["batch_size"]), progress=progress),
     )
-    sp = res.summary.get("splits", {})
-    scores = {s: sp.get(s, {}).get("metrics", {}).get("ssim", {}).get("mean") for s in ("test_P", "test_Q")}
+    sp = res.summary.splits
+    scores = {
+        s: ssim.mean if s in sp and (ssim := sp[s].metrics.get("ssim")) is not None else None
+        for s in ("test_P", "test_Q")
+    }
     # per-slice model + metric seconds summed: the evaluation's cost even when it was resumed
     seconds = float(res.slices["seconds"].sum()) if not res.slices.empty else time.perf_counter() - t0
     return scores, seconds

@@ -340,7 +340,7 @@ def dist_rank() -> int:
 
 def training_device(device: str) -> torch.device:
     """``auto``/``cuda`` map to ``cuda:$LOCAL_RANK`` under torchrun; otherwise as the evaluator resolves it."""
-    from mribench.workflows.evaluation import resolve_device
+    from mribench.workflows.runtime import resolve_device
 
     dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:

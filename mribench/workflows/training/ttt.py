@@ -653,6 +653,10 @@ class TTTModel:
         self.model.to(device)
         return self
 
+    def slice_stats(self) -> list[dict[str, Any]]:
+        """:class:`mribench.api.ReportsSliceStats`: the per-slice stats of the last call (``last_stats``)."""
+        return self.last_stats
+
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor:
         """ReconModel protocol. complex (B, C, H, W), (B, 1, 1, W) -> real (B, h, w)."""
         with torch.inference_mode(False), torch.enable_grad():

@@ -1,0 +1,30 @@
+"""Where the data is: an explicit folder, ``$MRIBENCH_DATA``, or the embedded MRIBench-Sim benchmark."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def resolve_data_root(
+    data_root: str | os.PathLike[str] | None, progress: Callable[[int, int, str], None] | None = None
+) -> Path:
+    """``data_root`` > ``$MRIBENCH_DATA`` > the embedded MRIBench-Sim benchmark (generated on first use).
+
+    Args:
+        data_root: a fastMRI-format folder, or ``None``.
+        progress: ``progress(done, total, description)`` while the embedded benchmark is generated.
+    """
+    if data_root:
+        return Path(data_root).expanduser()
+    env = os.environ.get("MRIBENCH_DATA")
+    if env:
+        return Path(env).expanduser()
+    from mribench.data.synthetic import ensure_synthetic
+
+    cb = (lambda d, t: progress(d, t, "generating MRIBench-Sim")) if progress else None
+    return ensure_synthetic(progress=cb)
+
+
+__all__ = ["resolve_data_root"]
