@@ -7,14 +7,19 @@ from typing import Any
 
 import torch
 
-from mribench.api.model import ModelInfo, SliceMeta
+from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 
 
 @dataclass
 class LoadedModel:
-    """A model plus its identity. Calling it calls the model."""
+    """A model plus its identity. Calling it calls the model.
 
-    model: Any
+    Attributes:
+        model: the :class:`~mribench.api.model.ReconModel`.
+        info: its identity, recorded in every result.
+    """
+
+    model: ReconModel
     info: ModelInfo
 
     def __call__(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor:
@@ -24,7 +29,7 @@ class LoadedModel:
         """Move the model to ``device`` when it is movable (nn.Module or has ``.to``)."""
         mover = getattr(self.model, "to", None)
         if callable(mover):
-            moved = mover(device)
+            moved: Any = mover(device)
             if moved is not None:
                 self.model = moved
         if isinstance(self.model, torch.nn.Module):

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mribench.api.model import ModelInfo, SliceMeta
+from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 from mribench.api.run import EvalOptions, RunMode, Runtime
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
@@ -59,14 +59,14 @@ class NoisyMeasurements:
     The noise of a slice is seeded by its file name and slice index, so every model sees the same.
     """
 
-    def __init__(self, model: Any, snr_db: float) -> None:
+    def __init__(self, model: ReconModel, snr_db: float) -> None:
         self.model = model
         self.snr_db = snr_db
 
     def to(self, device: torch.device) -> NoisyMeasurements:
         mover = getattr(self.model, "to", None)
         if callable(mover):
-            moved = mover(device)
+            moved: Any = mover(device)
             self.model = moved if moved is not None else self.model
         return self
 

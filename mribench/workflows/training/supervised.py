@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 
-from mribench.api.model import SliceMeta
+from mribench.api.model import ReconModel, SliceMeta
 from mribench.errors import ModelError, ResultsError
 from mribench.models.builtin import UnetRecon, VarNetRecon
 from mribench.models.checkpoints import save_checkpoint
@@ -282,7 +282,7 @@ def _ssim_fn() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Ten
 
 
 def validate(
-    model: torch.nn.Module | Callable[..., torch.Tensor],
+    model: ReconModel,
     val_sets: Mapping[str, ValSet],
     root: str | os.PathLike[str],
     *,

@@ -1,0 +1,143 @@
+"""Per-slice goldens of the shipped tasks and one shipped baseline (used by tests/test_golden.py).
+
+For every shipped task, one volume of test_P and one of test_Q of the embedded MRIBench-Sim
+benchmark (default size) are chosen, preferring volumes other tasks use too and then cheap ones.
+Only those volumes are generated (each is a pure function of the generator version, the seed and
+its file name, so it is byte-identical to the same file of the full benchmark), and the task is
+evaluated on a folder holding just its two volumes: a volume's split depends only on its own name
+and metadata, and a slice's metrics only on its own volume, so every per-slice number equals the
+one of a full run. ``tests/data/golden/<task>@<model>.json`` holds the numbers, keyed by the task's
+name and sha256, the model's sha256, the generator version and the metric profiles.
+
+Regenerate after an intended change (a new task version, a changed metric) with::
+
+    python tests/data/golden/regenerate.py            # all goldens
+    python tests/data/golden/regenerate.py anatomy    # some tasks
+
+and commit the JSON files with the change that explains them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "data" / "golden"
+REGENERATE = "python tests/data/golden/regenerate.py"
+SPLITS = ("test_P", "test_Q")
+BASELINES = {"anatomy": ("unet-sim-knee",)}  # shipped baselines with goldens, per task
+SIM_SIZE, SIM_SEED = "default", 0
+
+
+def golden_path(task: str, model: str) -> Path:
+    return GOLDEN_DIR / f"{task}@{model}.json"
+
+
+def models_of(task: str) -> tuple[str, ...]:
+    return ("zero-filled", *BASELINES.get(task, ()))
+
+
+def choose_volumes(tasks: list[str], root: Path) -> dict[str, dict[str, str]]:
+    """``{task: {split: file}}``: one volume per evaluated split of each task, from the full benchmark."""
+    from mribench.data.index import build_index
+    from mribench.data.synthetic.catalog import catalog
+    from mribench.data.synthetic.generate import _cost
+    from mribench.tasks import load_task, make_splits
+
+    cost = {s.name: _cost(s) for s in catalog(SIM_SIZE)}
+    index = build_index(root)
+    chosen: set[str] = set()
+    out: dict[str, dict[str, str]] = {}
+    for name in tasks:
+        splits = make_splits(load_task(name), index, names=SPLITS)
+        out[name] = {}
+        for sp in SPLITS:
+            files = sorted(set(splits[sp].rows["file"]))
+            if not files:
+                raise ValueError(f"expected slices in {sp} of task {name} on MRIBench-Sim, got none")
+            f = min(files, key=lambda f: (f not in chosen, cost[f], f))
+            out[name][sp] = f
+            chosen.add(f)
+    return out
+
+
+def generate_volumes(files: set[str], root: Path) -> Path:
+    """Generate the named MRIBench-Sim volumes (and their annotation rows) into ``root``."""
+    from mribench.data.synthetic.catalog import catalog
+    from mribench.data.synthetic.generate import _generate_one
+
+    specs = {s.name: s for s in catalog(SIM_SIZE)}
+    missing = sorted(files - set(specs))
+    if missing:
+        raise ValueError(f"expected MRIBench-Sim volumes, got unknown names {missing} ({REGENERATE})")
+    (root / "multicoil").mkdir(parents=True, exist_ok=True)
+    rows: list[list[Any]] = []
+    for f in sorted(files):
+        rows += _generate_one(specs[f], SIM_SIZE, SIM_SEED, str(root / "multicoil"))[2]
+    with open(root / "annotations.csv", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["file", "slice", "study_level", "x", "y", "width", "height", "label"])
+        w.writerows(sorted(rows, key=lambda r: (r[0], r[1], r[3], r[4], r[7])))
+    return root
+
+
+def task_folder(volumes: dict[str, str], data: Path, out: Path) -> Path:
+    """A data folder holding only a task's chosen volumes (links into ``data``)."""
+    (out / "multicoil").mkdir(parents=True, exist_ok=True)
+    for f in volumes.values():
+        os.symlink(data / "multicoil" / f, out / "multicoil" / f)
+    os.symlink(data / "annotations.csv", out / "annotations.csv")
+    return out
+
+
+def evaluate_golden(task: str, model: str, data: Path, run_dir: Path) -> dict[str, Any]:
+    """Evaluate ``model`` on ``task`` over ``data``; the golden record (per-slice metrics, identities)."""
+    from mribench import Runtime, evaluate
+    from mribench.data.synthetic import SIM_VERSION
+
+    r = evaluate(model, task, data=data, run_dir=run_dir, mode="overwrite", runtime=Runtime(device="cpu"))
+    records = r.slices.to_dict("records")
+    return {
+        "task": task,
+        "task_version": r.config.task.version,
+        "task_sha256": r.config.task.sha256,
+        "model": model,
+        "model_sha256": r.config.model.sha256,
+        "sim_version": SIM_VERSION,
+        "metric_profiles": r.config.metric_profiles,
+        "volumes": sorted(set(r.slices["file"])),
+        "slices": [
+            {
+                "split": x["split"],
+                "file": x["file"],
+                "slice": int(x["slice"]),
+                "status": x["status"],
+                "metrics": {m: _number(x[m]) for m in r.config.metrics},
+            }
+            for x in records
+        ],
+    }
+
+
+def _number(v: Any) -> float | None:
+    """A metric value as stored: a float, or None where it is not finite (a region metric without boxes)."""
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def write_golden(record: dict[str, Any], volumes: dict[str, str]) -> Path:
+    path = golden_path(record["task"], record["model"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**record, "chosen": volumes}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_golden(task: str, model: str) -> dict[str, Any]:
+    path = golden_path(task, model)
+    if not path.is_file():
+        raise FileNotFoundError(f"no per-slice golden for task {task} with {model} ({path.name}); run: {REGENERATE}")
+    return dict(json.loads(path.read_text()))
