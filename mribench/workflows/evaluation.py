@@ -93,7 +93,7 @@ def evaluate(
         git = git_probes() if runtime.rank == 0 else None
         plan = _plan(model, task, data, run_dir, options, runtime)
         rd, rank = plan.run_dir, runtime.rank
-        reading: tuple[SliceStore, set[tuple[str, str, int]], list[SliceRequest], Prefetcher] | None = None
+        reading: _Reading | None = None
         try:
             if rank == 0:
                 if runtime.num_workers > 0 and git is not None:
@@ -108,12 +108,12 @@ def evaluate(
             sync()  # the other ranks start once rank 0 has checked and written run.json
             reading = reading or _start_reading(plan, runtime)
             try:
-                timing = _run(plan, *reading, runtime)
+                timing = _run(plan, reading, runtime)
             finally:
-                reading[0].close()
+                reading.store.close()
         finally:
             if reading is not None:
-                reading[3].close()
+                reading.batches.close()
         timing.wall_seconds = time.perf_counter() - t_start
         sync()  # every rank's slices are on disk before rank 0 summarises
         result = load_run(rd)
@@ -327,15 +327,23 @@ def _write_record(plan: _Plan, mode: RunMode, runtime: Runtime, git: tuple[GitCo
     return config
 
 
-def _start_reading(
-    plan: _Plan, runtime: Runtime, fresh: bool = False
-) -> tuple[SliceStore, set[tuple[str, str, int]], list[SliceRequest], Prefetcher]:
+@dataclass
+class _Reading:
+    """This rank's store, the slices it already holds, the requests still to do and their reader."""
+
+    store: SliceStore
+    done: set[tuple[str, str, int]]
+    requests: list[SliceRequest]
+    batches: Prefetcher
+
+
+def _start_reading(plan: _Plan, runtime: Runtime, fresh: bool = False) -> _Reading:
     """This rank's requests not yet in the store, and a prefetcher that starts reading them now."""
     store = SliceStore(plan.run_dir, runtime.rank)
     done = set() if fresh else store.done_keys()
     todo = [r for i, r in enumerate(plan.requests) if i % runtime.world_size == runtime.rank]
     todo = [r for r in todo if any((r.split, r.file, s) not in done for s in r.slices)]
-    return store, done, todo, Prefetcher(SliceSource(todo), runtime.num_workers)
+    return _Reading(store, done, todo, Prefetcher(SliceSource(todo), runtime.num_workers))
 
 
 # --------------------------------------------------------------------------- model and metrics
@@ -351,21 +359,15 @@ def _check_recon(recon: Any, b: int, size: tuple[int, int]) -> str | None:
     return None
 
 
-def _run(
-    plan: _Plan,
-    store: SliceStore,
-    done: set[tuple[str, str, int]],
-    requests: list[SliceRequest],
-    batches: Prefetcher,
-    runtime: Runtime,
-) -> RankTiming:
+def _run(plan: _Plan, reading: _Reading, runtime: Runtime) -> RankTiming:
     """Reconstruct and score every batch, appending its records to the store as it finishes."""
     dev, precision = plan.device, plan.options.precision
     lm, scorer = plan.model.to(dev), plan.scorer()
+    requests, done = reading.requests, reading.done
     t_model = t_metrics = 0.0
     total = sum(len(r.slices) for r in requests)
     n_done = 0
-    for item in batches:
+    for item in reading.batches:
         req = requests[item["index"]]
         base = {"split": req.split, "file": req.file}
         sample: Sample | None = item["sample"]
@@ -395,7 +397,7 @@ def _run(
                 if st is not None and "steps" in st:
                     r["ttt_steps"] = int(st["steps"])
         records = [r for r in records if (req.split, req.file, r["slice"]) not in done]
-        store.append(records)
+        reading.store.append(records)
         n_done += len(req.slices)
         if runtime.progress:
             runtime.progress(n_done, total, f"{req.split} {req.file}")
