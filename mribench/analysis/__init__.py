@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "fit_linear_trend": "effective_robustness",
     "EmbeddingCache": "embedding_cache",
     "FractionClosedResult": "gap",
+    "d22_fraction_closed": "gap",
+    "d22_fraction_closed_ci": "gap",
     "GapResult": "gap",
     "fraction_gap_closed": "gap",
     "fraction_gap_closed_ci": "gap",
