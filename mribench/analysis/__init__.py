@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "bootstrap_trends": "effective_robustness",
     "effective_robustness": "effective_robustness",
     "effective_robustness_ci": "effective_robustness",
+    "effective_robustness_volume_ci": "effective_robustness",
     "fit_linear_trend": "effective_robustness",
     "EmbeddingCache": "embedding_cache",
     "FractionClosedResult": "gap",
