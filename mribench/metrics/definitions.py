@@ -22,7 +22,10 @@ SKIMAGE = "scikit-image structural_similarity (defaults: win_size=7, uniform fil
 WANG = "Wang et al. 2004, Image Quality Assessment: From Error Visibility to Structural Similarity"
 LIN_HECKEL = "Lin & Heckel 2024, Robustness of Deep Learning for Accelerated MRI: Benefits of Diverse Training Data"
 LPIPS_REF = "Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric (lpips v0.1)"
-DISTS_REF = "Ding et al. 2020, Image Quality Assessment: Unifying Structure and Texture Similarity (piq.DISTS)"
+DISTS_REF = (
+    "Ding et al. 2020, Image Quality Assessment: Unifying Structure and Texture Similarity "
+    "(the authors' DISTS_pytorch 0.1)"
+)
 FASTMRI_PLUS = "Zhao et al. 2022, fastMRI+: Clinical pathology annotations for knee and brain MRI"
 
 VOLUME_MAX = "max of the target volume (fastMRI's default maxval), passed per slice"
@@ -240,16 +243,19 @@ def builtin_specs(cls: type) -> list[Any]:
         ),
         cls(
             "dists",
-            "dists@piq-p99.9-v1",
+            "dists@dists0.1-p99.9-v2",
             False,
             True,
             False,
             False,
-            "DISTS distance (piq), VGG16 ImageNet backbone, on 99.9th-percentile-normalised slices",
+            "DISTS distance (the authors' network), VGG16 ImageNet backbone, on 99.9th-percentile-normalised "
+            "slices at their own size",
             _dists,
             {
-                "implementation": "piq.DISTS (L2 pooling, ImageNet mean/std inside, shorter side resized to "
-                "256 when larger), alpha/beta from the DISTS authors normalised by their sum",
+                "implementation": "DISTS_pytorch 0.1 DISTS (Ding et al.: L2 pooling, ImageNet mean/std inside, "
+                "alpha/beta normalised by their joint sum), built offline with mribench's converted weights",
+                "resizing": "none at any size (dists@piq-p99.9-v1 went through piq, which resizes the shorter "
+                "side to 256 when larger: a 320x320 slice scored on a 256x256 resize)",
                 "preprocessing": PERCENTILE_PREP + "; input [0, 1]",
                 "data_range": "not used (per-image percentile normalisation)",
                 "weights": _weights_params(("vgg16_imagenet", "dists_alpha_beta")),
