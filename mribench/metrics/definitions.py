@@ -69,7 +69,7 @@ def _nmse(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = Non
 
 
 def _laplacian(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
-    return laplacian_variance(target, recon)
+    return laplacian_variance(target, recon, data_range)
 
 
 def _region(size: region.BoxSize) -> Callable[..., Tensor]:
@@ -168,19 +168,23 @@ def builtin_specs(cls: type) -> list[Any]:
         ),
         cls(
             "laplacian_variance",
-            "laplacian_variance@linheckel-v1",
+            "laplacian_variance@linheckel-vmax255-v2",
             False,
             False,
             True,
             False,
-            "Variance of the 3x3 Laplacian of |target - recon| (artifact measure, lower is better)",
+            "Variance of the 3x3 Laplacian of |target - recon| in 1/255 of the volume max (artifact measure, "
+            "lower is better)",
             _laplacian,
             {
                 "stencil": "[[0, 1, 0], [1, -4, 1], [0, 1, 0]] (scipy.ndimage.laplace)",
-                "input": "|target - recon| in float64",
+                "input": "|target - recon| / data_range * 255 in float64 (8-bit display scale, no rounding)",
                 "boundary": "scipy 'reflect' (half-sample symmetric = edge replication for a 3-tap stencil)",
                 "variance": "population (ddof=0) over all H x W pixels",
-                "data_range": "not used",
+                "data_range": VOLUME_MAX,
+                "scale_source": "mribench's assumption: Lin & Heckel 2024 (Table 4: 117-434) state no scale and "
+                "their code has no Laplacian; the usual cv2 variance of the Laplacian works on 8-bit images. "
+                "laplacian_variance@linheckel-v1 used raw intensities (~1e-9, scaling with intensity squared)",
                 "references": [LIN_HECKEL],
             },
         ),
