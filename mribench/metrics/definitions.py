@@ -79,6 +79,13 @@ def _region(size: region.BoxSize) -> Callable[..., Tensor]:
     return fn
 
 
+def _region_boxes(size: region.BoxSize) -> Callable[..., list[list[float]]]:
+    def fn(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> list[list[float]]:
+        return region.region_ssim_boxes(target, recon, data_range, boxes, size=size)
+
+    return fn
+
+
 def _lpips(net: perceptual.Net) -> Callable[..., Tensor]:
     def fn(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
         return perceptual.lpips(target, recon, net=net)
@@ -109,10 +116,14 @@ def builtin_specs(cls: type) -> list[Any]:
     region_common = {
         "ssim": "ssim@fastmri-v1 inside each box (same window, constants, float64)",
         "boxes": "fastMRI+ (x, y, width, height) on the vertically flipped image (torch.flip dims=[-2])",
-        "small_boxes": f"enlarged to {WIN} px per dimension, symmetric about the centre, shifted inside the image",
+        "crop": "[y:y+h, x:x+w] clipped to the image, never enlarged",
+        "small_boxes": f"when min(h, w) < {WIN}: both crops upsampled by {WIN}/min(h, w), nearest "
+        "(torch.nn.functional.interpolate(scale_factor=...), as Lin & Heckel's cut_out_pathology)",
         "ignored_boxes": "zero-size or fully outside the image (with a BoxWarning)",
-        "aggregate": "mean SSIM over the slice's boxes; NaN if it has none",
-        "size_split": "small: annotated area <= 1% of the image area; large: otherwise",
+        "aggregate": "one SSIM per box; run summaries average over boxes (slices weighted by their box "
+        "count); the per-slice value is the mean of its boxes, NaN if it has none",
+        "size_split": "small: annotated area w*h <= 1% of the image area H*W; large: otherwise",
+        "previous": "@fastmriplus-v1 grew boxes under 7 px into the surrounding tissue and averaged per slice",
         "data_range": VOLUME_MAX,
         "references": [FASTMRI_PLUS, LIN_HECKEL, SKIMAGE],
     }
@@ -190,36 +201,39 @@ def builtin_specs(cls: type) -> list[Any]:
         ),
         cls(
             "region_ssim",
-            "region_ssim@fastmriplus-v1",
+            "region_ssim@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside the slice's fastMRI+ pathology boxes (NaN without boxes)",
+            "SSIM inside each fastMRI+ pathology box (Lin & Heckel: small crops upsampled), averaged over boxes",
             _region("all"),
             {**region_common, "boxes_used": "all"},
+            per_box=_region_boxes("all"),
         ),
         cls(
             "region_ssim_small",
-            "region_ssim_small@fastmriplus-v1",
+            "region_ssim_small@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside small fastMRI+ boxes (area <= 1% of the image; NaN without any)",
+            "SSIM inside each small fastMRI+ box (area <= 1% of the image), averaged over boxes",
             _region("small"),
             {**region_common, "boxes_used": "small"},
+            per_box=_region_boxes("small"),
         ),
         cls(
             "region_ssim_large",
-            "region_ssim_large@fastmriplus-v1",
+            "region_ssim_large@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside large fastMRI+ boxes (area > 1% of the image; NaN without any)",
+            "SSIM inside each large fastMRI+ box (area > 1% of the image), averaged over boxes",
             _region("large"),
             {**region_common, "boxes_used": "large"},
+            per_box=_region_boxes("large"),
         ),
         cls(
             "lpips_vgg",

@@ -129,9 +129,10 @@ def _build_dists(random_weights: bool) -> nn.Module:
         if conv_missing or unexpected:
             raise RuntimeError(f"expected DISTS stage keys, missing {conv_missing}, unexpected {unexpected}")
         ab = load_weights("dists_alpha_beta")
+        params = dict(model.named_parameters())
         with torch.no_grad():
-            model.alpha.copy_(ab["alpha"])  # the forward normalises alpha and beta by their joint sum
-            model.beta.copy_(ab["beta"])
+            params["alpha"].copy_(ab["alpha"])  # the forward normalises alpha and beta by their joint sum
+            params["beta"].copy_(ab["beta"])
     return model.eval().requires_grad_(False)
 
 

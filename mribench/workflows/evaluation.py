@@ -692,6 +692,8 @@ def _score(
     base: dict[str, Any],
     dev: torch.device,
 ) -> list[dict[str, Any]]:
+    from mribench.metrics.region import mean_per_slice
+
     t0 = time.perf_counter()
     recon = recon.detach().float()
     target = target.to(recon.device)
@@ -699,6 +701,7 @@ def _score(
     out: list[dict[str, Any]] = []
     ok = finite.nonzero().flatten().tolist()
     values: dict[str, list[float]] = {}
+    box_values: dict[str, list[list[float]]] = {}  # region metrics: one score per box, per slice
     if ok:
         r, t = recon[ok], target[ok]
         if normalize_output:
@@ -706,16 +709,23 @@ def _score(
         dr = torch.full((len(ok),), meta.volume_max, dtype=torch.float64)
         bx = [boxes.get((meta.file, meta.slices[i]), []) for i in ok]
         for m in specs:
-            values[m.name] = m.compute(t, r, data_range=dr, boxes=bx if m.needs_boxes else None).double().cpu().tolist()
+            if m.needs_boxes and m.per_box is not None:
+                box_values[m.name] = m.compute_boxes(t, r, data_range=dr, boxes=bx)
+                values[m.name] = mean_per_slice(box_values[m.name]).tolist()
+            else:
+                values[m.name] = (
+                    m.compute(t, r, data_range=dr, boxes=bx if m.needs_boxes else None).double().cpu().tolist()
+                )
     seconds = time.perf_counter() - t0
     for j, s in enumerate(meta.slices):
         if not bool(finite[j]):
             out.append({**base, "slice": s, "status": "failed", "error": "model returned NaN or Inf values"})
         else:
             k = ok.index(j)
-            out.append(
-                {**base, "slice": s, "status": "ok", "error": None, "metrics": {n: v[k] for n, v in values.items()}}
-            )
+            rec = {**base, "slice": s, "status": "ok", "error": None, "metrics": {n: v[k] for n, v in values.items()}}
+            if box_values:
+                rec["box_metrics"] = {n: v[k] for n, v in box_values.items()}
+            out.append(rec)
     if out:
         out[0]["_metric_seconds"] = seconds
     return out
