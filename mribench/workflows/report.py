@@ -48,6 +48,18 @@ def _ci_text(mean: float, lo: float, hi: float, nd: int = 4) -> str:
     return f"{_fmt(mean, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]"
 
 
+def _model_name(run: RunResult) -> str:
+    return str(run.config["model"]["name"])
+
+
+def _task_name(run: RunResult) -> str:
+    return str(run.config["task"]["name"])
+
+
+def _higher_is_better(run: RunResult, metric: str) -> bool:
+    return bool(run.config.get("higher_is_better", {}).get(metric, True))
+
+
 def _trained_on_q(run: RunResult) -> bool:
     extra = (run.config.get("model", {}).get("details", {}) or {}).get("extra", {}) or {}
     return str(extra.get("training_side", "")).upper() == "Q"
@@ -143,14 +155,12 @@ def _effective_robustness(
         tr.rows[i]["effective_robustness"] = _ci_text(float(er.er[j]), float(er.low[j]), float(er.high[j]))
     tr.notes.append(
         f"Effective robustness (Lin & Heckel 2024): height above the {scale} fit of test_Q on test_P {metric} "
-        f"over {len(refs)} reference runs trained on P ({', '.join(r.config['model']['name'] for r in refs)}), "
+        f"over {len(refs)} reference runs trained on P ({', '.join(_model_name(r) for r in refs)}), "
         f"on the {id_vals.shape[1]} test_P and {ood_vals.shape[1]} test_Q slices every run scored; 95% CIs "
         f"resample {er.resampled}."
     )
     ids, oods = id_vals.mean(axis=1), ood_vals.mean(axis=1)
-    names = {
-        r.config["model"]["name"]: (float(ids[len(refs) + j]), float(oods[len(refs) + j])) for j, r in enumerate(models)
-    }
+    names = {_model_name(r): (float(ids[len(refs) + j]), float(oods[len(refs) + j])) for j, r in enumerate(models)}
     png, _ = plot_effective_robustness(
         ids[: len(refs)],
         oods[: len(refs)],
@@ -173,7 +183,7 @@ def _d22_fraction(runs4: list[RunResult], metric: str, tr: TaskReport) -> None:
     """D22's fraction of the gap closed by TTT: 1 - gap(self-sup + TTT) / gap(supervised), on test_Q."""
     from mribench.analysis import d22_fraction_closed_ci
 
-    hib = runs4[0].config.get("higher_is_better", {}).get(metric, True)
+    hib = _higher_is_better(runs4[0], metric)
     try:
         vals, groups = _paired_split(runs4, "test_Q", metric)
         if vals.shape[1] == 0:
@@ -183,7 +193,7 @@ def _d22_fraction(runs4: list[RunResult], metric: str, tr: TaskReport) -> None:
         return
     p_sup, q_sup, p_ttt, q_ttt = vals
     f = d22_fraction_closed_ci(q_sup, p_sup, q_ttt, p_ttt, groups, higher_is_better=hib)
-    names = [r.config["model"]["name"] for r in runs4]
+    names = [_model_name(r) for r in runs4]
     tr.notes.append(
         f"Fraction of the gap closed by test-time training (Darestani et al. 2022: 1 - gap after / supervised "
         f"gap) = {_ci_text(f.fraction, f.low, f.high, 3)}; supervised gap {_ci_text(f.gap_before.mean, f.gap_before.low, f.gap_before.high)} "
@@ -315,8 +325,8 @@ def build_report(
         )
     d22 = [load_run(d) for d in d22_runs] if d22_runs else []
     for r in d22:
-        if metric not in r.config["metrics"]:
-            raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config['metrics']}")
+        if metric not in r.slices.columns:
+            raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got none")
     by_task: dict[tuple[str, int], list[RunResult]] = {}
     for r in runs:
         by_task.setdefault((r.config["task"]["name"], int(r.config["task"]["version"])), []).append(r)
@@ -340,9 +350,9 @@ def build_report(
             else next((r for r in task_runs if _trained_on_q(r)), None)
         )
         _gap_rows(task_runs, q_run, metric, tr)
-        refs = [r for r in er_runs if r.config["task"]["name"] == task]
+        refs = [r for r in er_runs if _task_name(r) == task]
         _effective_robustness(task_runs, metric, tr, out, refs, er_scale)
-        if d22 and all(r.config["task"]["name"] == task for r in d22):
+        if d22 and all(_task_name(r) == task for r in d22):
             _d22_fraction(d22, metric, tr)
         if panels:
             for r in task_runs:
