@@ -5,7 +5,8 @@ A run directory holds:
 - ``run.json``: the run's configuration and provenance (schema :data:`SCHEMA_VERSION`), written
   atomically before any slice is computed;
 - ``slices/*.jsonl``: one JSON record per finished slice, appended line by line and fsync'd (one file
-  per worker rank). A line cut short by a crash is ignored on load, so a killed run loses at most the
+  per worker rank). Region metrics scored per box also keep one score per annotated box
+  (``box_metrics``); their summaries average over boxes. A line cut short by a crash is ignored on load, so a killed run loses at most the
   batch in flight and resumes where it stopped;
 - ``summary.json``: a cache of :func:`summarize` — always re-derivable from the slices, never the
   source of truth.
