@@ -6,7 +6,8 @@ A run directory holds:
   (schema :data:`SCHEMA_VERSION`; older schemas are upgraded on reading), written atomically before
   any slice is computed;
 - ``slices/*.jsonl``: one JSON record per finished slice, appended line by line and fsync'd (one file
-  per worker rank). A line cut short by a crash is ignored on load, so a killed run loses at most the
+  per worker rank). Region metrics scored per box also keep one score per annotated box
+  (``box_metrics``); their summaries average over boxes. A line cut short by a crash is ignored on load, so a killed run loses at most the
   batch in flight and resumes where it stopped;
 - ``summary.json``: a cache of :func:`summarize` (a :class:`~mribench.api.run.RunSummary`) — always
   re-derivable from the slices, never the source of truth.
@@ -42,6 +43,15 @@ from mribench.paths import atomic_write_text
 
 SLICE_COLUMNS = ["split", "file", "slice", "status", "error", "seconds"]
 OPTIONAL_COLUMNS = ["ttt_steps"]  # test-time-training steps per slice, when the model reports them
+# Region metrics are scored once per box: a record keeps the per-box scores under "box_metrics"
+# ({metric: [score or null per annotated box]}) and the per-slice mean under "metrics"; the frame
+# gets a "<metric>:n_boxes" column (boxes scored on the slice) so summaries average over boxes.
+BOX_COUNT_SUFFIX = ":n_boxes"
+
+
+def box_count_column(metric: str) -> str:
+    """Frame column holding the number of boxes a per-box metric scored on each slice."""
+    return metric + BOX_COUNT_SUFFIX
 
 
 def _json_default(o: Any) -> Any:
@@ -183,7 +193,53 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
             v = (latest[k].get("metrics") or {}).get(m)
             col.append(float(v) if v is not None else nan)
         data[m] = col
+    for m in metrics:
+        if any(m in (r.get("box_metrics") or {}) for r in latest.values()):
+            counts = []
+            for k in keys:
+                boxes = (latest[k].get("box_metrics") or {}).get(m) or []
+                counts.append(float(sum(v is not None and math.isfinite(float(v)) for v in boxes)))
+            data[box_count_column(m)] = counts
+            columns.append(box_count_column(m))
     return pd.DataFrame(data, columns=columns)
+
+
+def box_scores(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per scored box: split, file, slice, metric, box (index in the slice's annotations), value.
+
+    Records of a slice written twice (after a crash) keep the last one, as in :func:`records_to_frame`.
+    """
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in records:
+        latest[(str(r["split"]), str(r["file"]), int(r["slice"]))] = r
+    rows = []
+    for (split, file, sl), r in sorted(latest.items()):
+        for m, values in sorted((r.get("box_metrics") or {}).items()):
+            for b, v in enumerate(values or []):
+                if v is not None and math.isfinite(float(v)):
+                    rows.append((split, file, sl, m, b, float(v)))
+    return pd.DataFrame(rows, columns=["split", "file", "slice", "metric", "box", "value"])
+
+
+def _box_cis(files: np.ndarray, values: np.ndarray, counts: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Mean over boxes and 95% CI of a per-box metric from per-slice means (N,) and box counts (N,).
+
+    The mean over boxes is ``sum(count * mean) / sum(count)``; a draw resamples volumes (cluster
+    bootstrap, 1000 draws) and takes the same ratio over the drawn slices.
+    """
+    from mribench.analysis.stats import cluster_bootstrap_means, percentile_interval
+
+    keep = np.isfinite(values) & np.isfinite(counts) & (counts > 0)
+    nan = float("nan")
+    n_boxes = int(counts[keep].sum())
+    mean, low, high = nan, nan, nan
+    if n_boxes:
+        w, v = counts[keep], values[keep]
+        mean = float((w * v).sum() / w.sum())
+        if len(set(files[keep].tolist())) >= 2:
+            draws = cluster_bootstrap_means(np.stack([w * v, w], axis=1), files[keep], n_boot=1000, seed=seed)
+            low, high = percentile_interval(draws[:, 0] / draws[:, 1], 0.05)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": n_boxes, "unit": "box", "n_slices": int(keep.sum())}
 
 
 def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, Any]]:
@@ -236,6 +292,8 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
         (``None`` where not finite); per metric the ``shift`` from ID to OOD, whose ``drop`` is the
         loss from ID to OOD (positive = worse out of distribution) whatever the metric's direction;
         the failed slices.
+        Metrics with a ``<metric>:n_boxes`` column are averaged over boxes (``n`` = boxes, plus
+        ``unit="box"`` and ``n_slices``), the others over slices.
     """
     out = RunSummary()
     if slices.empty:
@@ -245,10 +303,18 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
     files = slices["file"].to_numpy(dtype=object)
     is_ok = slices["status"].to_numpy(dtype=object) == "ok"
     values = {m: slices[m].to_numpy(dtype=np.float64) for m in metrics}
+    counts = {
+        m: slices[box_count_column(m)].to_numpy(dtype=np.float64)
+        for m in metrics
+        if box_count_column(m) in slices.columns
+    }
     for name in sorted(set(split.tolist())):
         sel = split == name
         ok = sel & is_ok
-        cis = _metric_cis(files[ok], {m: v[ok] for m, v in values.items()})
+        per_box = {m: c for m, c in counts.items() if m in values}
+        cis = _metric_cis(files[ok], {m: v[ok] for m, v in values.items() if m not in per_box})
+        for m, c in per_box.items():  # region metrics: one score per box, averaged over boxes
+            cis[m] = _box_cis(files[ok], values[m][ok], c[ok])
         out.splits[name] = SplitSummary(
             n_slices=int(sel.sum()),
             n_ok=int(ok.sum()),
@@ -260,6 +326,8 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
                     ci_low=_finite(cis[m]["ci_low"]),
                     ci_high=_finite(cis[m]["ci_high"]),
                     n=cis[m]["n"],
+                    unit=cis[m].get("unit"),
+                    n_slices=cis[m].get("n_slices"),
                 )
                 for m in metrics
             },

@@ -104,3 +104,58 @@ def test_bootstrap_trends_agree_with_per_draw_refits() -> None:
 def test_bad_input(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _per_slice_runs(seed: int = 5, n_ref: int = 3, n_models: int = 2, vol_p: int = 10, vol_q: int = 12, per: int = 4):
+    """Per-slice SSIM-like scores (runs, slices) on test_P and test_Q with volume effects."""
+    rng = np.random.default_rng(seed)
+    gp, gq = np.repeat(np.arange(vol_p), per), np.repeat(np.arange(vol_q), per)
+    vp, vq = np.repeat(rng.normal(0, 0.02, vol_p), per), np.repeat(rng.normal(0, 0.02, vol_q), per)
+    quality = np.linspace(0.80, 0.90, n_ref + n_models)
+    ids = np.stack([q + vp + rng.normal(0, 0.005, len(gp)) for q in quality])
+    oods = np.stack([0.9 * q - 0.05 + vq + rng.normal(0, 0.005, len(gq)) for q in quality])
+    oods[n_ref:] += 0.01  # the evaluated models are more robust than the reference line
+    return ids[:n_ref], oods[:n_ref], ids[n_ref:], oods[n_ref:], gp, gq
+
+
+def test_volume_ci_point_estimate_is_the_fit_over_reference_means() -> None:
+    from mribench.analysis import effective_robustness_volume_ci
+
+    rid, rood, mid, mood, gp, gq = _per_slice_runs()
+    r = effective_robustness_volume_ci(rid, rood, mid, mood, gp, gq, n_boot=400)
+    trend = fit_linear_trend(rid.mean(axis=1), rood.mean(axis=1))
+    np.testing.assert_allclose(r.er, effective_robustness(trend, mid.mean(axis=1), mood.mean(axis=1)), rtol=1e-12)
+    assert r.method == "volumes" and "volumes" in r.resampled
+    assert (r.low < r.er).all() and (r.er < r.high).all()
+    assert (r.high < 0.1).all() and (r.low > -0.1).all()  # 3 reference runs, yet no bounds near 1 (SSIM units)
+    logit = effective_robustness_volume_ci(rid, rood, mid, mood, gp, gq, scale="logit", n_boot=200)
+    assert logit.trend.scale == "logit" and (logit.low < logit.er).all() and (logit.er < logit.high).all()
+
+
+def test_volume_ci_draws_equal_per_draw_refits() -> None:
+    from mribench.analysis import effective_robustness_volume_ci
+    from mribench.analysis.stats import cluster_bootstrap_means, percentile_interval
+
+    rid, rood, mid, mood, gp, gq = _per_slice_runs(6)
+    r = effective_robustness_volume_ci(rid, rood, mid, mood, gp, gq, n_boot=60, seed=3, alpha=0.2)
+    dp = cluster_bootstrap_means(np.vstack([rid, mid]).T, gp, 60, 3)
+    dq = cluster_bootstrap_means(np.vstack([rood, mood]).T, gq, 60, 4)
+    ers = []
+    for bp, bq in zip(dp, dq, strict=True):
+        t = fit_linear_trend(bp[:3], bq[:3])
+        ers.append(effective_robustness(t, bp[3:], bq[3:]))
+    ers_arr = np.array(ers)
+    for m in range(2):
+        np.testing.assert_allclose((r.low[m], r.high[m]), percentile_interval(ers_arr[:, m], 0.2), rtol=1e-10)
+
+
+def test_volume_ci_refuses_without_reference_runs() -> None:
+    from mribench.analysis import effective_robustness_volume_ci
+
+    rid, rood, mid, mood, gp, gq = _per_slice_runs()
+    with pytest.raises(ValueError, match=r"at least 2 reference runs \(models trained on the reference distribution"):
+        effective_robustness_volume_ci(rid[:1], rood[:1], mid, mood, gp, gq)
+    with pytest.raises(ValueError, match="at least 2 reference runs"):
+        effective_robustness_volume_ci(np.empty((0, len(gp))), np.empty((0, len(gq))), mid, mood, gp, gq)
+    with pytest.raises(ValueError, match="slices per run"):
+        effective_robustness_volume_ci(rid[:, :-1], rood, mid, mood, gp, gq)

@@ -6,12 +6,37 @@ import numpy as np
 import pytest
 
 from mribench.analysis import (
+    d22_fraction_closed,
+    d22_fraction_closed_ci,
     fraction_gap_closed,
     fraction_gap_closed_ci,
     fraction_gap_closed_from_metrics,
     performance_gap,
     performance_gap_ci,
 )
+
+
+def test_d22_table1_fraction_closed_through_the_public_api() -> None:
+    """D22 Table 1, U-Net, anatomy shift: supervised 0.9187 (Q) / 0.8521 (P); self-supervised + TTT
+    0.9234 (Q) / 0.9225 (P); 1 - 0.0009 / 0.0666 = 98.6%."""
+    import mribench.analysis as analysis
+
+    frac = analysis.d22_fraction_closed(q_supervised=0.9187, p_supervised=0.8521, q_ttt=0.9234, p_ttt=0.9225)
+    assert frac == pytest.approx(1 - 0.0009 / 0.0666, abs=1e-12)
+    assert f"{100 * frac:.1f}%" == "98.6%"
+    # the same four numbers as (one-volume-per-slice) per-slice columns: same point estimate
+    r = d22_fraction_closed_ci([0.9187] * 2, [0.8521] * 2, [0.9234] * 2, [0.9225] * 2, ["a", "b"], n_boot=50)
+    assert r.fraction == pytest.approx(frac, abs=1e-12)
+    assert r.gap_before.mean == pytest.approx(0.0666, abs=1e-12) and r.gap_after.mean == pytest.approx(0.0009)
+
+
+def test_d22_fraction_ci_resamples_volumes_with_the_supervised_gap_as_denominator() -> None:
+    qb, pb, qa, pa, groups = _four_models()
+    r = d22_fraction_closed_ci(q_supervised=qb, p_supervised=pb, q_ttt=qa, p_ttt=pa, groups=groups, n_boot=500)
+    assert r == fraction_gap_closed_ci(qb, pb, qa, pa, groups, n_boot=500)
+    assert r.fraction == pytest.approx(1 - (qa.mean() - pa.mean()) / (qb.mean() - pb.mean()))
+    assert r.low < r.fraction < r.high and r.n_groups == 25
+    assert d22_fraction_closed(qb.mean(), pb.mean(), qa.mean(), pa.mean()) == pytest.approx(r.fraction)
 
 
 def test_darestani_table1_unet_anatomy_shift() -> None:

@@ -450,3 +450,14 @@ def test_a_gap_reference_must_be_comparable(board: Path, runs: dict[str, Path], 
     write_config(other, cfg.model_copy(update={"options": cfg.options.model_copy(update={"normalize_output": True})}))
     with pytest.raises(SubmissionError, match="options.normalize_output: False != True"):
         build_entry(runs["scaled"], name="scaled", display_name="Scaled", q_reference=other)
+
+
+def test_reported_ttt_entry_holds_darestani_fraction_closed() -> None:
+    """The reported D22 TTT row: gap_before is the supervised gap, fraction_closed is D22's 98.6%."""
+    from mribench.analysis import d22_fraction_closed
+
+    g = json.loads((REPO / "leaderboard/reported/anatomy/unet-ttt-darestani2022.json").read_text())["summary"]["gap"]
+    s = g["ssim"]
+    want = d22_fraction_closed(q_supervised=0.9187, p_supervised=0.8521, q_ttt=s["q_trained"], p_ttt=s["p_trained"])
+    assert s["gap_before"] == pytest.approx(0.9187 - 0.8521, abs=1e-12)
+    assert s["fraction_closed"] == pytest.approx(want, abs=1e-12) and round(100 * want, 1) == 98.6

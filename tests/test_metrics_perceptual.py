@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mribench.metrics import dists, lpips, percentile_normalize
 from mribench.metrics.perceptual import get_model
@@ -46,72 +45,59 @@ def test_lpips_reproduces_published_values(metric: str, expected: tuple[float, f
     assert d1 == pytest.approx(expected[1], abs=1.5e-3)
 
 
-class _ReferenceDISTS(torch.nn.Module):
-    """DISTS as in the authors' DISTS_pytorch (stages, Hanning L2 pooling, alpha/beta / their sum)."""
-
-    def __init__(self, features: torch.nn.Sequential, alpha: torch.Tensor, beta: torch.Tensor) -> None:
-        super().__init__()
-        a = np.hanning(5)[1:-1]
-        g = torch.tensor(a[:, None] * a[None, :], dtype=torch.float32)
-        self.filt = (g / g.sum())[None, None]
-        self.features = features
-        self.alpha, self.beta = alpha, beta
-        self.chns = [3, 64, 128, 256, 512, 512]
-
-    def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x**2, self.filt.repeat(x.shape[1], 1, 1, 1), stride=2, padding=1, groups=x.shape[1])
-        return (out + 1e-12).sqrt()
-
-    def _feats(self, x: torch.Tensor) -> list[torch.Tensor]:
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1)
-        h = (x - mean) / std
-        out = [x]
-        for i, layer in enumerate(self.features):
-            h = self._pool(h) if isinstance(layer, torch.nn.MaxPool2d) else layer(h)
-            if i in (3, 8, 15, 22, 29):
-                out.append(h)
-        return out
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        f0, f1 = self._feats(x), self._feats(y)
-        w = self.alpha.sum() + self.beta.sum()
-        alpha = torch.split(self.alpha / w, self.chns, dim=1)
-        beta = torch.split(self.beta / w, self.chns, dim=1)
-        d1 = d2 = 0.0
-        for k in range(6):
-            xm, ym = f0[k].mean([2, 3], keepdim=True), f1[k].mean([2, 3], keepdim=True)
-            s1 = (2 * xm * ym + 1e-6) / (xm**2 + ym**2 + 1e-6)
-            xv = ((f0[k] - xm) ** 2).mean([2, 3], keepdim=True)
-            yv = ((f1[k] - ym) ** 2).mean([2, 3], keepdim=True)
-            cov = (f0[k] * f1[k]).mean([2, 3], keepdim=True) - xm * ym
-            s2 = (2 * cov + 1e-6) / (xv + yv + 1e-6)
-            d1 = d1 + (alpha[k] * s1).sum(1, keepdim=True)
-            d2 = d2 + (beta[k] * s2).sum(1, keepdim=True)
-        return (1 - (d1 + d2)).flatten()
-
-
-@needs_examples
-def test_dists_matches_reference_values_and_authors_formula() -> None:
-    _needs_weights("dists")
-    from torchvision.models.vgg import cfgs, make_layers
+def _authors_dists(monkeypatch: pytest.MonkeyPatch) -> torch.nn.Module:
+    """The DISTS authors' module (DISTS_pytorch 0.1) with the converted weights, built here without
+    mribench's builder: torchvision's VGG16 loaded with the converted features, then alpha/beta."""
+    import torchvision
+    from DISTS_pytorch import DISTS_pt
 
     from mribench.metrics.weights import load_weights
 
+    with torch.random.fork_rng(devices=[]):
+        vgg = torchvision.models.vgg16(weights=None)
+    vgg.features.load_state_dict({k.removeprefix("features."): v for k, v in load_weights("vgg16_imagenet").items()})
+    monkeypatch.setattr(DISTS_pt.models, "vgg16", lambda pretrained=True: vgg)  # the constructor would download
+    with torch.random.fork_rng(devices=[]):
+        model = DISTS_pt.DISTS(load_weights=False)
+    ab = load_weights("dists_alpha_beta")
+    model.alpha.data, model.beta.data = ab["alpha"].clone(), ab["beta"].clone()
+    return model.eval().requires_grad_(False)
+
+
+@needs_examples
+def test_dists_matches_published_values_and_the_authors_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs_weights("dists")
     ref, p0, p1 = _rgb("ex_ref.png"), _rgb("ex_p0.png"), _rgb("ex_p1.png")
     model = get_model("dists")
     with torch.no_grad():
-        ours = [float(model(p, ref)) for p in (p0, p1)]
+        ours = [float(model(ref, p)) for p in (p0, p1)]
     assert ours[0] == pytest.approx(0.3879, abs=2e-4)
     assert ours[1] == pytest.approx(0.2250, abs=2e-4)
-    with torch.random.fork_rng(devices=[]):
-        features = make_layers(cfgs["D"])
-    features.load_state_dict({k.removeprefix("features."): v for k, v in load_weights("vgg16_imagenet").items()})
-    ab = load_weights("dists_alpha_beta")
-    reference = _ReferenceDISTS(features.eval(), ab["alpha"], ab["beta"])
-    with torch.no_grad():
-        theirs = [float(reference(p, ref)) for p in (p0, p1)]
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    authors = _authors_dists(monkeypatch)
+    theirs = [float(authors(ref, p)) for p in (p0, p1)]
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+def _percentile_rgb(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) -> (B, 3, H, W): each image / its 99.9th percentile, clipped to [0, 1] (written out)."""
+    q = torch.stack([torch.quantile(im.flatten().float(), 0.999) for im in x]).view(-1, 1, 1)
+    return (x.float() / q).clamp(0, 1).unsqueeze(1).repeat(1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("size", [128, 320])
+def test_dists_equals_the_authors_network_without_resizing(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mribench's DISTS metric equals DISTS_pytorch's module on the same [0, 1] images at 128 and 320
+    pixels (piq resized a 320-pixel slice to 256 and differed by up to 0.05)."""
+    _needs_weights("dists")
+    g = torch.Generator().manual_seed(size)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    target = (torch.exp(-(xx**2 + yy**2) * 3) + 0.2 * torch.rand(2, size, size, generator=g)) * 3e-4
+    recon = (target + 4e-5 * torch.randn(2, size, size, generator=g)).abs()
+    ours = dists(target, recon)
+    authors = _authors_dists(monkeypatch)
+    theirs = authors(_percentile_rgb(target), _percentile_rgb(recon)).reshape(-1).double()
+    assert ours.shape == (2,) and bool((ours > 0.01).all())
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
 
 
 def _mri_like(b: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

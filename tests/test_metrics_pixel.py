@@ -132,18 +132,34 @@ def test_psnr_identical_is_inf_and_nmse_zero() -> None:
 @pytest.mark.parametrize("shape", [(1, 9, 9), (3, 33, 20), (2, 64, 64)])
 def test_laplacian_variance_matches_scipy(shape: tuple[int, ...]) -> None:
     target, recon = _pair(shape, seed=20 + sum(shape), dtype=torch.float64)
-    ours = laplacian_variance(target, recon)
-    err = np.abs(target.numpy() - recon.numpy())
+    vmax = float(target.max())
+    ours = laplacian_variance(target, recon, vmax)
+    err = np.abs(target.numpy() - recon.numpy()) / vmax * 255
     ref = [ndimage.laplace(err[i]).var() for i in range(shape[0])]  # default mode 'reflect'
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=0)
-    assert float(laplacian_variance(target, target)[0]) == 0.0
+    assert float(laplacian_variance(target, target, vmax)[0]) == 0.0
+
+
+def test_laplacian_variance_is_scale_free_on_the_8bit_scale() -> None:
+    """Raw fastMRI-like intensities (~1e-4) give values ~1e-9 that scale with intensity squared; the
+    metric is on |error| / volume max * 255 instead, so a common scaling changes nothing."""
+    target, recon = _pair((2, 48, 40), seed=3, dtype=torch.float64)
+    vmax = torch.tensor([float(target[0].max()), float(target[1].max())], dtype=torch.float64)
+    ours = laplacian_variance(target, recon, vmax)
+    torch.testing.assert_close(laplacian_variance(1e6 * target, 1e6 * recon, 1e6 * vmax), ours, rtol=1e-10, atol=0)
+    raw = laplacian_variance(target, recon, 1.0, scale=1.0)
+    assert float(raw.max()) < 1e-8  # the raw-intensity values of laplacian_variance@linheckel-v1
+    torch.testing.assert_close(ours, raw * (255 / vmax) ** 2, rtol=1e-10, atol=0)
+    assert 10 < float(ours.min()) and float(ours.max()) < 1e5  # hundreds to thousands, as in LH24 Table 4
 
 
 def test_laplacian_variance_grows_with_high_frequency_error() -> None:
     target, _ = _pair((1, 64, 64), seed=7)
     smooth = target + 1e-5 * torch.linspace(0, 1, 64).view(1, 1, 64)
     checker = target + 1e-5 * ((torch.arange(64).view(-1, 1) + torch.arange(64).view(1, -1)) % 2).float()
-    assert float(laplacian_variance(target, checker)[0]) > 100 * float(laplacian_variance(target, smooth)[0])
+    assert float(laplacian_variance(target, checker, 1e-4)[0]) > 100 * float(
+        laplacian_variance(target, smooth, 1e-4)[0]
+    )
 
 
 def test_normalize_output_matches_target_statistics() -> None:
@@ -167,7 +183,7 @@ def test_metrics_leave_global_rng_untouched() -> None:
     ssim(target, recon, 1e-4)
     psnr(target, recon, 1e-4)
     nmse(target, recon)
-    laplacian_variance(target, recon)
+    laplacian_variance(target, recon, 1e-4)
     normalize_output(recon, target)
     region_ssim(target, recon, 1e-4, [[(3, 4, 10, 12)], []])
     assert torch.equal(torch_state, torch.random.get_rng_state())

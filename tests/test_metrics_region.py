@@ -1,4 +1,5 @@
-"""Region SSIM on fastMRI+ boxes: flip convention, tiny boxes, size split, ignored boxes."""
+"""Region SSIM on fastMRI+ boxes (Lin & Heckel): flip convention, upsampled small crops, one score per
+box, size split, ignored boxes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from fastmri import evaluate
 
-from mribench.metrics import BoxWarning, region_ssim, region_ssim_large, region_ssim_small, ssim
+from mribench.metrics import BoxWarning, region_ssim, region_ssim_boxes, region_ssim_large, region_ssim_small
 from mribench.metrics.region import place_box
 
 H, W = 64, 48
@@ -52,17 +53,52 @@ def test_mean_over_boxes_and_nan_without_boxes() -> None:
     assert math.isnan(float(v[1]))
 
 
-def test_tiny_boxes_grow_to_seven_pixels_symmetrically_and_stay_inside() -> None:
-    assert place_box((10, 20, 3, 2), H, W) == (18, 25, 8, 15)  # 3 -> 7 wide: 2 left, 2 right
-    assert place_box((0, 0, 1, 1), H, W) == (0, 7, 0, 7)  # at the corner: shifted inside
-    assert place_box((W - 1, H - 1, 1, 1), H, W) == (H - 7, H, W - 7, W)
-    assert place_box((40, 60, 20, 20), H, W) == (57, 64, 40, 48)  # clipped to 4 rows, regrown to 7
+def test_a_5x4_box_equals_the_lin_heckel_rule_computed_by_hand() -> None:
+    """Box (x=10, y=20, w=5, h=4): flip, crop 4x5, upsample by 7/4 nearest -> 7x8, SSIM with the volume max."""
     target, recon = _images()
-    v = region_ssim(target, recon, 2.0, [[(2, H - 3, 1, 1)], [(30, 30, 2, 2)]])
-    r0, r1, c0, c1 = place_box((2, H - 3, 1, 1), H, W)  # type: ignore[misc]
-    ft, fr = torch.flip(target, dims=[-2]), torch.flip(recon, dims=[-2])
-    assert float(v[0]) == pytest.approx(float(ssim(ft[0, r0:r1, c0:c1], fr[0, r0:r1, c0:c1], 2.0)[0]), abs=1e-12)
-    assert float(v[1]) == pytest.approx(1.0, abs=1e-12)
+    recon = recon.clone()
+    recon[:, H - 24 : H - 20, 10:15] += 0.3  # error inside the box (stored rows of flipped rows 20..23)
+    vmax = 2.0
+    box = (10, 20, 5, 4)
+    ours = region_ssim_boxes(target, recon, vmax, [[box], [box]])
+    # By hand: the flipped image's rows 20..23 and columns 10..14; nearest upsampling by s = 7/4
+    # gives floor(4 s) = 7 rows and floor(5 s) = 8 columns, source index floor(i / s).
+    rows = [int(i / 1.75) for i in range(7)]  # [0, 0, 1, 1, 2, 2, 3]
+    cols = [int(j / 1.75) for j in range(8)]  # [0, 0, 1, 1, 2, 2, 3, 4]
+    assert rows == [0, 0, 1, 1, 2, 2, 3] and cols == [0, 0, 1, 1, 2, 2, 3, 4]
+    for i in range(2):
+        ft = np.flip(target[i].numpy(), axis=0)[20:24, 10:15]
+        fr = np.flip(recon[i].numpy(), axis=0)[20:24, 10:15]
+        up_t, up_r = ft[np.ix_(rows, cols)], fr[np.ix_(rows, cols)]  # (7, 8)
+        ref = evaluate.ssim(up_t[None].astype(np.float64), up_r[None].astype(np.float64), maxval=vmax)
+        assert ours[i] == [pytest.approx(ref.item(), abs=1e-6)]
+    assert ours[0][0] < 0.99
+    # the box is never grown: tissue outside it does not change the score
+    outside = recon.clone()
+    outside[:, : H - 24] += 1.0
+    outside[:, H - 20 :] += 1.0
+    assert region_ssim_boxes(target, outside, vmax, [[box], [box]]) == ours
+
+
+def test_boxes_are_clipped_never_grown() -> None:
+    assert place_box((10, 20, 3, 2), H, W) == (20, 22, 10, 13)
+    assert place_box((40, 60, 20, 20), H, W) == (60, 64, 40, 48)  # clipped to the image
+    assert place_box((0, 0, 1, 1), H, W) == (0, 1, 0, 1)
+    target, recon = _images()
+    v = region_ssim(target, target.clone(), 2.0, [[(2, H - 3, 1, 1)], [(30, 30, 2, 2)]])
+    assert float(v[0]) == pytest.approx(1.0, abs=1e-12) and float(v[1]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_one_score_per_box_in_annotation_order() -> None:
+    target, recon = _images()
+    small, large = (0, H - 5, 6, 5), (0, H - 16, 16, 16)  # areas 30 and 256 (limit 30.72)
+    with pytest.warns(BoxWarning):
+        allb = region_ssim_boxes(target, recon, 2.0, [[large, small, (5, 5, 0, 3)], []])
+    assert len(allb[0]) == 3 and allb[1] == [] and math.isnan(allb[0][2])
+    sm = region_ssim_boxes(target, recon, 2.0, [[large, small], []], size="small")
+    lg = region_ssim_boxes(target, recon, 2.0, [[large, small], []], size="large")
+    assert math.isnan(sm[0][0]) and sm[0][1] == allb[0][1]
+    assert lg[0][0] == allb[0][0] and math.isnan(lg[0][1])
 
 
 def test_small_and_large_split_by_one_percent_of_the_image_area() -> None:

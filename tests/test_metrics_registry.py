@@ -85,7 +85,7 @@ def test_profile_ids_hash_the_json_definition() -> None:
     spec = get_metric("ssim")
     expected = hashlib.sha256(json.dumps(spec.definition(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert ids["ssim"] == {"profile": "ssim@fastmri-v1", "hash": expected}
-    assert ids["dists"]["profile"] == "dists@piq-p99.9-v1" and len(ids["dists"]["hash"]) == 64
+    assert ids["dists"]["profile"] == "dists@dists0.1-p99.9-v2" and len(ids["dists"]["hash"]) == 64
     d = spec.definition()
     assert d["window"] == "7x7 uniform" and d["K1"] == 0.01 and d["K2"] == 0.03 and "volume" in d["data_range"]
     json.dumps([get_metric(n).definition() for n in BUILTIN])  # all JSON-able

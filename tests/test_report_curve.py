@@ -40,14 +40,43 @@ def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, t
         evaluate(m, task, data=tiny_root, run_dir=tmp_path / f"r{i}", options=EvalOptions(limit=6)).run_dir
         for i, m in enumerate(["zero-filled", *_models(tmp_path)])
     ]
-    index = build_report(runs, tmp_path / "report", q_trained=runs[0], panels=1, data_root=tiny_root)
+    # without reference runs there is no effective-robustness line: the report says what is missing
+    index = build_report(runs, tmp_path / "plain", q_trained=runs[0], panels=0, data_root=tiny_root)
+    assert "Effective robustness not computed: it needs at least 2 reference runs" in index.read_text()
+    assert not (tmp_path / "plain" / "tiny-effective-robustness.svg").exists()
+    index = build_report(
+        runs[:2], tmp_path / "report", q_trained=runs[0], panels=1, data_root=tiny_root, er_reference=runs[2:]
+    )
     html = index.read_text()
-    assert html.count("<tr>") == 5 and "data:image/png;base64," in html
+    assert html.count("<tr>") == 3 and "data:image/png;base64," in html
     assert "reference (trained on Q)" in html and "Effective robustness" in html
+    assert "over 2 reference runs trained on P" in html and "volumes of P_best" in html
     assert (tmp_path / "report" / "tiny-effective-robustness.svg").stat().st_size > 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| model |" in md and "ssim@" in md
-    assert md.count("-panel.png") == 4  # a reconstruction panel per model, read through the slice source
+    assert md.count("-panel.png") == 2  # a reconstruction panel per model, read through the slice source
+
+
+def test_report_d22_fraction_closed_uses_the_supervised_gap(tiny_root: Path, tmp_path: Path) -> None:
+    from mribench.analysis import d22_fraction_closed_ci
+    from mribench.results import load_run
+
+    task = parse_task(dict(TASK), "tiny")
+    runs = [
+        evaluate(
+            m, task, data=tiny_root, run_dir=tmp_path / f"r{i}", options=EvalOptions(limit=6, splits=("test_Q",))
+        ).run_dir
+        for i, m in enumerate(_models(tmp_path) + ["zero-filled"])
+    ]
+    p_sup, q_sup, p_ttt, q_ttt = runs[0], runs[3], runs[1], runs[2]
+    index = build_report(runs, tmp_path / "report", panels=0, d22_runs=(p_sup, q_sup, p_ttt, q_ttt))
+    q = [load_run(r).slices.sort_values(["file", "slice"]) for r in (p_sup, q_sup, p_ttt, q_ttt)]
+    f = d22_fraction_closed_ci(q[1]["ssim"], q[0]["ssim"], q[3]["ssim"], q[2]["ssim"], q[0]["file"].to_numpy())
+    html = index.read_text()
+    assert "Fraction of the gap closed by test-time training (Darestani et al. 2022" in html
+    assert f"= {f.fraction:.3f} [{f.low:.3f}, {f.high:.3f}]" in html
+    with pytest.raises(ValueError, match="d22_runs"):
+        build_report(runs, tmp_path / "bad", panels=0, d22_runs=runs[:3])
 
 
 def test_acceleration_curve_degrades_and_has_an_auc(tiny_root: Path, tmp_path: Path) -> None:

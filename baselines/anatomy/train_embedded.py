@@ -18,14 +18,16 @@ U-Net is not a loadable built-in architecture, so nothing is shipped).
 
 Analysis (:mod:`mribench.analysis.gap`, paired over test_Q slices, cluster bootstrap over volumes):
 
-- supervised gap ``SSIM(sup-q, test_Q) - SSIM(sup-p, test_Q)`` and the fraction closed by joint
-  training;
-- self-supervised gap ``SSIM(ttt-q, test_Q) - SSIM(ttt without adaptation, test_Q)`` and the
-  fraction closed by test-time training ``(SSIM(ttt, test_Q) - SSIM(ttt without adaptation,
-  test_Q)) / gap`` (Darestani et al.: the adapted P model against the Q model as trained); also
-  the fraction with both models adapted, ``1 - (SSIM(ttt-q adapted) - SSIM(ttt)) / gap`` (the
-  intervention applied to both sides, as :mod:`mribench.analysis.gap` defines it), and the gains
-  of test-time training in distribution (P model on test_P, Q model on test_Q).
+- supervised gap ``SSIM(sup-q, test_Q) - SSIM(sup-p, test_Q)``, and the share of it joint training
+  closes, ``1 - (SSIM(sup-q) - SSIM(joint)) / supervised gap`` (mribench's ratio for joint training);
+- **Darestani et al.'s fraction of the gap closed by test-time training**, ``1 - gap_after /
+  gap_before`` with gap_before the supervised gap and gap_after = ``SSIM(ttt-q adapted) -
+  SSIM(ttt)`` (both self-supervised models after TTT), all on the same test_Q slices;
+- self-supervised gap ``SSIM(ttt-q, test_Q) - SSIM(ttt without adaptation, test_Q)`` and two ratios
+  over it that are NOT Darestani et al.'s fraction and carry their own names: with both models
+  adapted, ``1 - (SSIM(ttt-q adapted) - SSIM(ttt)) / self-supervised gap``, and with only the P model
+  adapted, ``(SSIM(ttt) - SSIM(ttt without adaptation)) / self-supervised gap``; plus the gains of
+  test-time training in distribution (P model on test_P, Q model on test_Q).
 
 Results go to ``<runs>/results.json`` (and, unless ``--no-ship``, ``baselines/anatomy/results.json``);
 a call with a subset of the recipes keeps the other recipes' entries of the existing file.
@@ -213,9 +215,14 @@ def _paired_test_q(*run_dirs: Path, split: str = "test_Q") -> tuple[list[Any], A
     return cols, common.get_level_values("file")
 
 
-def _ttt_analysis(runs: Path) -> dict[str, Any]:
-    """Self-supervised gap on test_Q and what test-time training closes of it, with cluster-bootstrap CIs."""
-    from mribench.analysis.gap import fraction_gap_closed_ci, performance_gap_ci
+def _ttt_analysis(runs: Path, supervised_gap: dict[str, Any] | None = None) -> dict[str, Any]:
+    """D22's fraction of the gap closed by TTT, the self-supervised gap and other named ratios, with CIs."""
+    from mribench.analysis.gap import (
+        d22_fraction_closed_ci,
+        fraction_gap_closed,
+        fraction_gap_closed_ci,
+        performance_gap_ci,
+    )
     from mribench.analysis.stats import paired_difference
 
     def diff(a: Any, b: Any, groups: Any) -> dict[str, Any]:
@@ -225,9 +232,33 @@ def _ttt_analysis(runs: Path) -> dict[str, Any]:
     no_adapt, q_adapt = runs / EXTRA_EVAL["ttt"][0], runs / EXTRA_EVAL["ttt-q"][0]
     (q, p, a, qa), groups = _paired_test_q(runs / "ttt-q", no_adapt, runs / "ttt", q_adapt)
     g = performance_gap_ci(q.to_numpy(), p.to_numpy(), groups)
-    f = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), q.to_numpy(), a.to_numpy(), groups)
-    fb = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), qa.to_numpy(), a.to_numpy(), groups)
+    p_only = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), q.to_numpy(), a.to_numpy(), groups)
+    both = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), qa.to_numpy(), a.to_numpy(), groups)
     (p_plain, p_adapt), groups_p = _paired_test_q(no_adapt, runs / "ttt", split="test_P")
+    if (runs / "sup-q").is_dir() and (runs / "sup-p").is_dir():
+        (sq, sp, dq, dp), dg = _paired_test_q(runs / "sup-q", runs / "sup-p", q_adapt, runs / "ttt")
+        d = d22_fraction_closed_ci(sq.to_numpy(), sp.to_numpy(), dq.to_numpy(), dp.to_numpy(), dg)
+        d22: dict[str, Any] = {
+            "fraction_closed": d.fraction,
+            "ci": [d.low, d.high],
+            "gap_before_supervised": d.gap_before.mean,
+            "gap_before_ci": [d.gap_before.low, d.gap_before.high],
+            "gap_after": d.gap_after.mean,
+            "gap_after_ci": [d.gap_after.low, d.gap_after.high],
+            "n_slices": d.n,
+            "n_volumes": d.n_groups,
+        }
+    elif supervised_gap is not None:  # the supervised runs live elsewhere: point estimate from the stored gap
+        d22 = {
+            "fraction_closed": fraction_gap_closed(supervised_gap["ssim"], both.gap_after.mean),  # D22's pairs
+            "ci": None,
+            "ci_pending": "needs the sup-p and sup-q runs next to the ttt runs (per-slice pairing)",
+            "gap_before_supervised": supervised_gap["ssim"],
+            "gap_after": both.gap_after.mean,
+            "gap_after_ci": [both.gap_after.low, both.gap_after.high],
+        }
+    else:
+        d22 = {"fraction_closed": None, "pending": "needs the supervised gap (recipes sup-p and sup-q)"}
     return {
         "selfsup_gap": {
             "ssim": g.gap,
@@ -239,17 +270,25 @@ def _ttt_analysis(runs: Path) -> dict[str, Any]:
             "p_trained": g.p_trained,
         },
         "ttt": {
-            "fraction_closed": f.fraction,
-            "ci": [f.low, f.high],
-            "gap_after": f.gap_after.mean,
-            "gap_after_ci": [f.gap_after.low, f.gap_after.high],
+            "d22": d22,
             "ssim_p_trained_ttt": float(a.mean()),
-            "n_slices": f.n,
-            "n_volumes": f.n_groups,
-            "fraction_closed_both_adapted": fb.fraction,
-            "both_adapted_ci": [fb.low, fb.high],
-            "both_adapted_gap_after": fb.gap_after.mean,
-            "both_adapted_gap_after_ci": [fb.gap_after.low, fb.gap_after.high],
+            "ssim_q_trained_ttt": float(qa.mean()),
+            "n_slices": both.n,
+            "n_volumes": both.n_groups,
+            "selfsup_ratio_both_adapted": {
+                "definition": "1 - (SSIM(ttt-q adapted) - SSIM(ttt)) / self-supervised gap (mribench's ratio, "
+                "not Darestani et al.'s fraction)",
+                "value": both.fraction,
+                "ci": [both.low, both.high],
+            },
+            "selfsup_ratio_p_adapted": {
+                "definition": "(SSIM(ttt) - SSIM(ttt without adaptation)) / self-supervised gap (mribench's ratio, "
+                "not Darestani et al.'s fraction)",
+                "value": p_only.fraction,
+                "ci": [p_only.low, p_only.high],
+            },
+            "gap_q_unadapted_minus_p_adapted": p_only.gap_after.mean,
+            "gap_q_unadapted_minus_p_adapted_ci": [p_only.gap_after.low, p_only.gap_after.high],
             "gain_p_trained_test_Q": diff(p, a, groups),
             "gain_q_trained_test_Q": diff(q, qa, groups),
             "gain_p_trained_test_P": diff(p_plain, p_adapt, groups_p),
@@ -362,13 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         if "joint" in results:
             (q, p, j), groups = _paired_test_q(args.runs / "sup-q", args.runs / "sup-p", args.runs / "joint")
             f = fraction_gap_closed_ci(q.to_numpy(), p.to_numpy(), q.to_numpy(), j.to_numpy(), groups)
-            summary["joint"] = {
+            summary["joint"] = {  # mribench's ratio for joint training (not Darestani et al.'s TTT fraction)
                 "gap_after": float((q - j).mean()),
-                "fraction_closed": f.fraction,
+                "supervised_gap_share_closed": f.fraction,
                 "ci": [f.low, f.high],
             }
     if {"ttt", "ttt-q"} <= set(results):
-        summary.update(_ttt_analysis(args.runs))
+        summary.update(_ttt_analysis(args.runs, summary.get("gap")))
     text = json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n"
     args.runs.mkdir(parents=True, exist_ok=True)
     (args.runs / "results.json").write_text(text)

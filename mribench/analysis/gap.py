@@ -1,17 +1,26 @@
-"""Distribution-shift performance gap and the fraction of it an intervention closes.
+"""Distribution-shift performance gap and the fraction of it test-time training closes (D22).
 
-Definitions (Darestani et al., 2022; Lin & Heckel, 2024), all evaluated on the *test set of the
-target distribution Q*:
+Definitions (Darestani, Liu & Heckel, ICML 2022 = D22), all evaluated on the *test set of the target
+distribution Q*:
 
 * gap = metric(model trained on Q) - metric(model trained on P)   (higher-is-better metrics)
 * gap = metric(model trained on P) - metric(model trained on Q)   (lower-is-better metrics)
 
 The sign flip makes a positive gap always mean "the model trained on the shifted distribution P
-does worse on Q than one trained on Q itself". An intervention (test-time training, diverse
-training data, ...) is applied to both models and
+does worse on Q than one trained on Q itself".
 
-* fraction of the gap closed = 1 - gap_after / gap_before   (1 = gap fully closed, 0 = unchanged,
-  negative = the intervention widened the gap).
+* **Fraction of the gap closed (D22)** = ``1 - gap_after / gap_before`` where ``gap_before`` is the
+  **supervised** gap (Q-trained minus P-trained, both trained supervised) and ``gap_after`` is
+  (Q-trained self-supervised + TTT) minus (P-trained self-supervised + TTT). D22 Table 1, U-Net,
+  anatomy shift: ``1 - (0.9234 - 0.9225) / (0.9187 - 0.8521) = 1 - 0.0009 / 0.0666 = 98.6%``.
+  :func:`d22_fraction_closed` and :func:`d22_fraction_closed_ci` take the four models by these
+  roles; 1 = gap fully closed, 0 = unchanged, negative = TTT widened it, above 1 = the adapted
+  P-trained model ends above the adapted Q-trained one.
+
+:func:`fraction_gap_closed` and :func:`fraction_gap_closed_ci` are the bare formula
+``1 - gap_after / gap_before`` for any two gaps. Only with the pairs above is the result D22's
+fraction; any other pairing (for example dividing by a self-supervised gap) is another quantity and
+must be reported under another name.
 
 The per-slice versions pair the models on the same test-Q slices and bootstrap over volumes (see
 :mod:`mribench.analysis.stats`); the fraction's point estimate is a ratio of mean gaps (not a mean of
@@ -112,7 +121,10 @@ def performance_gap(q_trained: float, p_trained: float, higher_is_better: bool =
 
 
 def fraction_gap_closed(gap_before: float, gap_after: float) -> float:
-    """Scalar fraction of the gap closed, ``1 - gap_after / gap_before``.
+    """The bare formula ``1 - gap_after / gap_before`` for two gaps.
+
+    D22's fraction of the gap closed when ``gap_before`` is the supervised gap and ``gap_after`` the
+    gap between the two self-supervised models after TTT (:func:`d22_fraction_closed`).
 
     Args:
         gap_before: gap without the intervention (must be non-zero).
@@ -130,7 +142,10 @@ def fraction_gap_closed(gap_before: float, gap_after: float) -> float:
 def fraction_gap_closed_from_metrics(
     q_before: float, p_before: float, q_after: float, p_after: float, higher_is_better: bool = True
 ) -> float:
-    """Scalar fraction of the gap closed from the four mean metrics on test-Q.
+    """``1 - gap_after / gap_before`` from four mean metrics on test-Q (the bare formula).
+
+    With the supervised pair as ``*_before`` and the self-supervised + TTT pair as ``*_after`` this
+    is D22's fraction (:func:`d22_fraction_closed`).
 
     Args:
         q_before: Q-trained model without the intervention.
@@ -199,7 +214,10 @@ def fraction_gap_closed_ci(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> FractionClosedResult:
-    """Fraction of the gap closed, from per-slice metrics paired on test-Q slices.
+    """``1 - gap_after / gap_before`` from per-slice metrics paired on test-Q slices.
+
+    With the supervised pair as ``*_before`` and the self-supervised + TTT pair as ``*_after`` this
+    is D22's fraction (:func:`d22_fraction_closed_ci`).
 
     Draws in which the bootstrap ``gap_before`` is exactly 0 give an undefined ratio and are ignored
     by the percentile interval; when ``gap_before`` is close to 0 the interval is very wide, which is
@@ -254,3 +272,64 @@ def fraction_gap_closed_ci(
         for k, m in enumerate((before, after))
     ]
     return FractionClosedResult(fraction, lo, hi, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped)
+
+
+def d22_fraction_closed(
+    q_supervised: float,
+    p_supervised: float,
+    q_ttt: float,
+    p_ttt: float,
+    higher_is_better: bool = True,
+) -> float:
+    """D22's fraction of the distribution-shift gap closed by test-time training (scalar).
+
+    ``1 - gap_after / gap_before`` with ``gap_before = q_supervised - p_supervised`` (the supervised
+    gap) and ``gap_after = q_ttt - p_ttt`` (both self-supervised models after TTT), all on test-Q.
+
+    Args:
+        q_supervised: mean metric on test-Q of the model trained supervised on Q.
+        p_supervised: mean metric on test-Q of the model trained supervised on P.
+        q_ttt: mean metric on test-Q of the model trained self-supervised on Q, after TTT.
+        p_ttt: mean metric on test-Q of the model trained self-supervised on P, after TTT.
+        higher_is_better: orientation of the metric.
+
+    Returns:
+        The fraction (D22 Table 1, U-Net anatomy: 0.986).
+    """
+    return fraction_gap_closed_from_metrics(q_supervised, p_supervised, q_ttt, p_ttt, higher_is_better)
+
+
+def d22_fraction_closed_ci(
+    q_supervised: Sequence[float] | np.ndarray,
+    p_supervised: Sequence[float] | np.ndarray,
+    q_ttt: Sequence[float] | np.ndarray,
+    p_ttt: Sequence[float] | np.ndarray,
+    groups: Sequence[Any] | np.ndarray,
+    higher_is_better: bool = True,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> FractionClosedResult:
+    """D22's fraction of the gap closed by TTT from per-slice metrics, with a CI over volumes.
+
+    All four models are scored on the same test-Q slices; the interval resamples test-Q volumes
+    (cluster bootstrap, :mod:`mribench.analysis.stats`), with the same draws for both gaps.
+
+    Args:
+        q_supervised: (N,) model trained supervised on Q.
+        p_supervised: (N,) model trained supervised on P.
+        q_ttt: (N,) model trained self-supervised on Q, after test-time training.
+        p_ttt: (N,) model trained self-supervised on P, after test-time training.
+        groups: (N,) volume id of each slice.
+        higher_is_better: orientation of the metric.
+        n_boot: number of bootstrap draws.
+        alpha: miscoverage level of the intervals.
+        seed: seed of the local generator.
+
+    Returns:
+        A :class:`FractionClosedResult` whose ``gap_before`` is the supervised gap and ``gap_after``
+        the gap after TTT.
+    """
+    return fraction_gap_closed_ci(
+        q_supervised, p_supervised, q_ttt, p_ttt, groups, higher_is_better, n_boot=n_boot, alpha=alpha, seed=seed
+    )

@@ -319,12 +319,14 @@ class SchemaTooNew(ValueError):
 
 
 class MetricSummary(_Record):
-    """Mean of a metric over a split's successful slices with a 95% cluster-bootstrap CI (volumes)."""
+    """Mean of a metric over a split's successful slices (or boxes, ``unit="box"``) with a 95% cluster-bootstrap CI (volumes)."""
 
     mean: FiniteFloat | None
     ci_low: FiniteFloat | None = None
     ci_high: FiniteFloat | None = None
     n: Count | None = None
+    unit: Literal["box"] | None = None  # region metrics scored per box: n counts boxes
+    n_slices: Count | None = None  # with unit "box": the slices the boxes lie on
 
 
 class SplitSummary(_Record):

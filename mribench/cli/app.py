@@ -475,7 +475,15 @@ def report(
     panels: int = typer.Option(2, help="OOD slices per model in the reconstruction panels (0: none)."),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
     er_reference: list[Path] = typer.Option(
-        [], help="Runs of models trained on P for the effective-robustness line (repeatable)."
+        [],
+        help="Runs of models trained on P (the reference distribution) for the effective-robustness line "
+        "(repeatable; at least 2, else effective robustness is not computed).",
+    ),
+    er_scale: str = typer.Option("linear", help="Effective-robustness fit: linear (Lin & Heckel) or logit."),
+    d22_runs: Optional[tuple[Path, Path, Path, Path]] = typer.Option(
+        None,
+        help="Four runs P_SUP Q_SUP P_TTT Q_TTT (supervised on P / on Q, self-supervised + TTT on P / on Q): "
+        "adds Darestani et al.'s fraction of the gap closed, 1 - gap after TTT / supervised gap.",
     ),
 ) -> None:
     """Write a self-contained HTML (and Markdown) report: tables, gap, effective robustness, plots, provenance."""
@@ -489,6 +497,8 @@ def report(
         panels=panels,
         data_root=data_root,
         er_reference=list(er_reference) or None,
+        er_scale=er_scale,
+        d22_runs=d22_runs,
     )
     console.print(f"report: {index}")
 

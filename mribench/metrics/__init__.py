@@ -11,7 +11,7 @@ from mribench.metrics.artifact import laplacian, laplacian_variance
 from mribench.metrics.normalize import normalize_output
 from mribench.metrics.perceptual import dists, lpips, percentile_normalize
 from mribench.metrics.pixel import mse, nmse, psnr
-from mribench.metrics.region import BoxWarning, region_ssim, region_ssim_large, region_ssim_small
+from mribench.metrics.region import BoxWarning, region_ssim, region_ssim_boxes, region_ssim_large, region_ssim_small
 from mribench.metrics.registry import METRICS, MetricSpec, explain, get_metric, list_metrics, profile_ids
 from mribench.metrics.structural import ssim
 from mribench.metrics.weights import WeightRecord, fetch_weights, weights_status
@@ -36,6 +36,7 @@ __all__ = [
     "profile_ids",
     "psnr",
     "region_ssim",
+    "region_ssim_boxes",
     "region_ssim_large",
     "region_ssim_small",
     "ssim",

@@ -22,7 +22,10 @@ SKIMAGE = "scikit-image structural_similarity (defaults: win_size=7, uniform fil
 WANG = "Wang et al. 2004, Image Quality Assessment: From Error Visibility to Structural Similarity"
 LIN_HECKEL = "Lin & Heckel 2024, Robustness of Deep Learning for Accelerated MRI: Benefits of Diverse Training Data"
 LPIPS_REF = "Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric (lpips v0.1)"
-DISTS_REF = "Ding et al. 2020, Image Quality Assessment: Unifying Structure and Texture Similarity (piq.DISTS)"
+DISTS_REF = (
+    "Ding et al. 2020, Image Quality Assessment: Unifying Structure and Texture Similarity "
+    "(the authors' DISTS_pytorch 0.1)"
+)
 FASTMRI_PLUS = "Zhao et al. 2022, fastMRI+: Clinical pathology annotations for knee and brain MRI"
 
 VOLUME_MAX = "max of the target volume (fastMRI's default maxval), passed per slice"
@@ -66,12 +69,19 @@ def _nmse(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = Non
 
 
 def _laplacian(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
-    return laplacian_variance(target, recon)
+    return laplacian_variance(target, recon, data_range)
 
 
 def _region(size: region.BoxSize) -> Callable[..., Tensor]:
     def fn(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
         return region.region_ssim(target, recon, data_range, boxes, size=size)
+
+    return fn
+
+
+def _region_boxes(size: region.BoxSize) -> Callable[..., list[list[float]]]:
+    def fn(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> list[list[float]]:
+        return region.region_ssim_boxes(target, recon, data_range, boxes, size=size)
 
     return fn
 
@@ -106,10 +116,14 @@ def builtin_specs(cls: type) -> list[Any]:
     region_common = {
         "ssim": "ssim@fastmri-v1 inside each box (same window, constants, float64)",
         "boxes": "fastMRI+ (x, y, width, height) on the vertically flipped image (torch.flip dims=[-2])",
-        "small_boxes": f"enlarged to {WIN} px per dimension, symmetric about the centre, shifted inside the image",
+        "crop": "[y:y+h, x:x+w] clipped to the image, never enlarged",
+        "small_boxes": f"when min(h, w) < {WIN}: both crops upsampled by {WIN}/min(h, w), nearest "
+        "(torch.nn.functional.interpolate(scale_factor=...), as Lin & Heckel's cut_out_pathology)",
         "ignored_boxes": "zero-size or fully outside the image (with a BoxWarning)",
-        "aggregate": "mean SSIM over the slice's boxes; NaN if it has none",
-        "size_split": "small: annotated area <= 1% of the image area; large: otherwise",
+        "aggregate": "one SSIM per box; run summaries average over boxes (slices weighted by their box "
+        "count); the per-slice value is the mean of its boxes, NaN if it has none",
+        "size_split": "small: annotated area w*h <= 1% of the image area H*W; large: otherwise",
+        "previous": "@fastmriplus-v1 grew boxes under 7 px into the surrounding tissue and averaged per slice",
         "data_range": VOLUME_MAX,
         "references": [FASTMRI_PLUS, LIN_HECKEL, SKIMAGE],
     }
@@ -165,54 +179,61 @@ def builtin_specs(cls: type) -> list[Any]:
         ),
         cls(
             "laplacian_variance",
-            "laplacian_variance@linheckel-v1",
+            "laplacian_variance@linheckel-vmax255-v2",
             False,
             False,
             True,
             False,
-            "Variance of the 3x3 Laplacian of |target - recon| (artifact measure, lower is better)",
+            "Variance of the 3x3 Laplacian of |target - recon| in 1/255 of the volume max (artifact measure, "
+            "lower is better)",
             _laplacian,
             {
                 "stencil": "[[0, 1, 0], [1, -4, 1], [0, 1, 0]] (scipy.ndimage.laplace)",
-                "input": "|target - recon| in float64",
+                "input": "|target - recon| / data_range * 255 in float64 (8-bit display scale, no rounding)",
                 "boundary": "scipy 'reflect' (half-sample symmetric = edge replication for a 3-tap stencil)",
                 "variance": "population (ddof=0) over all H x W pixels",
-                "data_range": "not used",
+                "data_range": VOLUME_MAX,
+                "scale_source": "mribench's assumption: Lin & Heckel 2024 (Table 4: 117-434) state no scale and "
+                "their code has no Laplacian; the usual cv2 variance of the Laplacian works on 8-bit images. "
+                "laplacian_variance@linheckel-v1 used raw intensities (~1e-9, scaling with intensity squared)",
                 "references": [LIN_HECKEL],
             },
         ),
         cls(
             "region_ssim",
-            "region_ssim@fastmriplus-v1",
+            "region_ssim@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside the slice's fastMRI+ pathology boxes (NaN without boxes)",
+            "SSIM inside each fastMRI+ pathology box (Lin & Heckel: small crops upsampled), averaged over boxes",
             _region("all"),
             {**region_common, "boxes_used": "all"},
+            per_box=_region_boxes("all"),
         ),
         cls(
             "region_ssim_small",
-            "region_ssim_small@fastmriplus-v1",
+            "region_ssim_small@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside small fastMRI+ boxes (area <= 1% of the image; NaN without any)",
+            "SSIM inside each small fastMRI+ box (area <= 1% of the image), averaged over boxes",
             _region("small"),
             {**region_common, "boxes_used": "small"},
+            per_box=_region_boxes("small"),
         ),
         cls(
             "region_ssim_large",
-            "region_ssim_large@fastmriplus-v1",
+            "region_ssim_large@fastmriplus-linheckel-v2",
             True,
             False,
             False,
             True,
-            "Mean SSIM inside large fastMRI+ boxes (area > 1% of the image; NaN without any)",
+            "SSIM inside each large fastMRI+ box (area > 1% of the image), averaged over boxes",
             _region("large"),
             {**region_common, "boxes_used": "large"},
+            per_box=_region_boxes("large"),
         ),
         cls(
             "lpips_vgg",
@@ -240,16 +261,19 @@ def builtin_specs(cls: type) -> list[Any]:
         ),
         cls(
             "dists",
-            "dists@piq-p99.9-v1",
+            "dists@dists0.1-p99.9-v2",
             False,
             True,
             False,
             False,
-            "DISTS distance (piq), VGG16 ImageNet backbone, on 99.9th-percentile-normalised slices",
+            "DISTS distance (the authors' network), VGG16 ImageNet backbone, on 99.9th-percentile-normalised "
+            "slices at their own size",
             _dists,
             {
-                "implementation": "piq.DISTS (L2 pooling, ImageNet mean/std inside, shorter side resized to "
-                "256 when larger), alpha/beta from the DISTS authors normalised by their sum",
+                "implementation": "DISTS_pytorch 0.1 DISTS (Ding et al.: L2 pooling, ImageNet mean/std inside, "
+                "alpha/beta normalised by their joint sum), built offline with mribench's converted weights",
+                "resizing": "none at any size (dists@piq-p99.9-v1 went through piq, which resizes the shorter "
+                "side to 256 when larger: a 320x320 slice scored on a 256x256 resize)",
                 "preprocessing": PERCENTILE_PREP + "; input [0, 1]",
                 "data_range": "not used (per-image percentile normalisation)",
                 "weights": _weights_params(("vgg16_imagenet", "dists_alpha_beta")),

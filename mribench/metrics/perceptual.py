@@ -1,10 +1,10 @@
-"""Perceptual metrics on MRI slices: LPIPS (``lpips`` package, VGG / AlexNet) and DISTS (``piq``).
+"""Perceptual metrics on MRI slices: LPIPS (``lpips`` package, VGG / AlexNet) and DISTS (the DISTS
+authors' ``DISTS_pytorch`` package).
 
 Preprocessing (as in the robustness papers that report them on MRI): each image is divided by its
 own 99.9th percentile (``torch.quantile``, linear interpolation), clipped to [0, 1] and repeated to
-3 channels; LPIPS gets ``2 x - 1`` (its [-1, 1] convention), DISTS gets [0, 1] (piq normalises with
-ImageNet statistics itself and, like the DISTS authors' ``prepare_image``, resizes so the shorter
-side is 256 when it is larger).
+3 channels; LPIPS gets ``2 x - 1`` (its [-1, 1] convention), DISTS gets [0, 1] at its own size (the
+network normalises with ImageNet statistics itself; no resizing at any size, as Lin & Heckel).
 
 Backbones are loaded from mribench's converted ImageNet weights (:mod:`mribench.metrics.weights`);
 building them never downloads anything. Reported values are never computed with random backbones:
@@ -65,15 +65,6 @@ def _quiet_build(build: Callable[..., nn.Module], *args: object, **kwargs: objec
         return build(*args, **kwargs)
 
 
-def _load_features(features: nn.Module, state: dict[str, Tensor]) -> None:
-    """Load torchvision-style ``features.<i>.*`` tensors into a module indexed like ``features``."""
-    own = {k: v for k, v in features.state_dict().items()}
-    wanted = {k.removeprefix("features."): v for k, v in state.items()}
-    if set(own) != set(wanted):
-        raise RuntimeError(f"expected backbone keys {sorted(own)}, got {sorted(wanted)}")
-    features.load_state_dict(wanted, strict=True)
-
-
 def _build_lpips(net: Net, random_weights: bool) -> nn.Module:
     import lpips as lpips_pkg
 
@@ -93,48 +84,55 @@ def _build_lpips(net: Net, random_weights: bool) -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
+# DISTS stages of the authors' network hold torchvision VGG16 ``features.<i>`` layers under their index.
+_DISTS_STAGE_LAYERS = {1: range(0, 4), 2: range(5, 9), 3: range(10, 16), 4: range(17, 23), 5: range(24, 30)}
+_AUTHORS_LOCK = threading.Lock()
+
+
 def _build_dists(random_weights: bool) -> nn.Module:
-    import piq
-    from piq.perceptual import IMAGENET_MEAN, IMAGENET_STD, VGG16_LAYERS, ContentLoss
-    from torchvision.models.vgg import cfgs, make_layers
+    """The DISTS authors' network (``DISTS_pytorch.DISTS``, Ding et al. 2020) with mribench's weights.
 
-    if random_weights:
-        gen = torch.Generator().manual_seed(_RANDOM_SEED)
-        alpha = torch.rand(1, 1475, 1, 1, generator=gen) + 0.1
-        beta = torch.rand(1, 1475, 1, 1, generator=gen) + 0.1
-    else:
-        ab = load_weights("dists_alpha_beta")
-        alpha, beta = ab["alpha"], ab["beta"]
-    # The DISTS authors normalise alpha and beta by their joint sum; piq applies its weights as given.
-    total = alpha.sum() + beta.sum()
-    alpha, beta = alpha / total, beta / total
+    ``DISTS.__init__`` builds its backbone with ``torchvision.models.vgg16(pretrained=True)``, which
+    downloads; its module-level ``models`` name is pointed at an offline builder for the duration
+    of the constructor (the authors' layers, L2 pooling and forward are used unchanged), then the
+    converted ImageNet VGG16 weights and the authors' alpha/beta are loaded. Images are never
+    resized (the authors' ``prepare_image`` resizes only when asked; piq always does above 256).
+    """
+    from types import SimpleNamespace
 
-    class _OfflineDISTS(piq.DISTS):
-        """piq's DISTS built without its downloads (``DISTS.__init__`` fetches alpha/beta and calls
-        ``vgg16(pretrained=True)``): same layers, pooling and forward, our weights."""
+    from DISTS_pytorch import DISTS_pt
+    from torchvision.models import vgg16
 
-        def __init__(self) -> None:
-            channels = [3, 64, 128, 256, 512, 512]
-            weights = list(torch.split(alpha, channels, dim=1)) + list(torch.split(beta, channels, dim=1))
-            features = make_layers(cfgs["D"], batch_norm=False)  # torchvision VGG16 ``features``
-            layers = [VGG16_LAYERS[n] for n in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")]
-            ContentLoss.__init__(
-                self,
-                features,
-                layers=layers,
-                weights=weights,
-                replace_pooling=True,
-                reduction="none",
-                mean=IMAGENET_MEAN,
-                std=IMAGENET_STD,
-                normalize_features=False,
-                allow_layers_weights_mismatch=True,
-            )
+    def offline_vgg16(*args: object, **kwargs: object) -> nn.Module:
+        return vgg16(weights=None)
 
-    model = _quiet_build(_OfflineDISTS)
+    with _AUTHORS_LOCK:
+        saved = DISTS_pt.models
+        DISTS_pt.models = SimpleNamespace(vgg16=offline_vgg16)  # type: ignore[assignment]
+        try:
+            model = _quiet_build(DISTS_pt.DISTS, load_weights=False)
+        finally:
+            DISTS_pt.models = saved
     if not random_weights:
-        features: nn.Module = model.model  # type: ignore[assignment]
-        _load_features(features, load_weights("vgg16_imagenet"))
+        vgg = load_weights("vgg16_imagenet")
+        state = {}
+        for stage, layers in _DISTS_STAGE_LAYERS.items():
+            for i in layers:
+                for kind in ("weight", "bias"):
+                    key = f"features.{i}.{kind}"
+                    if key in vgg:
+                        state[f"stage{stage}.{i}.{kind}"] = vgg.pop(key)
+        if vgg:
+            raise RuntimeError(f"expected every VGG16 feature tensor to map to a DISTS stage, left {sorted(vgg)}")
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        conv_missing = [k for k in missing if not k.endswith(("filter", "mean", "std", "alpha", "beta"))]
+        if conv_missing or unexpected:
+            raise RuntimeError(f"expected DISTS stage keys, missing {conv_missing}, unexpected {unexpected}")
+        ab = load_weights("dists_alpha_beta")
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            params["alpha"].copy_(ab["alpha"])  # the forward normalises alpha and beta by their joint sum
+            params["beta"].copy_(ab["beta"])
     return model.eval().requires_grad_(False)
 
 
@@ -209,7 +207,8 @@ def lpips(
 
 
 def dists(target: Tensor, recon: Tensor, *, allow_random_weights: bool = False, batch_size: int = 8) -> Tensor:
-    """DISTS distance per slice (lower is better; piq's implementation) after percentile normalisation.
+    """DISTS distance per slice (lower is better; the authors' network, no resizing) after percentile
+    normalisation.
 
     Args:
         target: reference images, (H, W) or (B, H, W), real.
@@ -229,5 +228,5 @@ def dists(target: Tensor, recon: Tensor, *, allow_random_weights: bool = False, 
         for i in range(0, target.shape[0], batch_size):
             t = _to_rgb(percentile_normalize(target[i : i + batch_size]))
             r = _to_rgb(percentile_normalize(recon[i : i + batch_size]))
-            out.append(model(r, t).reshape(-1))  # piq: forward(x=prediction, y=target), (b,)
+            out.append(model(t, r).reshape(-1))  # the authors' forward(reference, distorted), (b,)
     return torch.cat(out).to(torch.float64)

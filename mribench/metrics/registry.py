@@ -24,6 +24,9 @@ from mribench.registry import Registry
 Boxes = list[list[tuple[int, int, int, int]]]
 # Uniform metric signature: fn(target, recon, *, data_range, boxes) -> (B,) tensor.
 MetricFn = Callable[..., Tensor]
+# Region metrics scored per box: fn(target, recon, *, data_range, boxes) -> one list per slice, one
+# float per box of that slice (NaN for a box the metric does not score).
+BoxMetricFn = Callable[..., list[list[float]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class MetricSpec:
             and boxes (one list per slice, or None) returning (B,).
         params: the pinned definition details (JSON-able) shown by ``explain`` and hashed.
         availability: raises :class:`~mribench.errors.WeightsMissingError` when unusable; None: always usable.
+        per_box: for region metrics scored once per box: ``per_box(target, recon, *, data_range,
+            boxes)`` returning one list of per-box floats per slice (``fn`` is then their mean per
+            slice); summaries average such metrics over boxes (:func:`mribench.results.summarize`).
     """
 
     name: str
@@ -54,6 +60,35 @@ class MetricSpec:
     fn: MetricFn = field(compare=False, repr=False)
     params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     availability: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    per_box: BoxMetricFn | None = field(default=None, compare=False, repr=False)
+
+    def compute_boxes(self, target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Boxes) -> list[list[float]]:
+        """Score every box of a batch of slices (region metrics with ``per_box`` only).
+
+        Args:
+            target: (B, H, W) real tensor on any device.
+            recon: (B, H, W) real tensor on the same device.
+            data_range: (B,) per-slice data range (mribench: the target volume's max).
+            boxes: fastMRI+ boxes per slice.
+
+        Returns:
+            B lists with one float per box of the slice (NaN: not scored by this metric).
+
+        Raises:
+            MetricError: the metric is not scored per box, or returned the wrong number of values.
+        """
+        if self.per_box is None:
+            raise MetricError(f"expected a metric scored per box, got {self.name!r} (per slice only)")
+        if target.ndim != 3 or recon.shape != target.shape:
+            raise ValueError(
+                f"expected target and recon of one shape (B, H, W), got {tuple(target.shape)} and {tuple(recon.shape)}"
+            )
+        dr = torch.as_tensor(data_range, dtype=torch.float64)
+        dr = dr.expand(target.shape[0]) if dr.ndim == 0 else dr
+        out = self.per_box(target, recon, data_range=dr.to(target.device), boxes=boxes)
+        if len(out) != target.shape[0] or any(len(v) != len(b) for v, b in zip(out, boxes, strict=False)):
+            raise MetricError(f"expected metric {self.name!r} to return one value per box of each slice")
+        return [[float(x) for x in v] for v in out]
 
     def compute(self, target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Boxes | None = None) -> Tensor:
         """Score a batch of slices.

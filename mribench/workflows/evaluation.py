@@ -418,6 +418,9 @@ class _Scorer:
 
     def __init__(self, specs: list[Any], boxes: dict[tuple[str, int], list[Box]], normalize_output: bool) -> None:
         from mribench.metrics import normalize_output as normalize
+        from mribench.metrics.region import mean_per_slice
+
+        self._mean_per_slice = mean_per_slice
 
         self.specs, self.boxes, self.normalize_output, self._normalize = specs, boxes, normalize_output, normalize
 
@@ -431,6 +434,7 @@ class _Scorer:
         out: list[dict[str, Any]] = []
         ok = finite.nonzero().flatten().tolist()
         values: dict[str, list[float]] = {}
+        box_values: dict[str, list[list[float]]] = {}  # region metrics: one score per box, per slice
         if ok:
             r, t = recon[ok], target[ok]
             if self.normalize_output:
@@ -438,18 +442,29 @@ class _Scorer:
             dr = torch.full((len(ok),), meta.volume_max, dtype=torch.float64)
             bx = [self.boxes.get((meta.file, meta.slices[i]), []) for i in ok]
             for m in self.specs:
-                values[m.name] = (
-                    m.compute(t, r, data_range=dr, boxes=bx if m.needs_boxes else None).double().cpu().tolist()
-                )
+                if m.needs_boxes and m.per_box is not None:
+                    box_values[m.name] = m.compute_boxes(t, r, data_range=dr, boxes=bx)
+                    values[m.name] = self._mean_per_slice(box_values[m.name]).tolist()
+                else:
+                    values[m.name] = (
+                        m.compute(t, r, data_range=dr, boxes=bx if m.needs_boxes else None).double().cpu().tolist()
+                    )
         seconds = time.perf_counter() - t0
         for j, s in enumerate(meta.slices):
             if not bool(finite[j]):
                 out.append({**base, "slice": s, "status": "failed", "error": "model returned NaN or Inf values"})
             else:
                 k = ok.index(j)
-                out.append(
-                    {**base, "slice": s, "status": "ok", "error": None, "metrics": {n: v[k] for n, v in values.items()}}
-                )
+                rec = {
+                    **base,
+                    "slice": s,
+                    "status": "ok",
+                    "error": None,
+                    "metrics": {n: v[k] for n, v in values.items()},
+                }
+                if box_values:
+                    rec["box_metrics"] = {n: v[k] for n, v in box_values.items()}
+                out.append(rec)
         if out:
             out[0]["_metric_seconds"] = seconds
         return out

@@ -1,9 +1,11 @@
 """``mribench report``: a self-contained HTML (and Markdown) report over one or more runs.
 
 Per task: ID/OOD means with 95% CIs, the ID->OOD drop, the distribution-shift gap against a
-Q-trained run (with paired CIs), effective robustness above the ID->OOD trend of the runs (with
-CIs), plots (effective-robustness scatter, reconstruction panels), provenance and the metric
-profiles used. The HTML embeds its images, so the single file can be mailed or archived.
+Q-trained run (with paired CIs), D22's fraction of the gap closed by test-time training (when the
+four runs it needs are given), LH24's effective robustness above the line of the reference runs
+(models trained on P; with CIs over test volumes), plots (effective-robustness scatter,
+reconstruction panels), provenance and the metric profiles used. The HTML embeds its images, so the
+single file can be mailed or archived.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ def _ci_text(mean: float | None, lo: float | None, hi: float | None, nd: int = 4
     return f"{_fmt(mean, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]"
 
 
+def _model_name(run: RunResult) -> str:
+    return run.config.model.name
+
+
+def _task_name(run: RunResult) -> str:
+    return run.config.task.name
+
+
+def _higher_is_better(run: RunResult, metric: str) -> bool:
+    return bool(run.config.higher_is_better.get(metric, True))
+
+
 def _trained_on_q(run: RunResult) -> bool:
     extra = run.config.model.details.get("extra") or {}
     return isinstance(extra, dict) and str(extra.get("training_side", "")).upper() == "Q"
@@ -77,48 +91,114 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
         row["gap"] = _ci_text(g.gap, g.low, g.high)
 
 
-def _id_ood(r: RunResult, metric: str) -> tuple[float, float] | None:
-    s = r.summary.shift.get(metric)
-    return (s.id, s.ood) if s is not None else None
+def _ok_split(run: RunResult, split: str, metric: str) -> Any:
+    """(file, slice) -> metric of the finite ok slices of ``split``, as a pandas Series."""
+    df = run.slices
+    sel = df[(df["split"] == split) & (df["status"] == "ok")][["file", "slice", metric]].dropna()
+    return sel.set_index(["file", "slice"])[metric].astype(float)
+
+
+def _paired_split(runs: list[RunResult], split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice scores (runs, N) on the slices of ``split`` every run scored, and their volumes (N,)."""
+    cols = [_ok_split(r, split, metric) for r in runs]
+    common = cols[0].index
+    for c in cols[1:]:
+        common = common.intersection(c.index)
+    common = common.sort_values()
+    return np.stack([c.reindex(common).to_numpy(float) for c in cols]), common.get_level_values("file").to_numpy()
 
 
 def _effective_robustness(
-    task_runs: list[RunResult], metric: str, tr: TaskReport, out: Path, reference: list[RunResult] | None
+    task_runs: list[RunResult],
+    metric: str,
+    tr: TaskReport,
+    out: Path,
+    reference: list[RunResult] | None,
+    scale: str = "linear",
 ) -> None:
-    from mribench.analysis import effective_robustness_ci, plot_effective_robustness
+    """LH24 effective robustness: line over the reference runs (trained on P), x = test_P, y = test_Q."""
+    from mribench.analysis import effective_robustness_volume_ci, plot_effective_robustness
 
-    pts = [_id_ood(r, metric) for r in task_runs]
-    ok = [i for i, p in enumerate(pts) if p is not None]
-    refs = [p for p in (_id_ood(r, metric) for r in (reference or [task_runs[i] for i in ok])) if p is not None]
-    if len(refs) < 3:
-        tr.notes.append(f"Effective robustness needs >= 3 reference runs with ID and OOD scores (got {len(refs)}).")
-        return
-    if not reference:
+    refs = [r for r in (reference or []) if not _trained_on_q(r)]
+    for r in reference or []:
+        if _trained_on_q(r):
+            tr.notes.append(f"Reference run {r.run_dir} is marked as trained on Q: left out of the reference line.")
+    if len(refs) < 2:
         tr.notes.append(
-            "The effective-robustness line is fitted over all runs of the report; for the papers' "
-            "definition pass the models trained on P as --er-reference."
+            f"Effective robustness not computed: it needs at least 2 reference runs of models trained on "
+            f"the reference distribution P, evaluated on test_P and test_Q (pass them with --er-reference), "
+            f"got {len(refs)}."
         )
-    ids = np.array([pts[i][0] for i in ok])  # type: ignore[index]
-    oods = np.array([pts[i][1] for i in ok])  # type: ignore[index]
-    ref_id, ref_ood = np.array([p[0] for p in refs]), np.array([p[1] for p in refs])
-    er = effective_robustness_ci(ref_id, ref_ood, ids, oods, method="bootstrap", n_boot=1000)
-    for j, i in enumerate(ok):
+        return
+    models = [r for r in task_runs if not any(r is x for x in refs)]
+    if not models:
+        tr.notes.append("Effective robustness not computed: every run of the task is a reference run.")
+        return
+    try:
+        id_vals, id_groups = _paired_split(refs + models, "test_P", metric)
+        ood_vals, ood_groups = _paired_split(refs + models, "test_Q", metric)
+        er = effective_robustness_volume_ci(
+            id_vals[: len(refs)],
+            ood_vals[: len(refs)],
+            id_vals[len(refs) :],
+            ood_vals[len(refs) :],
+            id_groups,
+            ood_groups,
+            scale=scale,  # type: ignore[arg-type]
+            n_boot=1000,
+        )
+    except ValueError as e:  # AnalysisInputError: no common slices, equal ID scores, values outside (0, 1)
+        tr.notes.append(f"Effective robustness not computed: {e}")
+        return
+    for j, run in enumerate(models):
+        i = next(k for k, r in enumerate(task_runs) if r is run)
         tr.rows[i]["effective_robustness"] = _ci_text(float(er.er[j]), float(er.low[j]), float(er.high[j]))
-    names = {tr.rows[i]["model"]: (float(ids[j]), float(oods[j])) for j, i in enumerate(ok)}
+    tr.notes.append(
+        f"Effective robustness (Lin & Heckel 2024): height above the {scale} fit of test_Q on test_P {metric} "
+        f"over {len(refs)} reference runs trained on P ({', '.join(_model_name(r) for r in refs)}), "
+        f"on the {id_vals.shape[1]} test_P and {ood_vals.shape[1]} test_Q slices every run scored; 95% CIs "
+        f"resample {er.resampled}."
+    )
+    ids, oods = id_vals.mean(axis=1), ood_vals.mean(axis=1)
+    names = {_model_name(r): (float(ids[len(refs) + j]), float(oods[len(refs) + j])) for j, r in enumerate(models)}
     png, _ = plot_effective_robustness(
-        ref_id,
-        ref_ood,
+        ids[: len(refs)],
+        oods[: len(refs)],
         out / f"{tr.task}-effective-robustness",
         models=names,
+        trend=er.trend,
         metric=metric.upper(),
         title=f"{tr.task}: OOD vs ID {metric}",
     )
     tr.figures.append(
         (
-            f"Effective robustness on {tr.task}: OOD vs ID {metric} with the linear fit over the runs "
-            "and its 95% band; a model's effective robustness is its height above the line.",
+            f"Effective robustness on {tr.task}: test_Q vs test_P {metric} of the reference runs (trained on P) "
+            "with their fit and its 95% band; a model's effective robustness is its height above the line.",
             png,
         )
+    )
+
+
+def _d22_fraction(runs4: list[RunResult], metric: str, tr: TaskReport) -> None:
+    """D22's fraction of the gap closed by TTT: 1 - gap(self-sup + TTT) / gap(supervised), on test_Q."""
+    from mribench.analysis import d22_fraction_closed_ci
+
+    hib = _higher_is_better(runs4[0], metric)
+    try:
+        vals, groups = _paired_split(runs4, "test_Q", metric)
+        if vals.shape[1] == 0:
+            raise ValueError("the four runs share no scored test_Q slice")
+    except ValueError as e:
+        tr.notes.append(f"D22 fraction of the gap closed not computed: {e}")
+        return
+    p_sup, q_sup, p_ttt, q_ttt = vals
+    f = d22_fraction_closed_ci(q_sup, p_sup, q_ttt, p_ttt, groups, higher_is_better=hib)
+    names = [_model_name(r) for r in runs4]
+    tr.notes.append(
+        f"Fraction of the gap closed by test-time training (Darestani et al. 2022: 1 - gap after / supervised "
+        f"gap) = {_ci_text(f.fraction, f.low, f.high, 3)}; supervised gap {_ci_text(f.gap_before.mean, f.gap_before.low, f.gap_before.high)} "
+        f"({names[1]} - {names[0]}), gap after TTT {_ci_text(f.gap_after.mean, f.gap_after.low, f.gap_after.high)} "
+        f"({names[3]} - {names[2]}); paired over {f.n} test_Q slices, 95% CIs over their {f.n_groups} volumes."
     )
 
 
@@ -194,6 +274,8 @@ def build_report(
     panels: int = 2,
     data_root: str | os.PathLike[str] | None = None,
     er_reference: list[str | os.PathLike[str]] | None = None,
+    er_scale: str = "linear",
+    d22_runs: tuple[str | os.PathLike[str], ...] | list[str | os.PathLike[str]] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write ``index.html``, ``report.md`` and figures (PNG + SVG) into ``output``.
@@ -206,14 +288,21 @@ def build_report(
             metadata says ``training_side: Q`` are also recognised.
         panels: OOD slices per model in the reconstruction panels (0: none).
         data_root: where the runs' data lives now, if it moved.
-        er_reference: runs of models trained on P (the reference distribution) over which the
-            ID -> OOD line is fitted; default all runs of the task (with a note).
+        er_reference: runs of models trained on P (the reference distribution P_best) over which
+            the test_P -> test_Q line is fitted (Lin & Heckel 2024). Without at least 2 of them on a
+            task, effective robustness is not computed (the report says what is missing).
+        er_scale: ``"linear"`` (the paper's) or ``"logit"`` fit of the effective-robustness line.
+        d22_runs: ``(P supervised, Q supervised, P self-supervised + TTT, Q self-supervised + TTT)``
+            runs of one task: adds Darestani et al.'s fraction of the gap closed by TTT, ``1 - gap
+            after TTT / supervised gap``, with a CI over test_Q volumes.
 
     Returns:
         Path of ``index.html``.
     """
     if not run_dirs:
         raise ValueError("expected at least one run directory, got none")
+    if er_scale not in ("linear", "logit"):
+        raise ValueError(f"expected er_scale 'linear' or 'logit', got {er_scale!r}")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in run_dirs]
@@ -227,6 +316,15 @@ def build_report(
         if metric not in r.config.metrics:
             raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config.metrics}")
     er_runs = [load_run(d) for d in er_reference] if er_reference else []
+    if d22_runs is not None and len(d22_runs) != 4:
+        raise ValueError(
+            "expected d22_runs as (P supervised, Q supervised, P self-supervised + TTT, Q self-supervised + TTT), "
+            f"got {len(d22_runs)} runs"
+        )
+    d22 = [load_run(d) for d in d22_runs] if d22_runs else []
+    for r in d22:
+        if metric not in r.slices.columns:
+            raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got none")
     by_task: dict[tuple[str, int], list[RunResult]] = {}
     for r in runs:
         by_task.setdefault((r.config.task.name, r.config.task.version), []).append(r)
@@ -251,8 +349,10 @@ def build_report(
             else next((r for r in task_runs if _trained_on_q(r)), None)
         )
         _gap_rows(task_runs, q_run, metric, tr)
-        refs = [r for r in er_runs if r.config.task.name == task] if er_runs else None
-        _effective_robustness(task_runs, metric, tr, out, refs)
+        refs = [r for r in er_runs if _task_name(r) == task]
+        _effective_robustness(task_runs, metric, tr, out, refs, er_scale)
+        if d22 and all(_task_name(r) == task for r in d22):
+            _d22_fraction(d22, metric, tr)
         if panels:
             for r in task_runs:
                 _panel(r, metric, tr, out, panels, Path(data_root) if data_root else None)

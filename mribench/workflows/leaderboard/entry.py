@@ -191,8 +191,10 @@ def build_entry(
         real_data: the evaluation data are real scanner data.
         q_reference: run of the same architecture trained on Q, on the same test_Q slices: adds the
             performance gap per metric.
-        baseline: ``(P-trained run, Q-trained run)`` without this entry's intervention (e.g. before
-            TTT): adds ``gap_before`` and the fraction of the gap closed.
+        baseline: ``(P-trained run, Q-trained run)`` without this entry's intervention: adds
+            ``gap_before`` and ``fraction_closed = 1 - gap / gap_before``. For a TTT entry pass the
+            SUPERVISED pair (with the self-supervised + TTT Q-trained run as ``q_reference``): that
+            is Darestani et al.'s fraction of the gap closed.
         ttt_steps: mean test-time-training steps per slice (models adapting at test time).
         notes: free text.
         entry_date: date of the numbers (default: the run's creation date).

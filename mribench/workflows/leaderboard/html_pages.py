@@ -147,7 +147,9 @@ def task_page(board: TaskBoard, description: str = "") -> str:
     parts.append(
         f'<p class="note">Primary metric: {esc(board.metric)} ({direction}). ID = test_P (in distribution), '
         "OOD = test_Q (out of distribution), drop = ID − OOD loss, gap = Q-trained − P-trained on test_Q, "
-        "eff. rob. = OOD − linear fit of OOD on ID over the evaluated entries. Click a column header to sort.</p>"
+        "gap closed = 1 − gap / gap before (for test-time training, Darestani et al.: gap before = the supervised "
+        "gap), eff. rob. = OOD − linear fit of OOD on ID over the evaluated entries (not Lin & Heckel's line "
+        "over reference models trained on P). Click a column header to sort.</p>"
     )
     parts.append(
         f'<h2 id="evaluated">Evaluated entries</h2><p class="note">{esc(EVALUATED_NOTE.format(data=", ".join(data)))}</p>'
@@ -278,7 +280,10 @@ def entry_page(entry: Entry) -> str:
         for name, g in entry.summary.gap.items():
             txt = f"gap {fmt(g.gap)} (Q-trained {fmt(g.q_trained)} − P-trained {fmt(g.p_trained)}; reference: {esc(g.reference)})"
             if g.gap_before is not None:
-                txt += f"; gap before {fmt(g.gap_before)}, fraction closed {fmt(g.fraction_closed)}"
+                txt += (
+                    f"; gap before {fmt(g.gap_before)}, fraction of the gap closed (1 − gap / gap before) "
+                    f"{fmt(g.fraction_closed)}"
+                )
                 if g.baseline:
                     txt += f" (baseline: {esc(g.baseline)})"
             items.append((name, txt))

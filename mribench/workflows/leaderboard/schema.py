@@ -162,13 +162,16 @@ class GapSummary(_Model):
 
     ``gap = s * (q_trained - p_trained)`` with ``s = +1`` for higher-is-better metrics, else -1.
     ``fraction_closed = 1 - gap / gap_before`` when the gap without the intervention is given.
+    For a test-time-training entry this is Darestani et al.'s fraction of the gap closed when
+    ``gap_before`` is the SUPERVISED gap (Q-trained minus P-trained, both supervised) and ``gap`` the
+    gap between the self-supervised Q- and P-trained models after TTT.
 
     Attributes:
         q_trained: the reference model trained on Q, on test_Q.
         p_trained: this model (trained on P), on test_Q.
         gap: the performance gap.
         reference: what the Q-trained reference is (plain text).
-        gap_before: the gap of the same pair of models without this entry's intervention.
+        gap_before: the gap without this entry's intervention (Darestani et al.: the supervised gap).
         fraction_closed: ``1 - gap / gap_before``.
         baseline: what the models without the intervention are (plain text).
     """
