@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from mribench import fmt
 from mribench.errors import ResultsError
-from mribench.paths import atomic_write_text
+from mribench.paths import atomic_write_text, slug
 from mribench.results import RunResult, load_run
 
 
@@ -34,16 +35,6 @@ class TaskReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png)
     notes: list[str] = field(default_factory=list)
-
-
-def _fmt(v: Any, nd: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
-
-
-def _ci_text(mean: float, lo: float, hi: float, nd: int = 4) -> str:
-    return f"{_fmt(mean, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]"
 
 
 def _trained_on_q(run: RunResult) -> bool:
@@ -66,7 +57,7 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
         p = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")]
         m = q.merge(p, on=["file", "slice"], suffixes=("_q", "_p"))
         if m.empty:
-            row["gap"] = "-"
+            row["gap"] = fmt.MISSING
             continue
         g = performance_gap_ci(
             m[f"{metric}_q"].to_numpy(float),
@@ -74,7 +65,7 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
             m["file"].to_numpy(),
             higher_is_better=hib,
         )
-        row["gap"] = _ci_text(g.gap, g.low, g.high)
+        row["gap"] = fmt.ci(g.gap, g.low, g.high) + fmt.infinite_note(g.n_inf)
 
 
 def _id_ood(r: RunResult, metric: str) -> tuple[float, float] | None:
@@ -105,7 +96,7 @@ def _effective_robustness(
     ref_id, ref_ood = np.array([p[0] for p in refs]), np.array([p[1] for p in refs])
     er = effective_robustness_ci(ref_id, ref_ood, ids, oods, method="bootstrap", n_boot=1000)
     for j, i in enumerate(ok):
-        tr.rows[i]["effective_robustness"] = _ci_text(float(er.er[j]), float(er.low[j]), float(er.high[j]))
+        tr.rows[i]["effective_robustness"] = fmt.ci(float(er.er[j]), float(er.low[j]), float(er.high[j]))
     names = {tr.rows[i]["model"]: (float(ids[j]), float(oods[j])) for j, i in enumerate(ok)}
     png, _ = plot_effective_robustness(
         ref_id,
@@ -177,16 +168,12 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         png, _ = plot_reconstruction_panel(
             np.stack(targets),
             np.stack(recons),
-            out / f"{tr.task}-{_slug(cfg['model']['name'])}-panel",
+            out / f"{tr.task}-{slug(cfg['model']['name'], max_len=60)}-panel",
             scores=scores,
             score_name=metric.upper(),
             titles=titles,
         )
         tr.figures.append((f"{cfg['model']['name']} on OOD slices of {tr.task}: target, reconstruction, error.", png))
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(s).name)[:60]
 
 
 def build_report(
@@ -244,8 +231,12 @@ def build_report(
             row: dict[str, Any] = {"model": r.config["model"]["name"], "kind": r.config["model"]["kind"]}
             for sp, label in (("test_P", "ID"), ("test_Q", "OOD")):
                 m = s.get(sp, {}).get("metrics", {}).get(metric)
-                row[label] = _ci_text(m["mean"], m["ci_low"], m["ci_high"]) if m else "-"
-            row["drop"] = _fmt(r.summary["shift"].get(metric, {}).get("drop"))
+                row[label] = (
+                    fmt.ci(m["mean"], m["ci_low"], m["ci_high"]) + fmt.infinite_note(m.get("n_inf"))
+                    if m
+                    else fmt.MISSING
+                )
+            row["drop"] = fmt.number(r.summary["shift"].get(metric, {}).get("drop"))
             row["failed"] = sum(v.get("n_failed", 0) for v in s.values())
             tr.rows.append(row)
         q_run = (
@@ -279,7 +270,7 @@ def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
             "|" + "---|" * len(_COLS),
         ]
         for row in tr.rows:
-            lines.append("| " + " | ".join(str(row.get(c, "-")).replace("|", "/") for c in _COLS) + " |")
+            lines.append("| " + " | ".join(str(row.get(c, fmt.MISSING)).replace("|", "/") for c in _COLS) + " |")
         lines += [""] + [f"- {n}" for n in tr.notes] + [""]
         lines += [f"![{cap}]({png.name})" for cap, png in tr.figures] + [""]
     lines += ["## Provenance", ""] + [f"- `{r.run_dir}`: {_provenance_line(r)}" for r in runs]

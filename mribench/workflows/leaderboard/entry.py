@@ -22,11 +22,12 @@ from pydantic import ValidationError
 
 from mribench.errors import SubmissionError
 from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
-from mribench.results import RunResult, load_run
+from mribench.results import RunResult, load_run, summarize
 from mribench.tasks import manifest_hash
 from mribench.workflows.leaderboard.io import (
     entry_json_text,
     read_json_capped,
+    read_sidecar,
     sha256_bytes,
     sidecar_bytes,
     sidecar_frame,
@@ -374,6 +375,44 @@ def load_entries(root: str | os.PathLike[str]) -> list[LoadedEntry]:
         except SubmissionError as e:
             raise SubmissionError(f"{p}: {e} (hint: `mribench leaderboard validate`)") from None
     return out
+
+
+def entry_to_run(path: str | os.PathLike[str]) -> RunResult:
+    """An evaluated entry with its per-slice sidecar as a :class:`RunResult` (what ``mribench check`` compares).
+
+    The config holds what an entry records: task (name, version, hash), split manifests, metrics,
+    their directions and profiles, the model's name. Entries do not record masks (the task's name
+    and version fix them), so the config has no ``masks``.
+
+    Args:
+        path: the entry's JSON file (its sidecar lies next to it).
+
+    Raises:
+        SubmissionError: unreadable or invalid entry, a reported entry (no per-slice results), or a
+            sidecar that is missing, malformed or not the one the entry's sha256 names.
+    """
+    p = Path(path)
+    entry = parse_entry(read_json_capped(p))
+    if entry.kind != "evaluated" or entry.slices is None:
+        raise SubmissionError(f"expected an evaluated entry with per-slice results, got a {entry.kind} entry ({p})")
+    side = p.with_name(entry.slices.file)
+    if not side.is_file():
+        raise SubmissionError(f"expected the per-slice sidecar {side.name} next to {p.name}, got no such file")
+    if sha256_bytes(side.read_bytes()) != entry.slices.sha256:
+        raise SubmissionError(f"expected {side.name} with the sha256 recorded in {p.name}, got a different file")
+    metrics = list(entry.metrics)
+    frame = read_sidecar(side, metrics)
+    frame.insert(len(frame.columns) - len(metrics), "error", None)
+    config: dict[str, Any] = {
+        "task": entry.task.model_dump(),
+        "model": {"name": entry.model.architecture or entry.model.id, "sha256": entry.model.sha256},
+        "splits": {sp: ref.model_dump() for sp, ref in entry.splits.items()},
+        "metrics": metrics,
+        "higher_is_better": dict(entry.higher_is_better),
+        "metric_profiles": dict(entry.metric_profiles),
+        "options": {"limit": entry.limit},
+    }
+    return RunResult(p, config, frame, summarize(frame, config))
 
 
 def write_json_schema(root: str | os.PathLike[str] = "leaderboard") -> Path:

@@ -19,7 +19,17 @@ import unicodedata
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 KINDS = ("evaluated", "reported")
@@ -139,12 +149,25 @@ class SplitRef(_Model):
 
 
 class MetricSummary(_Model):
-    """Mean of a metric over a split's successful slices with a 95% cluster-bootstrap CI (volumes)."""
+    """Mean of a metric over a split's successful slices with a 95% cluster-bootstrap CI (volumes).
+
+    The mean and CI are over the ``n`` finite per-slice values; ``n_inf`` counts infinite ones
+    (PSNR of an exact reconstruction), which are left out of the mean (the rule of
+    :mod:`mribench.analysis.stats`). ``n_inf`` is written only when non-zero.
+    """
 
     mean: FiniteFloat | None
     ci_low: FiniteFloat | None = None
     ci_high: FiniteFloat | None = None
     n: Count | None = None
+    n_inf: Count = 0
+
+    @model_serializer(mode="wrap")
+    def _omit_zero_n_inf(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("n_inf"):
+            data.pop("n_inf", None)
+        return data
 
 
 class SplitSummary(_Model):
