@@ -32,6 +32,29 @@ def list_cmd() -> None:
     console.print(table)
 
 
+@baseline_app.command("config")
+def config_cmd(
+    name: str | None = typer.Argument(None, help="Recipe name (default: all, with --write)."),
+    write: Path | None = typer.Option(
+        None, "--write", help="Write <DIR>/<recipe>/config.yaml for every recipe (e.g. --write baselines)."
+    ),
+) -> None:
+    """Print a recipe's default configuration as YAML (the start of an override file), or write all of them."""
+    from mribench.workflows.training.recipe_files import config_yaml, write_config_files
+
+    if write is not None:
+        for p in write_config_files(write):
+            console.print(f"wrote {p}")
+        return
+    if name is None:
+        raise typer.BadParameter("expected a recipe name (or --write DIR for all recipes)")
+    try:
+        text = config_yaml(name)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(text, nl=False)
+
+
 @baseline_app.command("run")
 def run_cmd(
     name: str = typer.Argument(..., help="Recipe name (see `mribench baseline list`)."),

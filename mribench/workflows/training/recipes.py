@@ -1,6 +1,6 @@
 """Baseline recipes: train a model on a task's data, evaluate it, leave a run directory.
 
-Recipes (defaults in :data:`DEFAULTS`, mirrored by ``baselines/<name>/config.yaml``):
+Recipes (defaults in :data:`DEFAULTS`; ``baselines/<name>/config.yaml`` is generated from them):
 
 - ``sup-p``: supervised on the source distribution P (``train_P``).
 - ``sup-q``: supervised on the target distribution Q (``train_Q``): the reference for the gap.
@@ -100,7 +100,8 @@ def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str,
     }
 
 
-#: Default configuration of every recipe (``baselines/<name>/config.yaml`` holds the same).
+#: Default configuration of every recipe: the source of truth (``baselines/<name>/config.yaml`` is
+#: generated from it by :mod:`mribench.workflows.training.recipe_files`).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P.", "P"),
     "sup-q": _base("sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap).", "Q"),
