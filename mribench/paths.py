@@ -28,10 +28,27 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def slug(name: str, default: str = "model") -> str:
-    """A file-name-safe form of a model or task name (its last path component)."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).name)
-    return keep.strip("-") or default
+def slug(name: str, default: str = "model", *, basename: bool = True, max_len: int | None = None) -> str:
+    """A file-name-safe form of a name (the one slug helper of mribench).
+
+    Every character other than a letter, a digit, ``-``, ``_`` or ``.`` becomes ``-``; leading and
+    trailing ``-`` are stripped.
+
+    Args:
+        name: a model, task, group or file name.
+        default: returned when nothing is left.
+        basename: use only the last path component (model names may be checkpoint paths); with
+            False a ``/`` becomes ``-`` like any other character.
+        max_len: cut the result to this many characters.
+
+    Returns:
+        e.g. ``slug("runs/my unet.pt") == "my-unet.pt"``, ``slug("a/b", basename=False) == "a-b"``.
+    """
+    text = Path(name).name if basename else str(name)
+    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+    if max_len is not None:
+        keep = keep[:max_len].strip("-")
+    return keep or default
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -62,16 +63,29 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def json_number(v: float) -> float | str | None:
+    """How a float is stored in results JSON: itself when finite, None for NaN, ``"inf"``/``"-inf"``."""
+    if math.isfinite(v):
+        return v
+    return None if v != v else ("inf" if v > 0 else "-inf")
+
+
 def dumps(obj: Any, indent: int | None = None) -> str:
-    """JSON with sorted keys and NaN/Inf written as null (results never contain non-standard JSON)."""
+    """Standard JSON with sorted keys; NaN is written as null, +-Inf as the strings ``"inf"``/``"-inf"``.
+
+    Results never contain non-standard JSON (``NaN``, ``Infinity``). NaN means "not defined" and
+    reads back as NaN; an infinity is a real value (PSNR of an exact reconstruction) and must not
+    become a missing one, so it is written as a string that :func:`metric_value` (and ``float()``,
+    ``pandas.to_numeric``) read back as the infinity (see :mod:`mribench.analysis.stats`).
+    """
     try:  # fast path: plain JSON types and finite numbers
         return json.dumps(obj, sort_keys=True, allow_nan=False, indent=indent)
     except (ValueError, TypeError):
         pass
 
     def clean(o: Any) -> Any:
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
+        if isinstance(o, float):
+            return json_number(o)
         if isinstance(o, dict):
             return {str(k): clean(v) for k, v in o.items()}
         if isinstance(o, (list, tuple)):
@@ -170,6 +184,24 @@ class SliceStore:
         return {(r["split"], r["file"], int(r["slice"])) for r in self.records()}
 
 
+_INFINITIES = {"inf": math.inf, "-inf": -math.inf}
+
+
+def metric_value(v: Any) -> float:
+    """A stored per-slice metric value as a float: a number, null (NaN), or ``"inf"``/``"-inf"``.
+
+    Raises:
+        ResultsError: for any other value.
+    """
+    if v is None:
+        return math.nan
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str) and v in _INFINITIES:
+        return _INFINITIES[v]
+    raise ResultsError(f'expected a metric value as a number, null, "inf" or "-inf", got {v!r}')
+
+
 def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.DataFrame:
     """Flatten records into one row per slice: split, file, slice, status, error, seconds, <metrics>.
 
@@ -180,19 +212,14 @@ def records_to_frame(records: list[dict[str, Any]], metrics: list[str]) -> pd.Da
     columns = [*SLICE_COLUMNS, *extra, *metrics]
     latest: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in records:  # plain Python: pandas' per-call overhead dominates for typical run sizes
-        latest[(r.get("split"), r.get("file"), int(r.get("slice")))] = r  # type: ignore[arg-type,index]
+        latest[(r["split"], r["file"], int(r["slice"]))] = r
     keys = sorted(latest)
     if not keys:
         return pd.DataFrame(columns=columns)
     data: dict[str, list[Any]] = {c: [latest[k].get(c) for k in keys] for c in (*SLICE_COLUMNS, *extra)}
     data["slice"] = [k[2] for k in keys]  # the int() of the key
-    nan = float("nan")
     for m in metrics:
-        col = []
-        for k in keys:
-            v = (latest[k].get("metrics") or {}).get(m)
-            col.append(float(v) if v is not None else nan)
-        data[m] = col
+        data[m] = [metric_value((latest[k].get("metrics") or {}).get(m)) for k in keys]
     for m in metrics:
         if any(m in (r.get("box_metrics") or {}) for r in latest.values()):
             counts = []
@@ -243,36 +270,20 @@ def _box_cis(files: np.ndarray, values: np.ndarray, counts: np.ndarray, seed: in
 
 
 def _metric_cis(files: np.ndarray, arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per-metric mean and 95% CI (cluster bootstrap over volumes, 1000 draws) of the finite values.
+    """Per-metric mean and 95% CI (cluster bootstrap over volumes, 1000 draws).
+
+    The rule for non-finite values is :mod:`mribench.analysis.stats`'s: ``mean``/CI over the ``n``
+    finite values, +-Inf values counted in ``n_inf``, NaN (not defined) left out.
 
     Args:
         files: (N,) volume of each slice.
         arrays: ``{metric: (N,) float64 values}``.
         seed: seed of the bootstrap.
-
-    Metrics that are finite on the same slices share one bootstrap call (the draws depend only on
-    the seed and the number of volumes, so the result equals one call per metric).
     """
-    from mribench.analysis.stats import cluster_bootstrap_means, percentile_interval
+    from mribench.analysis.stats import summarize_columns
 
-    patterns: dict[bytes, list[str]] = {}
-    for m, a in arrays.items():
-        patterns.setdefault(np.isfinite(a).tobytes(), []).append(m)  # region metrics: NaN without boxes
-    out: dict[str, dict[str, Any]] = {}
-    nan = float("nan")
-    for names in patterns.values():
-        keep = np.isfinite(arrays[names[0]])
-        n = int(keep.sum())
-        means = {m: float(arrays[m][keep].mean()) if n else nan for m in names}
-        bounds = {m: (nan, nan) for m in names}
-        if n and len(set(files[keep].tolist())) >= 2:
-            draws = cluster_bootstrap_means(
-                np.stack([arrays[m][keep] for m in names], axis=1), files[keep], n_boot=1000, seed=seed
-            )
-            bounds = {m: percentile_interval(draws[:, k], 0.05) for k, m in enumerate(names)}
-        for m in names:
-            out[m] = {"mean": means[m], "ci_low": bounds[m][0], "ci_high": bounds[m][1], "n": n}
-    return out
+    cis = summarize_columns(arrays, files, n_boot=1000, alpha=0.05, seed=seed)
+    return {m: {"mean": c.mean, "ci_low": c.low, "ci_high": c.high, "n": c.n, "n_inf": c.n_inf} for m, c in cis.items()}
 
 
 def _finite(x: float) -> float | None:
@@ -289,9 +300,10 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
 
     Returns:
         The :class:`RunSummary`: per split the counts and, per metric, the mean with its 95% CI
-        (``None`` where not finite); per metric the ``shift`` from ID to OOD, whose ``drop`` is the
-        loss from ID to OOD (positive = worse out of distribution) whatever the metric's direction;
-        the failed slices.
+        (``None`` where not finite) over the ``n`` finite values, and ``n_inf``, the infinite ones
+        (e.g. PSNR of exact reconstructions) left out of the mean (see :mod:`mribench.analysis.stats`);
+        per metric the ``shift`` from ID to OOD, whose ``drop`` is the loss from ID to OOD (positive =
+        worse out of distribution) whatever the metric's direction; the failed slices.
         Metrics with a ``<metric>:n_boxes`` column are averaged over boxes (``n`` = boxes, plus
         ``unit="box"`` and ``n_slices``), the others over slices.
     """
@@ -326,6 +338,7 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
                     ci_low=_finite(cis[m]["ci_low"]),
                     ci_high=_finite(cis[m]["ci_high"]),
                     n=cis[m]["n"],
+                    n_inf=cis[m].get("n_inf", 0),
                     unit=cis[m].get("unit"),
                     n_slices=cis[m].get("n_slices"),
                 )

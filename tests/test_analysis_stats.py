@@ -13,6 +13,7 @@ from mribench.analysis import (
     cluster_bootstrap_means,
     paired_difference,
 )
+from mribench.analysis.stats import bootstrap_t_interval, finite_split, summarize_columns
 from mribench.errors import MribenchError
 
 
@@ -147,3 +148,60 @@ def test_global_rng_untouched() -> None:
     bootstrap_mean_ci(values, groups, n_boot=100)
     paired_difference(values, values + 1, groups, n_boot=100)
     assert (np.random.get_state()[1] == state[1]).all()
+
+
+def test_infinite_values_are_left_out_of_the_mean_and_counted() -> None:
+    """The rule of mribench.analysis.stats: +-Inf is a value (PSNR of an exact reconstruction), counted in
+    n_inf and left out of the mean; NaN is 'not defined' and counted in n_dropped."""
+    values, groups = _volumes(np.random.default_rng(0), 10, 4)
+    finite = values.copy()
+    values[[1, 9]] = np.inf
+    values[4] = np.nan
+    ci = bootstrap_mean_ci(values, groups, n_boot=200, seed=1)
+    assert (ci.n, ci.n_inf, ci.n_dropped) == (37, 2, 1)
+    keep = np.isfinite(values)
+    assert np.isfinite(ci.mean) and ci.mean == pytest.approx(finite[keep].mean(), rel=1e-15)
+    same = bootstrap_mean_ci(finite[keep], groups[keep], n_boot=200, seed=1)
+    assert (ci.mean, ci.low, ci.high, ci.n_groups) == (same.mean, same.low, same.high, same.n_groups)
+    only_inf = bootstrap_mean_ci([np.inf, -np.inf], ["a", "b"])
+    assert (only_inf.n, only_inf.n_inf) == (0, 2) and np.isnan(only_inf.mean)
+
+
+def test_paired_difference_counts_pairs_with_an_infinite_side() -> None:
+    a = np.array([30.0, np.inf, 31.0, 32.0, np.nan, 33.0])
+    b = np.array([31.0, np.inf, np.inf, 33.0, 34.0, 34.0])
+    d = paired_difference(a, b, ["x", "x", "y", "y", "z", "z"], n_boot=100)
+    assert (d.n, d.n_inf, d.n_dropped) == (3, 2, 1)
+    assert d.mean == pytest.approx(1.0) and np.isfinite(d.low) and np.isfinite(d.high)
+
+
+def test_summarize_columns_shares_draws_and_matches_one_call_per_column() -> None:
+    rng = np.random.default_rng(3)
+    values, groups = _volumes(rng, 12, 5)
+    psnr = 30 + 10 * values
+    psnr[[0, 7]] = np.inf  # two exact reconstructions
+    region = values.copy()
+    region[::3] = np.nan  # a region metric: NaN where a slice has no box
+    cols = {"ssim": values, "psnr": psnr, "region": region}
+    out = summarize_columns(cols, groups, n_boot=300, seed=2)
+    assert list(out) == ["ssim", "psnr", "region"]
+    for m, c in out.items():
+        one = bootstrap_mean_ci(cols[m], groups, n_boot=300, seed=2)
+        for k in ("mean", "low", "high"):
+            assert getattr(c, k) == pytest.approx(getattr(one, k), rel=1e-12)
+        assert (c.n, c.n_groups, c.n_dropped, c.n_inf) == (one.n, one.n_groups, one.n_dropped, one.n_inf)
+    assert (out["psnr"].n, out["psnr"].n_inf) == (58, 2) and out["region"].n_dropped == 20
+
+
+def test_finite_split_counts_rows() -> None:
+    fs = finite_split(np.array([1.0, np.inf, np.nan, np.nan, 2.0]), np.array([1.0, 1.0, 1.0, -np.inf, np.nan]))
+    assert fs.keep.tolist() == [True, False, False, False, False] and (fs.n_inf, fs.n_dropped) == (2, 2)
+
+
+def test_bootstrap_t_interval_is_a_point_for_constant_differences_and_refuses_non_finite() -> None:
+    assert bootstrap_t_interval(np.zeros(6), ["a", "a", "b", "b", "c", "c"], 0.05) == (0.0, 0.0, 0.0, 1.0)
+    values, groups = _volumes(np.random.default_rng(5), 20, 3)
+    mean, low, high, p = bootstrap_t_interval(values - 0.9, groups, 0.05, n_boot=500)
+    assert low < mean < high and 0 < p <= 1
+    with pytest.raises(AnalysisInputError, match="finite"):
+        bootstrap_t_interval(np.array([0.1, np.inf]), ["a", "b"], 0.05)

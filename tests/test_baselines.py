@@ -13,6 +13,7 @@ from mribench.cli.baseline import baseline_app
 from mribench.data.index import build_index
 from mribench.errors import TaskError
 from mribench.tasks import make_splits, parse_task
+from mribench.workflows.training.recipe_files import config_yaml
 from mribench.workflows.training.recipes import (
     DEFAULTS,
     RECIPES,
@@ -51,8 +52,10 @@ def task_yaml(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_shipped_config_files_equal_the_recipe_defaults(name: str) -> None:
+    """recipes.DEFAULTS is the source of truth; the shipped files are generated from it."""
     path = BASELINES / name / "config.yaml"
-    assert yaml.safe_load(path.read_text()) == DEFAULTS[name], f"{path} drifted from recipes.DEFAULTS"
+    assert path.read_text() == config_yaml(name), f"{path} is stale: run `mribench baseline config --write baselines`"
+    assert yaml.safe_load(path.read_text()) == DEFAULTS[name]
     assert (BASELINES / name / "README.md").is_file()
     cfg = load_recipe_config(name, path)
     assert cfg.recipe == name and cfg.to_dict()["training"] == DEFAULTS[name]["training"]
@@ -121,6 +124,16 @@ def test_cli_lists_recipes() -> None:
     assert res.exit_code == 0
     for name in RECIPES:
         assert name in res.output
+
+
+def test_cli_prints_and_writes_the_config_files(tmp_path: Path) -> None:
+    res = CliRunner().invoke(baseline_app, ["config", "ttt"])
+    assert res.exit_code == 0 and res.output == config_yaml("ttt")
+    res = CliRunner().invoke(baseline_app, ["config", "--write", str(tmp_path)])
+    assert res.exit_code == 0
+    assert all((tmp_path / n / "config.yaml").read_text() == config_yaml(n) for n in RECIPES)
+    res = CliRunner().invoke(baseline_app, ["config", "sup_p"])
+    assert res.exit_code == 2 and "sup-p" in res.output
 
 
 def test_recipe_end_to_end_resumes_and_writes_a_run_dir(tiny_root: Path, task_yaml: Path, tmp_path: Path) -> None:

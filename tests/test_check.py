@@ -201,3 +201,27 @@ def test_cli_end_to_end_exit_codes(tiny_root: Path, tmp_path: Path) -> None:
     )
     assert misuse.returncode == 2
     assert json.loads((tmp_path / "ref.json").read_text())["slices"]["rows"]
+
+
+def test_slices_with_an_infinite_value_are_counted_and_named() -> None:
+    v = _base()
+    cand = {m: {s: a.copy() for s, a in d.items()} for m, d in v.items()}
+    cand["ssim"]["test_Q"][[3, 17]] = np.inf
+    rep = compare_runs(_run(v), _run(cand))
+    c = next(c for c in rep.comparisons if (c.split, c.metric) == ("test_Q", "ssim"))
+    assert (c.n, c.n_inf, c.degradation) == (48, 2, 0.0) and rep.passed
+    assert any("test_Q ssim: 2 slice(s) with an infinite value" in n for n in rep.notes)
+
+
+def test_a_leaderboard_entry_is_a_reference() -> None:
+    """`mribench check --reference <entry>.json` reads the entry with its per-slice sidecar."""
+    from mribench.workflows.check import load_comparable
+
+    entry = Path(__file__).resolve().parents[1] / "leaderboard/entries/anatomy/zero-filled.json"
+    run = load_comparable(entry)
+    stored = json.loads(entry.read_text())["summary"]["splits"]
+    for sp, s in stored.items():
+        for m, v in s["metrics"].items():
+            assert run.summary.splits[sp].metrics[m].mean == pytest.approx(v["mean"], rel=1e-12)
+    rep = compare_runs(entry, entry)
+    assert rep.passed and rep.comparisons and all(c.degradation == 0 for c in rep.comparisons)

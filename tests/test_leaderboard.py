@@ -18,6 +18,7 @@ import yaml
 from mribench import EvalOptions, Runtime, evaluate, load_run
 from mribench.cli.leaderboard import leaderboard_app, submit_command
 from mribench.errors import SubmissionError
+from mribench.results import dumps
 from mribench.tasks import parse_task
 from mribench.workflows.leaderboard import (
     build_entry,
@@ -461,3 +462,41 @@ def test_reported_ttt_entry_holds_darestani_fraction_closed() -> None:
     want = d22_fraction_closed(q_supervised=0.9187, p_supervised=0.8521, q_ttt=s["q_trained"], p_ttt=s["p_trained"])
     assert s["gap_before"] == pytest.approx(0.9187 - 0.8521, abs=1e-12)
     assert s["fraction_closed"] == pytest.approx(want, abs=1e-12) and round(100 * want, 1) == 98.6
+
+
+def test_infinite_psnr_is_kept_counted_and_validated(runs: dict[str, Path], tmp_path: Path) -> None:
+    """An exact reconstruction's PSNR (+Inf) survives the store, is counted in n_inf (left out of the
+    mean), reaches the entry and its page, and a tampered count is caught."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["zero-filled"], run)
+    f = sorted((run / "slices").glob("*.jsonl"))[0]
+    lines = f.read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["metrics"]["psnr"] = float("inf")
+    lines[0] = dumps(rec)
+    assert '"psnr": "inf"' in lines[0]
+    f.write_text("\n".join(lines) + "\n")
+    res = load_run(run)
+    sp = rec["split"]
+    psnr = res.summary.splits[sp].metrics["psnr"]
+    rows = res.slices[(res.slices["split"] == sp) & (res.slices["status"] == "ok")]
+    finite = rows["psnr"].to_numpy()[np.isfinite(rows["psnr"].to_numpy())]
+    assert np.isinf(rows["psnr"]).sum() == 1 and psnr.n_inf == 1 and psnr.n == len(rows) - 1
+    assert psnr.mean == pytest.approx(finite.mean(), rel=1e-15)
+    assert res.summary.splits[sp].metrics["ssim"].n_inf == 0
+
+    root = tmp_path / "lb"
+    path = _submit(root, run, "exact-once")
+    data = json.loads(path.read_text())
+    assert data["summary"]["splits"][sp]["metrics"]["psnr"]["n_inf"] == 1
+    assert "n_inf" not in data["summary"]["splits"][sp]["metrics"]["ssim"]  # written only when non-zero
+    assert _problems(root) == []
+    build_site(root)
+    pages = [p.read_text() for p in (root / "site").rglob("*.html") if "exact-once" in p.name]
+    assert pages and "(+1 inf)" in pages[0]
+    _edit(path, lambda d: d["summary"]["splits"][sp]["metrics"]["psnr"].update(n_inf=0))
+    assert any("n_inf is 0 but the sidecar gives 1" in p for p in _problems(root))
+
+
+def test_entries_of_all_finite_runs_carry_no_infinite_count(board: Path) -> None:
+    assert "n_inf" not in _entry(board).read_text()

@@ -54,7 +54,9 @@ def test_report_has_tables_gap_effective_robustness_and_plots(tiny_root: Path, t
     assert (tmp_path / "report" / "tiny-effective-robustness.svg").stat().st_size > 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| model |" in md and "ssim@" in md
-    assert md.count("-panel.png") == 2  # a reconstruction panel per model, read through the slice source
+    assert (
+        md.count("-panel.png") == 2
+    )  # a reconstruction panel per model, read through the slice source  # a reconstruction panel per model, read through the slice source
 
 
 def test_report_d22_fraction_closed_uses_the_supervised_gap(tiny_root: Path, tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
 """Robustness analyses: bootstrap CIs over volumes, distribution-shift gaps, effective robustness,
 CLIP nearest-neighbour similarity, robustness curves and figures.
 
-Modules (one job each): :mod:`.stats` (cluster bootstrap), :mod:`.gap` (performance gap, fraction
-closed), :mod:`.effective_robustness` (ID -> OOD trend fits), :mod:`.patches` (foreground patch
-sampling), :mod:`.embedding_cache` (disk cache of embeddings), :mod:`.similarity` (nearest-neighbour
-similarity), :mod:`.curves` (AUC, SNR noise), :mod:`.plots` (figures; imported lazily because it
-pulls in matplotlib).
+Modules (one job each): :mod:`.stats` (every mean, CI and paired comparison; the rule for
+non-finite values), :mod:`.gap` (performance gap, fraction closed), :mod:`.effective_robustness`
+(ID -> OOD trend fits), :mod:`.patches` (foreground patch sampling), :mod:`.embedding_cache` (disk
+cache of embeddings), :mod:`.similarity` (nearest-neighbour similarity), :mod:`.curves` (AUC, SNR
+noise), :mod:`.plots` (figures; imported lazily because it pulls in matplotlib).
 """
 
 from __future__ import annotations
@@ -47,10 +47,14 @@ _EXPORTS: dict[str, str] = {
     "embed_items": "similarity",
     "nearest_neighbour_similarity": "similarity",
     "CI": "stats",
+    "FiniteSplit": "stats",
     "PairedDifference": "stats",
     "bootstrap_mean_ci": "stats",
+    "bootstrap_t_interval": "stats",
     "cluster_bootstrap_means": "stats",
+    "finite_split": "stats",
     "paired_difference": "stats",
+    "summarize_columns": "stats",
     "plot_effective_robustness": "plots",
     "plot_epoch_curves": "plots",
     "plot_reconstruction_panel": "plots",

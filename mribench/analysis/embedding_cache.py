@@ -23,20 +23,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mribench.analysis._checks import AnalysisInputError
-from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
+from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir, slug
 
 _FORMAT = 1
-
-
-def _slug(text: str, limit: int = 60) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:limit] or "_"
 
 
 def _short_hash(*parts: str) -> str:
@@ -73,8 +68,8 @@ class EmbeddingCache:
         """Path of the JSON index of one entry."""
         if not model or not weights_hash:
             raise AnalysisInputError(f"expected a model name and a weights hash, got {model!r} and {weights_hash!r}")
-        folder = self.root / f"{_slug(model)}-{_short_hash(model, weights_hash)}"
-        return folder / f"{_slug(file)}-{_short_hash(file)}.json"
+        folder = self.root / f"{slug(model, '_', basename=False, max_len=60)}-{_short_hash(model, weights_hash)}"
+        return folder / f"{slug(file, '_', basename=False, max_len=60)}-{_short_hash(file)}.json"
 
     def load(self, model: str, weights_hash: str, file: str) -> CachedFile:
         """Read one entry; a missing or unreadable entry is an empty one (the cache is disposable).

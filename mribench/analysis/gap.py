@@ -40,6 +40,7 @@ from mribench.analysis.stats import (
     CI,
     cluster_bootstrap_means,
     factorize_groups,
+    finite_split,
     paired_difference,
     percentile_interval,
 )
@@ -60,6 +61,7 @@ class GapResult:
         n: number of slices used.
         n_groups: number of volumes.
         n_dropped: slices dropped because a value was NaN.
+        n_inf: slices left out because a value was +-Inf (the rule of :mod:`mribench.analysis.stats`).
     """
 
     gap: float
@@ -72,6 +74,7 @@ class GapResult:
     n: int
     n_groups: int
     n_dropped: int
+    n_inf: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class FractionClosedResult:
         n: number of slices used (all four values finite).
         n_groups: number of volumes.
         n_dropped: slices dropped because one of the four values was NaN.
+        n_inf: slices left out because one of the four values was +-Inf.
     """
 
     fraction: float
@@ -99,6 +103,7 @@ class FractionClosedResult:
     n: int
     n_groups: int
     n_dropped: int
+    n_inf: int = 0
 
 
 def _sign(higher_is_better: bool) -> float:
@@ -200,6 +205,7 @@ def performance_gap_ci(
         n=d.n,
         n_groups=d.n_groups,
         n_dropped=d.n_dropped,
+        n_inf=d.n_inf,
     )
 
 
@@ -235,7 +241,7 @@ def fraction_gap_closed_ci(
         seed: seed of the local generator.
 
     Returns:
-        A :class:`FractionClosedResult` (slices with any NaN dropped and counted).
+        A :class:`FractionClosedResult` (slices with a non-finite value left out and counted).
     """
     check_alpha(alpha)
     check_positive_int("n_boot", n_boot)
@@ -248,30 +254,30 @@ def fraction_gap_closed_ci(
     same_length(q_before=cols[0], p_before=cols[1], q_after=cols[2], p_after=cols[3], groups=grp)
     if len(grp) == 0:
         raise AnalysisInputError("expected at least one slice, got 0")
-    gaps = np.stack([s * (cols[0] - cols[1]), s * (cols[2] - cols[3])], axis=1)  # (N, 2): before, after
-    keep = ~np.isnan(gaps).any(axis=1)
-    gaps, grp = gaps[keep], grp[keep]
-    n_dropped = int((~keep).sum())
+    fs = finite_split(*cols)
+    n_dropped, n_inf = fs.n_dropped, fs.n_inf
+    gaps = np.stack([s * (cols[0] - cols[1]), s * (cols[2] - cols[3])], axis=1)[fs.keep]  # (N, 2): before, after
+    grp = grp[fs.keep]
     nan = float("nan")
     if len(gaps) == 0:
-        empty = CI(nan, nan, nan, alpha, 0, 0, n_dropped)
-        return FractionClosedResult(nan, nan, nan, empty, empty, alpha, 0, 0, n_dropped)
+        empty = CI(nan, nan, nan, alpha, 0, 0, n_dropped, n_inf)
+        return FractionClosedResult(nan, nan, nan, empty, empty, alpha, 0, 0, n_dropped, n_inf)
     n_groups = factorize_groups(grp)[1]
     before, after = (float(v) for v in gaps.mean(axis=0))
     fraction = 1.0 - after / before if before != 0.0 else nan
     if n_groups < 2:
-        cis = [CI(m, nan, nan, alpha, len(gaps), n_groups, n_dropped) for m in (before, after)]
-        return FractionClosedResult(fraction, nan, nan, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped)
+        cis = [CI(m, nan, nan, alpha, len(gaps), n_groups, n_dropped, n_inf) for m in (before, after)]
+        return FractionClosedResult(fraction, nan, nan, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped, n_inf)
     draws = cluster_bootstrap_means(gaps, grp, n_boot, seed)  # (B, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac_draws = 1.0 - draws[:, 1] / draws[:, 0]
     frac_draws[draws[:, 0] == 0.0] = nan
     lo, hi = percentile_interval(frac_draws, alpha)
     cis = [
-        CI(m, *percentile_interval(draws[:, k], alpha), alpha, len(gaps), n_groups, n_dropped)
+        CI(m, *percentile_interval(draws[:, k], alpha), alpha, len(gaps), n_groups, n_dropped, n_inf)
         for k, m in enumerate((before, after))
     ]
-    return FractionClosedResult(fraction, lo, hi, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped)
+    return FractionClosedResult(fraction, lo, hi, cis[0], cis[1], alpha, len(gaps), n_groups, n_dropped, n_inf)
 
 
 def d22_fraction_closed(

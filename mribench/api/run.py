@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 SCHEMA_VERSION = 2
 """Version of ``run.json``. 1: batch size under ``options``; 2: under ``provenance`` (how it ran)."""
@@ -319,14 +329,33 @@ class SchemaTooNew(ValueError):
 
 
 class MetricSummary(_Record):
-    """Mean of a metric over a split's successful slices (or boxes, ``unit="box"``) with a 95% cluster-bootstrap CI (volumes)."""
+    """Mean of a metric over a split's successful slices with a 95% cluster-bootstrap CI (volumes).
+
+    The mean and CI are over the ``n`` finite per-slice values; ``n_inf`` counts infinite ones (PSNR
+    of an exact reconstruction), which are left out of the mean (the rule of
+    :mod:`mribench.analysis.stats`). Region metrics scored per box have ``unit="box"``: ``n`` then
+    counts boxes and ``n_slices`` the slices they lie on. The three optional fields are written only
+    when they say something (``n_inf`` > 0, ``unit``/``n_slices`` set), so ordinary summaries keep
+    their layout.
+    """
 
     mean: FiniteFloat | None
     ci_low: FiniteFloat | None = None
     ci_high: FiniteFloat | None = None
     n: Count | None = None
-    unit: Literal["box"] | None = None  # region metrics scored per box: n counts boxes
-    n_slices: Count | None = None  # with unit "box": the slices the boxes lie on
+    n_inf: Count = 0
+    unit: Literal["box"] | None = None
+    n_slices: Count | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("n_inf"):
+            data.pop("n_inf", None)
+        for key in ("unit", "n_slices"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class SplitSummary(_Record):

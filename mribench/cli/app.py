@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mribench import fmt
 from mribench._version import __version__
 from mribench.cli.progress import err_console, progress_bars
 from mribench.errors import MribenchError
@@ -68,14 +69,6 @@ def _root(
     """mribench: score MRI reconstruction models on standard distribution-shift tasks."""
 
 
-def _fmt(v: Any, nd: int = 4) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd - 1}e}" if 0 < abs(v) < 10 ** -(nd - 1) else f"{v:.{nd}f}"  # e.g. artifact variances ~1e-9
-    return str(v)
-
-
 def print_summary(result: RunResult) -> None:
     """Print the ID / OOD table of a run."""
     s, cfg = result.summary, result.config
@@ -92,10 +85,10 @@ def print_summary(result: RunResult) -> None:
         row = [m + ("" if cfg.higher_is_better.get(m, True) else " (lower better)")]
         for sp in splits:
             v = s.splits[sp].metrics[m]
-            row.append(f"{_fmt(v.mean)} [{_fmt(v.ci_low)}, {_fmt(v.ci_high)}]")
+            row.append(fmt.ci(v.mean, v.ci_low, v.ci_high) + fmt.infinite_note(v.n_inf))
         if with_shift:
             shift = s.shift.get(m)
-            row.append(_fmt(shift.drop if shift else None))
+            row.append(fmt.number(shift.drop if shift else None))
         t.add_row(*row)
     console.print(t)
     counts = ", ".join(f"{sp}: {s.splits[sp].n_ok} slices / {s.splits[sp].n_volumes} volumes" for sp in splits)
@@ -538,8 +531,8 @@ def curve(
     t = Table(axis, *[f"{s} {metric}" for s in cr.points])
     xs = sorted({x for pts in cr.points.values() for x in pts})
     for x in xs:
-        t.add_row(f"{x:g}", *[_fmt(cr.points[s].get(x)) for s in cr.points])
-    t.add_row("AUC", *[_fmt(cr.auc.get(s)) for s in cr.points])
+        t.add_row(f"{x:g}", *[fmt.number(cr.points[s].get(x)) for s in cr.points])
+    t.add_row("AUC", *[fmt.number(cr.auc.get(s)) for s in cr.points])
     console.print(t)
     if plot:
         from mribench.analysis import plot_robustness_curves
@@ -572,7 +565,7 @@ def similarity(
     t = Table("train -> test", "mean NN similarity", "test patches")
     pairs = {k: v for k, v in res.items() if "->" in k}
     for k, v in pairs.items():
-        t.add_row(k, _fmt(v.mean), str(len(v.values)))
+        t.add_row(k, fmt.number(v.mean), str(len(v.values)))
     console.print(t)
     if plot:
         from mribench.analysis import plot_similarity_histograms

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mribench.cli.progress import err_console, progress_bars
+from mribench.fmt import number
 
 console = Console()
 
@@ -17,10 +18,6 @@ baseline_app = typer.Typer(no_args_is_help=True, help="Train and evaluate baseli
 
 
 _progress = progress_bars
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 @baseline_app.command("list")
@@ -33,6 +30,29 @@ def list_cmd() -> None:
         c = recipe_card(name)
         table.add_row(name, c["train_on"], c["arch"], c["loss"], c["description"])
     console.print(table)
+
+
+@baseline_app.command("config")
+def config_cmd(
+    name: str | None = typer.Argument(None, help="Recipe name (default: all, with --write)."),
+    write: Path | None = typer.Option(
+        None, "--write", help="Write <DIR>/<recipe>/config.yaml for every recipe (e.g. --write baselines)."
+    ),
+) -> None:
+    """Print a recipe's default configuration as YAML (the start of an override file), or write all of them."""
+    from mribench.workflows.training.recipe_files import config_yaml, write_config_files
+
+    if write is not None:
+        for p in write_config_files(write):
+            console.print(f"wrote {p}")
+        return
+    if name is None:
+        raise typer.BadParameter("expected a recipe name (or --write DIR for all recipes)")
+    try:
+        text = config_yaml(name)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(text, nl=False)
 
 
 @baseline_app.command("run")
@@ -72,8 +92,8 @@ def run_cmd(
     def on_epoch(rec: dict[str, Any]) -> None:
         if not quiet:
             err_console.print(
-                f"epoch {rec['epoch']}: loss {_fmt(rec['train_loss'])}  ID SSIM {_fmt(rec.get('id_ssim'))}  "
-                f"OOD SSIM {_fmt(rec.get('ood_ssim'))}  ({rec['seconds']:.1f} s)",
+                f"epoch {rec['epoch']}: loss {number(rec['train_loss'])}  ID SSIM {number(rec.get('id_ssim'))}  "
+                f"OOD SSIM {number(rec.get('ood_ssim'))}  ({rec['seconds']:.1f} s)",
                 highlight=False,
             )
 
@@ -101,8 +121,8 @@ def run_cmd(
         name,
         r.config.name,
         str(r.chosen_epoch),
-        _fmt(r.scores.get("test_P")),
-        _fmt(r.scores.get("test_Q")),
+        number(r.scores.get("test_P")),
+        number(r.scores.get("test_Q")),
         f"{r.train_seconds:.0f}",
         f"{r.eval_seconds:.0f}",
     )
@@ -110,8 +130,8 @@ def run_cmd(
     if "diverse" in r.extra:
         d = r.extra["diverse"]
         for k, v in d["singles"].items():
-            console.print(f"single P_i={k}: test_Q SSIM {_fmt(v['scores'].get('test_Q'))}")
-        console.print(f"best single: {d['best_single']}; union OOD gain: {_fmt(d['ood_gain_over_best_single'])}")
+            console.print(f"single P_i={k}: test_Q SSIM {number(v['scores'].get('test_Q'))}")
+        console.print(f"best single: {d['best_single']}; union OOD gain: {number(d['ood_gain_over_best_single'])}")
     console.print(f"run directory: {r.out_dir}")
 
 

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mribench.fmt import number
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -65,7 +67,7 @@ def submit_command(
     path = write_entry(entry, run.slices, root, overwrite=overwrite)
     shift = entry.summary.shift
     first = entry.metrics[0]
-    scores = f" ({first}: ID {shift[first].id:.4f}, OOD {shift[first].ood:.4f})" if first in shift else ""
+    scores = f" ({first}: ID {number(shift[first].id)}, OOD {number(shift[first].ood)})" if first in shift else ""
     console.print(
         f"[green]submitted[/green] {entry.model.id} to task {entry.task.name} v{entry.task.version}{scores}",
         highlight=False,

@@ -198,7 +198,7 @@ def read_rows(hf: h5py.File, name: str, rows: slice | list[int], dtype: np.dtype
         if raw is not None and stop > start and hasattr(os, "preadv"):  # POSIX
             offset, row_bytes = raw
             out = np.empty((stop - start, *ds.shape[1:]), dtype=dtype)
-            buf = memoryview(out).cast("B")
+            buf = out.data.cast("B")  # the array's own buffer (C-contiguous), as bytes
             fd = os.open(hf.filename, os.O_RDONLY)
             try:
                 done, pos = 0, offset + start * row_bytes

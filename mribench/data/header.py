@@ -177,8 +177,8 @@ def build_header(h: AcquisitionHeader) -> str:
         for a, v in zip("xyz", size):
             sub(ms, a, int(v))
         fv = sub(sp, "fieldOfView_mm")
-        for a, v in zip("xyz", fov or (float(size[0]), float(size[1]), 3.0)):
-            sub(fv, a, float(v))
+        for a, mm in zip("xyz", fov or (float(size[0]), float(size[1]), 3.0)):
+            sub(fv, a, float(mm))
     lim = sub(encoding, "encodingLimits")
     ks1 = sub(lim, "kspace_encoding_step_1")
     sub(ks1, "minimum", 0)

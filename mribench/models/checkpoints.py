@@ -101,7 +101,9 @@ def _infer_lightning(
 ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     keys = list(state)
     if any(k.startswith("varnet.") for k in keys):
-        cfg = {k: hparams[k] for k in ("num_cascades", "sens_chans", "sens_pools", "chans", "pools") if k in hparams}
+        cfg: dict[str, Any] = {
+            k: hparams[k] for k in ("num_cascades", "sens_chans", "sens_pools", "chans", "pools") if k in hparams
+        }
         return "varnet", cfg, state
     if any(k.startswith("unet.") for k in keys):
         cfg = {

@@ -9,6 +9,8 @@ and padding to multiples of 16.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from fastmri.models.unet import ConvBlock, TransposeConvBlock, Unet
@@ -248,7 +250,9 @@ def stacked_unet(
             and its 3x3 patches are computed once.
         prefix: prefix of the names in ``params``.
     """
-    out: torch.Tensor | Patches = image if isinstance(image, tuple) else (_patches3x3(image), tuple(image.shape[-2:]))
+    out: torch.Tensor | Patches = (
+        image if isinstance(image, tuple) else (_patches3x3(image), (int(image.shape[-2]), int(image.shape[-1])))
+    )
     stack = []
     for i, layer in enumerate(unet.down_sample_layers):
         _expect(layer, ConvBlock, f"{prefix}down_sample_layers.{i}")
@@ -303,7 +307,7 @@ def stacked_norm_unet_inputs(net: NormUnet, image: torch.Tensor) -> dict[str, to
 
 
 def stacked_norm_unet_apply(
-    net: NormUnet, params: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], size: tuple[int, int]
+    net: NormUnet, params: dict[str, torch.Tensor], inputs: Mapping[str, torch.Tensor], size: tuple[int, int]
 ) -> torch.Tensor:
     """``NormUnet`` with per-slice weights on inputs prepared by :func:`stacked_norm_unet_inputs`.
 
@@ -334,5 +338,6 @@ def stacked_norm_unet(net: NormUnet, params: dict[str, torch.Tensor], image: tor
     Returns:
         complex (S, H, W).
     """
-    out = stacked_norm_unet_apply(net, params, stacked_norm_unet_inputs(net, image), tuple(image.shape[-2:]))
+    size = (int(image.shape[-2]), int(image.shape[-1]))
+    out = stacked_norm_unet_apply(net, params, stacked_norm_unet_inputs(net, image), size)
     return torch.complex(out[:, 0], out[:, 1])

@@ -3,11 +3,12 @@
 A candidate *regresses* on (split, metric) when, with confidence ``1 - alpha``, it is worse than the
 reference by more than the allowed drop: the lower end of the paired CI of the degradation
 (reference - candidate for higher-is-better metrics, candidate - reference otherwise) exceeds the
-threshold. The CI is ``mean +- t(1 - alpha/2, G - 1) * SE`` with SE the standard deviation of the
-paired cluster bootstrap (volumes resampled, slices of a volume kept together) times
-sqrt(G / (G - 1)): with the few volumes of a typical test split, plain percentile intervals are too
-narrow and a gate built on them fails on noise (measured: 15% instead of 5% with 10 volumes). Identical runs give a zero-width CI at 0 and pass; a change within noise
-has a CI that includes 0 and passes; a systematic loss fails. Because a check makes one test per
+threshold. The CI is :func:`mribench.analysis.stats.bootstrap_t_interval`: ``mean +- t(1 - alpha/2,
+G - 1) * SE`` with SE from the paired cluster bootstrap over volumes (plain percentile intervals
+are too narrow with the few volumes of a typical test split). Identical runs give a zero-width CI
+at 0 and pass; a change within noise has a CI that includes 0 and passes; a systematic loss fails.
+Only slices finite in both runs are compared; slices where either run has an infinite value (PSNR
+of an exact reconstruction) are counted in ``n_inf`` and named in the notes, never silently lost. Because a check makes one test per
 (split, metric), ``alpha`` is Bonferroni-corrected over them by default, so that a gate with many
 comparisons does not fail on noise more often than ``alpha``.
 """
@@ -25,9 +26,11 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pandas as pd
 
+from mribench.analysis.stats import bootstrap_t_interval, finite_split
 from mribench.api.run import comparable
 from mribench.errors import MribenchError, ResultsError
-from mribench.results import RunResult, config_from_json, load_run, summarize
+from mribench.fmt import compact
+from mribench.results import RunResult, config_from_json, json_number, load_run, summarize
 
 MAX_JSON_BYTES = 200 * 1024 * 1024
 
@@ -44,13 +47,14 @@ class Comparison:
 
     Attributes:
         split, metric: what was compared.
-        n: paired slices; n_volumes: volumes they come from.
+        n: paired slices compared (finite in both runs); n_volumes: volumes they come from.
         reference, candidate: means over the paired slices.
         degradation: mean loss of the candidate (positive = worse), direction-aware.
         ci_low, ci_high: paired cluster-bootstrap CI of the degradation.
         p_value: two-sided bootstrap p-value of a zero difference.
         threshold: allowed degradation.
         regression: the verdict.
+        n_inf: paired slices left out because either run's value was infinite.
     """
 
     split: str
@@ -65,6 +69,7 @@ class Comparison:
     p_value: float
     threshold: float
     regression: bool
+    n_inf: int = 0
 
 
 @dataclass
@@ -131,11 +136,8 @@ def slices_payload(result: RunResult) -> dict[str, Any]:
     """The per-slice table as ``{"columns", "rows"}`` for embedding in a results JSON."""
     df = result.slices
     cols = [c for c in df.columns if c != "error"] + ["error"]
-    rows = [
-        [None if isinstance(v, float) and not math.isfinite(v) else v for v in r]
-        for r in df[cols].itertuples(index=False)
-    ]
-    return {"columns": cols, "rows": [[x.item() if isinstance(x, np.generic) else x for x in r] for r in rows]}
+    rows = [[x.item() if isinstance(x, np.generic) else x for x in r] for r in df[cols].itertuples(index=False)]
+    return {"columns": cols, "rows": [[json_number(v) if isinstance(v, float) else v for v in r] for r in rows]}
 
 
 def _require_same(ref: RunResult, cand: RunResult, metrics: list[str], splits: list[str]) -> None:
@@ -229,13 +231,18 @@ def compare_runs(
         g = paired[paired["split"] == split]
         for m in names:
             ra, cb = g[f"{m}_ref"].to_numpy(float), g[f"{m}_cand"].to_numpy(float)
-            ok = np.isfinite(ra) & np.isfinite(cb)
+            fs = finite_split(ra, cb)
+            ok = fs.keep
+            if fs.n_inf:
+                report.notes.append(
+                    f"{split} {m}: {fs.n_inf} slice(s) with an infinite value in either run are not compared"
+                )
             if not ok.any():
                 continue
             sign = 1.0 if directions.get(m, True) else -1.0
             d = sign * (ra[ok] - cb[ok])  # degradation per slice
             groups = g["file"].to_numpy()[ok]
-            mean, low, high, p = _paired_ci(d, groups, alpha_eff, n_boot, seed)
+            mean, low, high, p = bootstrap_t_interval(d, groups, alpha_eff, n_boot, seed)
             thr = float(thresholds.get(m, 0.0))
             report.comparisons.append(
                 Comparison(
@@ -251,33 +258,13 @@ def compare_runs(
                     p_value=p,
                     threshold=thr,
                     regression=bool(low > thr if math.isfinite(low) else mean > thr),
+                    n_inf=fs.n_inf,
                 )
             )
     unknown_thr = sorted(set(thresholds) - set(names))
     if unknown_thr:
         raise CheckMisuse(f"expected --max-drop for compared metrics ({', '.join(names)}), got {unknown_thr}")
     return report
-
-
-def _paired_ci(
-    d: np.ndarray, groups: np.ndarray, alpha: float, n_boot: int, seed: int
-) -> tuple[float, float, float, float]:
-    """Mean degradation, its t-interval from the cluster-bootstrap SE, and a two-sided p-value."""
-    from scipy import stats
-
-    from mribench.analysis.stats import cluster_bootstrap_means
-
-    mean = float(d.mean())
-    n_groups = len(set(groups))
-    if n_groups < 2 or np.all(d == d[0]):
-        return mean, mean, mean, 1.0 if mean == 0 else 0.0
-    draws = cluster_bootstrap_means(d, groups, n_boot=n_boot, seed=seed)
-    se = float(np.std(draws, ddof=1)) * math.sqrt(n_groups / (n_groups - 1))
-    if se == 0:
-        return mean, mean, mean, 1.0 if mean == 0 else 0.0
-    q = float(stats.t.ppf(1 - alpha / 2, df=n_groups - 1))
-    p = float(2 * stats.t.sf(abs(mean) / se, df=n_groups - 1))
-    return mean, mean - q * se, mean + q * se, p
 
 
 def to_markdown(report: CheckReport) -> str:
@@ -295,8 +282,9 @@ def to_markdown(report: CheckReport) -> str:
     for c in report.comparisons:
         verdict = "**regression**" if c.regression else "ok"
         lines.append(
-            f"| {c.split} | {c.metric} | {c.n} | {c.reference:.5g} | {c.candidate:.5g} | "
-            f"{c.degradation:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}] | {c.threshold:g} | {verdict} |"
+            f"| {c.split} | {c.metric} | {c.n} | {compact(c.reference, 5)} | {compact(c.candidate, 5)} | "
+            f"{compact(c.degradation, 3, sign=True)} [{compact(c.ci_low, 3, sign=True)}, "
+            f"{compact(c.ci_high, 3, sign=True)}] | {compact(c.threshold, 6)} | {verdict} |"
         )
     lines += [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
@@ -310,8 +298,8 @@ def to_junit(report: CheckReport) -> str:
         body = ""
         if c.regression:
             msg = (
-                f"{report.task}/{c.split}/{c.metric}: degraded by {c.degradation:.4g} "
-                f"(CI {c.ci_low:.4g}..{c.ci_high:.4g}) > allowed {c.threshold:g}"
+                f"{report.task}/{c.split}/{c.metric}: degraded by {compact(c.degradation)} "
+                f"(CI {compact(c.ci_low)}..{compact(c.ci_high)}) > allowed {compact(c.threshold, 6)}"
             )
             body = f"<failure message={quoteattr(msg)}>{escape(msg)}</failure>"
         cases.append(
@@ -326,8 +314,8 @@ def to_junit(report: CheckReport) -> str:
 def describe_regressions(report: CheckReport) -> list[str]:
     """One line per regression naming task, split and metric."""
     return [
-        f"regression: task {report.task}, split {c.split}, metric {c.metric}: {c.reference:.5g} -> {c.candidate:.5g} "
-        f"(degradation {c.degradation:.4g}, {100 * (1 - report.alpha):.0f}% CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
-        f"allowed {c.threshold:g})"
+        f"regression: task {report.task}, split {c.split}, metric {c.metric}: {compact(c.reference, 5)} -> "
+        f"{compact(c.candidate, 5)} (degradation {compact(c.degradation)}, {100 * (1 - report.alpha):.0f}% CI "
+        f"[{compact(c.ci_low)}, {compact(c.ci_high)}], allowed {compact(c.threshold, 6)})"
         for c in report.regressions
     ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from mribench import fmt
 from mribench.errors import ResultsError
-from mribench.paths import atomic_write_text
+from mribench.paths import atomic_write_text, slug
 from mribench.results import RunResult, load_run
 
 
@@ -36,16 +36,6 @@ class TaskReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png)
     notes: list[str] = field(default_factory=list)
-
-
-def _fmt(v: Any, nd: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
-
-
-def _ci_text(mean: float | None, lo: float | None, hi: float | None, nd: int = 4) -> str:
-    return f"{_fmt(mean, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]"
 
 
 def _model_name(run: RunResult) -> str:
@@ -80,7 +70,7 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
         p = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")]
         m = q.merge(p, on=["file", "slice"], suffixes=("_q", "_p"))
         if m.empty:
-            row["gap"] = "-"
+            row["gap"] = fmt.MISSING
             continue
         g = performance_gap_ci(
             m[f"{metric}_q"].to_numpy(float),
@@ -88,7 +78,7 @@ def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, 
             m["file"].to_numpy(),
             higher_is_better=hib,
         )
-        row["gap"] = _ci_text(g.gap, g.low, g.high)
+        row["gap"] = fmt.ci(g.gap, g.low, g.high) + fmt.infinite_note(g.n_inf)
 
 
 def _ok_split(run: RunResult, split: str, metric: str) -> Any:
@@ -152,7 +142,7 @@ def _effective_robustness(
         return
     for j, run in enumerate(models):
         i = next(k for k, r in enumerate(task_runs) if r is run)
-        tr.rows[i]["effective_robustness"] = _ci_text(float(er.er[j]), float(er.low[j]), float(er.high[j]))
+        tr.rows[i]["effective_robustness"] = fmt.ci(float(er.er[j]), float(er.low[j]), float(er.high[j]))
     tr.notes.append(
         f"Effective robustness (Lin & Heckel 2024): height above the {scale} fit of test_Q on test_P {metric} "
         f"over {len(refs)} reference runs trained on P ({', '.join(_model_name(r) for r in refs)}), "
@@ -196,8 +186,8 @@ def _d22_fraction(runs4: list[RunResult], metric: str, tr: TaskReport) -> None:
     names = [_model_name(r) for r in runs4]
     tr.notes.append(
         f"Fraction of the gap closed by test-time training (Darestani et al. 2022: 1 - gap after / supervised "
-        f"gap) = {_ci_text(f.fraction, f.low, f.high, 3)}; supervised gap {_ci_text(f.gap_before.mean, f.gap_before.low, f.gap_before.high)} "
-        f"({names[1]} - {names[0]}), gap after TTT {_ci_text(f.gap_after.mean, f.gap_after.low, f.gap_after.high)} "
+        f"gap) = {fmt.ci(f.fraction, f.low, f.high, 3)}; supervised gap {fmt.ci(f.gap_before.mean, f.gap_before.low, f.gap_before.high)} "
+        f"({names[1]} - {names[0]}), gap after TTT {fmt.ci(f.gap_after.mean, f.gap_after.low, f.gap_after.high)} "
         f"({names[3]} - {names[2]}); paired over {f.n} test_Q slices, 95% CIs over their {f.n_groups} volumes."
     )
 
@@ -253,16 +243,13 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         png, _ = plot_reconstruction_panel(
             np.stack(targets),
             np.stack(recons),
-            out / f"{tr.task}-{_slug(cfg.model.name)}-panel",
+            # no "." in the stem: the figure writer adds its suffix with Path.with_suffix
+            out / f"{tr.task}-{slug(cfg.model.name, max_len=60).replace('.', '-')}-panel",
             scores=scores,
             score_name=metric.upper(),
             titles=titles,
         )
         tr.figures.append((f"{cfg.model.name} on OOD slices of {tr.task}: target, reconstruction, error.", png))
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(s).name)[:60]
 
 
 def build_report(
@@ -338,9 +325,9 @@ def build_report(
             row: dict[str, Any] = {"model": r.config.model.name, "kind": r.config.model.kind}
             for sp, label in (("test_P", "ID"), ("test_Q", "OOD")):
                 m = s[sp].metrics.get(metric) if sp in s else None
-                row[label] = _ci_text(m.mean, m.ci_low, m.ci_high) if m else "-"
+                row[label] = fmt.ci(m.mean, m.ci_low, m.ci_high) + fmt.infinite_note(m.n_inf) if m else fmt.MISSING
             shift = r.summary.shift.get(metric)
-            row["drop"] = _fmt(shift.drop if shift else None)
+            row["drop"] = fmt.number(shift.drop if shift else None)
             row["failed"] = sum(v.n_failed or 0 for v in s.values())
             tr.rows.append(row)
         q_run = (
@@ -376,7 +363,7 @@ def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
             "|" + "---|" * len(_COLS),
         ]
         for row in tr.rows:
-            lines.append("| " + " | ".join(str(row.get(c, "-")).replace("|", "/") for c in _COLS) + " |")
+            lines.append("| " + " | ".join(str(row.get(c, fmt.MISSING)).replace("|", "/") for c in _COLS) + " |")
         lines += [""] + [f"- {n}" for n in tr.notes] + [""]
         lines += [f"![{cap}]({png.name})" for cap, png in tr.figures] + [""]
     lines += ["## Provenance", ""] + [f"- `{r.run_dir}`: {_provenance_line(r)}" for r in runs]

@@ -390,7 +390,7 @@ def entry_to_run(path: str | os.PathLike[str]) -> RunResult:
 
     Raises:
         SubmissionError: unreadable or invalid entry, a reported entry (no per-slice results), or a
-            missing sidecar.
+            sidecar that is missing or not the one the entry's sha256 names.
     """
     p = Path(path)
     entry = parse_entry(read_json_capped(p))
@@ -399,6 +399,8 @@ def entry_to_run(path: str | os.PathLike[str]) -> RunResult:
     sidecar = p.with_name(entry.slices.file)
     if not sidecar.is_file():
         raise SubmissionError(f"expected the per-slice sidecar {sidecar.name} next to {p.name}, got none")
+    if sha256_bytes(sidecar.read_bytes()) != entry.slices.sha256:
+        raise SubmissionError(f"expected {sidecar.name} with the sha256 recorded in {p.name}, got a different file")
     frame = read_sidecar(sidecar, list(entry.metrics))
     if "error" not in frame.columns:
         frame["error"] = None

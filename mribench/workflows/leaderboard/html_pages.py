@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from html import escape
 
+from mribench.fmt import infinite_note, number
 from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label
 from mribench.workflows.leaderboard.plot import Point, er_svg
 from mribench.workflows.leaderboard.schema import Entry
@@ -27,14 +28,6 @@ REPORTED_NOTE = (
 def esc(value: object) -> str:
     """HTML-escape any value's text (quotes included)."""
     return escape(str(value), quote=True)
-
-
-def fmt(v: float | None, nd: int = 4) -> str:
-    if v is None:
-        return "–"
-    if 0 < abs(v) < 10 ** -(nd - 1):
-        return f"{v:.{nd - 2}e}"  # artifact variances are ~1e-9 on fastMRI's intensity scale
-    return f"{v:.{nd}f}"
 
 
 def _sort_attr(v: float | None) -> str:
@@ -111,7 +104,7 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> 
         for _, _, key, get in cols:
             v = get(r) if get else None
             nd = 3 if key in ("cost",) else 4
-            cells.append(f'<td data-sort="{_sort_attr(v)}">{fmt(v, nd)}</td>')
+            cells.append(f'<td data-sort="{_sort_attr(v)}">{number(v, nd)}</td>')
         cells.append(f'<td class="text">{esc(e.date.isoformat())}</td>')
         if reported and e.source is not None:
             cells.append(f'<td class="text wrap">{_link(e.source.url, e.source.table) or esc(e.source.table)}</td>')
@@ -160,7 +153,7 @@ def task_page(board: TaskBoard, description: str = "") -> str:
         parts.append('<p class="muted">No evaluated entries yet.</p>')
     fit = ""
     if board.trend is not None:
-        fit = f" Fit: OOD = {board.trend.slope:.4f} × ID + {board.trend.intercept:.4f} over {board.trend.n} entries."
+        fit = f" Fit: OOD = {number(board.trend.slope)} × ID + {number(board.trend.intercept)} over {board.trend.n} entries."
     parts.append(
         f'<h2 id="plot">Effective robustness</h2><figure>{task_plot(board, 1)}'
         f"<figcaption>OOD vs ID {esc(board.metric)} of the evaluated entries.{esc(fit)}</figcaption></figure>"
@@ -179,7 +172,7 @@ def index_page(boards: Iterable[TaskBoard], descriptions: dict[str, str]) -> str
     rows = []
     for b in boards:
         best = b.evaluated[0] if b.evaluated else None
-        best_txt = f"{esc(best.entry.model.display_name)} ({fmt(best.ood_value)})" if best else "–"
+        best_txt = f"{esc(best.entry.model.display_name)} ({number(best.ood_value)})" if best else "–"
         rows.append(
             f'<tr><td class="text"><a href="tasks/{esc(b.task)}.html">{esc(b.task)}</a></td>'
             f'<td class="text">{esc(descriptions.get(b.task, ""))}</td><td>{len(b.evaluated)}</td>'
@@ -255,10 +248,10 @@ def entry_page(entry: Entry) -> str:
     rows = []
     for sp, s in sorted(entry.summary.splits.items()):
         for name, v in s.metrics.items():
-            ci = f"[{fmt(v.ci_low)}, {fmt(v.ci_high)}]" if v.ci_low is not None and v.ci_high is not None else "–"
+            ci = f"[{number(v.ci_low)}, {number(v.ci_high)}]" if v.ci_low is not None and v.ci_high is not None else "–"
             rows.append(
-                f'<tr><td class="text">{esc(sp)}</td><td class="text">{esc(name)}</td><td>{fmt(v.mean)}</td>'
-                f"<td>{ci}</td><td>{'–' if v.n is None else v.n}</td></tr>"
+                f'<tr><td class="text">{esc(sp)}</td><td class="text">{esc(name)}</td><td>{number(v.mean)}</td>'
+                f"<td>{ci}</td><td>{'–' if v.n is None else v.n}{infinite_note(v.n_inf)}</td></tr>"
             )
     parts.append(
         '<h2>Scores</h2><div class="table-wrap"><table class="sortable" id="scores-table"><thead><tr>'
@@ -271,18 +264,18 @@ def entry_page(entry: Entry) -> str:
         parts.append(
             "<h3>Distribution shift (ID test_P vs OOD test_Q)</h3>"
             + _kv(
-                (name, f"ID {fmt(s.id)}, OOD {fmt(s.ood)}, drop {fmt(s.drop)}")
+                (name, f"ID {number(s.id)}, OOD {number(s.ood)}, drop {number(s.drop)}")
                 for name, s in entry.summary.shift.items()
             )
         )
     if entry.summary.gap:
         items = []
         for name, g in entry.summary.gap.items():
-            txt = f"gap {fmt(g.gap)} (Q-trained {fmt(g.q_trained)} − P-trained {fmt(g.p_trained)}; reference: {esc(g.reference)})"
+            txt = f"gap {number(g.gap)} (Q-trained {number(g.q_trained)} − P-trained {number(g.p_trained)}; reference: {esc(g.reference)})"
             if g.gap_before is not None:
                 txt += (
-                    f"; gap before {fmt(g.gap_before)}, fraction of the gap closed (1 − gap / gap before) "
-                    f"{fmt(g.fraction_closed)}"
+                    f"; gap before {number(g.gap_before)}, fraction of the gap closed (1 − gap / gap before) "
+                    f"{number(g.fraction_closed)}"
                 )
                 if g.baseline:
                     txt += f" (baseline: {esc(g.baseline)})"
@@ -295,8 +288,8 @@ def entry_page(entry: Entry) -> str:
             + _kv(
                 [
                     ("device", esc(c.device) + (f" ({esc(c.device_name)})" if c.device_name else "")),
-                    ("seconds per slice", fmt(c.seconds_per_slice, 4)),
-                    ("TTT steps per slice", fmt(c.ttt_steps, 1) if c.ttt_steps is not None else "–"),
+                    ("seconds per slice", number(c.seconds_per_slice, 4)),
+                    ("TTT steps per slice", number(c.ttt_steps, 1) if c.ttt_steps is not None else "–"),
                 ]
             )
         )

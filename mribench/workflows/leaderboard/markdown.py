@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from mribench.fmt import number as fmt
 from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label
-from mribench.workflows.leaderboard.html_pages import REPORTED_NOTE, fmt
+from mribench.workflows.leaderboard.html_pages import REPORTED_NOTE
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 

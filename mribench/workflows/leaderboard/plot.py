@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from mribench.analysis.effective_robustness import LinearTrend
+from mribench.fmt import compact, number
 
 WIDTH, HEIGHT = 560, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 52
@@ -40,10 +41,6 @@ def _nice_ticks(lo: float, hi: float, n: int = 7) -> list[float]:
         ticks.append(round(t, 12))
         t += step
     return ticks
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
 
 
 def _range(values: list[float]) -> tuple[float, float]:
@@ -103,13 +100,13 @@ def er_svg(
         parts.append(
             f'<line x1="{sx(t)}" y1="{TOP}" x2="{sx(t)}" y2="{TOP + ph}" stroke="#eee"/>'
             f'<text x="{sx(t)}" y="{TOP + ph + 16}" text-anchor="middle" font-family="sans-serif" '
-            f'font-size="11" fill="#333">{_fmt(t)}</text>'
+            f'font-size="11" fill="#333">{compact(t)}</text>'
         )
     for t in _nice_ticks(y0, y1):
         parts.append(
             f'<line x1="{LEFT}" y1="{sy(t)}" x2="{LEFT + pw}" y2="{sy(t)}" stroke="#eee"/>'
             f'<text x="{LEFT - 6}" y="{sy(t) + 4}" text-anchor="end" font-family="sans-serif" '
-            f'font-size="11" fill="#333">{_fmt(t)}</text>'
+            f'font-size="11" fill="#333">{compact(t)}</text>'
         )
     # y = x (OOD equal to ID: no drop), clipped to the plot box
     lo, hi = max(x0, y0), min(x1, y1)
@@ -133,12 +130,12 @@ def er_svg(
             (ax, ay), (bx, by) = seg[0], seg[-1]
             parts.append(
                 f'<line class="fit" x1="{sx(ax)}" y1="{sy(ay)}" x2="{sx(bx)}" y2="{sy(by)}" stroke="#c0392b" '
-                f'stroke-width="2"><title>{e(f"fit: OOD = {a:.4g} * ID + {b:.4g} (n = {trend.n})")}</title></line>'
+                f'stroke-width="2"><title>{e(f"fit: OOD = {compact(a)} * ID + {compact(b)} (n = {trend.n})")}</title></line>'
             )
     for p in points:
         dot = (
             f'<circle class="point" cx="{sx(p.x)}" cy="{sy(p.y)}" r="5" fill="#2c6fbb" stroke="#fff">'
-            f"<title>{e(p.label)}: ID {p.x:.4f}, OOD {p.y:.4f}</title></circle>"
+            f"<title>{e(p.label)}: ID {number(p.x)}, OOD {number(p.y)}</title></circle>"
         )
         parts.append(f'<a href="{e(p.href)}">{dot}</a>' if p.href else dot)
     parts.append(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mribench.analysis.gap import fraction_gap_closed, performance_gap
+from mribench.fmt import exact
 from mribench.results import summarize
 from mribench.workflows.leaderboard.schema import GapSummary, SplitSummary, Summary
 
@@ -82,10 +83,6 @@ def _close(a: float | None, b: float | None, tol: float = TOLERANCE) -> bool:
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 
-def _fmt(v: float | int | None) -> str:
-    return "null" if v is None else repr(v)
-
-
 def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
     """Differences between an entry's summary and its recomputation (one short phrase each)."""
     out: list[str] = []
@@ -97,7 +94,7 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
         for k in ("n_slices", "n_ok", "n_failed", "n_volumes"):
             if getattr(s, k) != getattr(r, k):
                 out.append(
-                    f"summary.splits.{sp}.{k} is {_fmt(getattr(s, k))} but the sidecar gives {_fmt(getattr(r, k))}"
+                    f"summary.splits.{sp}.{k} is {exact(getattr(s, k))} but the sidecar gives {exact(getattr(r, k))}"
                 )
         if set(s.metrics) != set(r.metrics):
             out.append(f"summary.splits.{sp} metrics {sorted(s.metrics)} but the sidecar has {sorted(r.metrics)}")
@@ -107,11 +104,15 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
             for k in ("mean", "ci_low", "ci_high"):
                 if not _close(getattr(sm, k), getattr(rm, k)):
                     out.append(
-                        f"summary.splits.{sp}.metrics.{m}.{k} is {_fmt(getattr(sm, k))} but the sidecar "
-                        f"recomputes to {_fmt(getattr(rm, k))}"
+                        f"summary.splits.{sp}.metrics.{m}.{k} is {exact(getattr(sm, k))} but the sidecar "
+                        f"recomputes to {exact(getattr(rm, k))}"
                     )
-            if sm.n != rm.n:
-                out.append(f"summary.splits.{sp}.metrics.{m}.n is {_fmt(sm.n)} but the sidecar gives {rm.n}")
+            for k in ("n", "n_inf"):
+                if getattr(sm, k) != getattr(rm, k):
+                    out.append(
+                        f"summary.splits.{sp}.metrics.{m}.{k} is {exact(getattr(sm, k))} but the sidecar gives "
+                        f"{getattr(rm, k)}"
+                    )
     if set(stored.shift) != set(recomputed.shift):
         out.append(f"summary.shift metrics {sorted(stored.shift)} but the sidecar gives {sorted(recomputed.shift)}")
     else:
@@ -120,8 +121,8 @@ def compare_summaries(stored: Summary, recomputed: Summary) -> list[str]:
             for k in ("id", "ood", "drop"):
                 if not _close(getattr(ss, k), getattr(rs, k)):
                     out.append(
-                        f"summary.shift.{m}.{k} is {_fmt(getattr(ss, k))} but the sidecar recomputes to "
-                        f"{_fmt(getattr(rs, k))}"
+                        f"summary.shift.{m}.{k} is {exact(getattr(ss, k))} but the sidecar recomputes to "
+                        f"{exact(getattr(rs, k))}"
                     )
     return out
 

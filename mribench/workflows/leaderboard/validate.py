@@ -214,9 +214,9 @@ def _check_evaluated(
                         rel,
                         "manifest",
                         f"splits.{sp} manifest {ref.manifest[:12]}... does not match the "
-                        f"task's split recomputed from {splits.data_root} ({want[:12]}...)",
+                        f"task's split recomputed from {splits.data_root} ({want[:12]}...)",  # type: ignore[union-attr]
                     )
-                )  # type: ignore[union-attr]
+                )
     recomputed = summary_from_slices(df, list(entry.metrics), dict(entry.higher_is_better), entry.summary.gap)
     out.extend(Problem(rel, "summary", d) for d in compare_summaries(entry.summary, recomputed))
     sps = seconds_per_slice(df)

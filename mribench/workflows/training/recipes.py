@@ -1,6 +1,6 @@
 """Baseline recipes: train a model on a task's data, evaluate it, leave a run directory.
 
-Recipes (defaults in :data:`DEFAULTS`, mirrored by ``baselines/<name>/config.yaml``):
+Recipes (defaults in :data:`DEFAULTS`; ``baselines/<name>/config.yaml`` is generated from them):
 
 - ``sup-p``: supervised on the source distribution P (``train_P``).
 - ``sup-q``: supervised on the target distribution Q (``train_Q``): the reference for the gap.
@@ -50,7 +50,7 @@ from mribench.data.index import apply_filter, build_index
 from mribench.errors import DataError, ModelError, TaskError
 from mribench.models.checkpoints import checkpoint_identity
 from mribench.models.loaded import LoadedModel
-from mribench.paths import atomic_write_text
+from mribench.paths import atomic_write_text, slug
 from mribench.registry import suggest
 from mribench.tasks import Split, TaskSpec, load_task, make_splits
 from mribench.workflows.training.data import MaskSampler, split_holdout, spread_subset
@@ -100,7 +100,8 @@ def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str,
     }
 
 
-#: Default configuration of every recipe (``baselines/<name>/config.yaml`` holds the same).
+#: Default configuration of every recipe: the source of truth (``baselines/<name>/config.yaml`` is
+#: generated from it by :mod:`mribench.workflows.training.recipe_files`).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P.", "P"),
     "sup-q": _base("sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap).", "Q"),
@@ -588,23 +589,23 @@ def _run_diverse(
     mask = d.spec.mask_for("train_P")
     singles: dict[str, Any] = {}
     for value, rows in groups.items():
-        sub = out / "singles" / _slug(value)
+        sub = out / "singles" / slug(value, "group", basename=False)
         masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(rows)
         desc = {
-            "group_by": cfg.diverse["group_by"],
+            "group_by": cfg.diverse["group_by"],  # type: ignore[index]
             "groups": [value],
-            "n_slices": len(rows),  # type: ignore[index]
+            "n_slices": len(rows),
             "n_volumes": int(rows["file"].nunique()),
         }
-        scfg = _with_name(cfg, f"{cfg.name}-{_slug(value)}")
+        scfg = _with_name(cfg, f"{cfg.name}-{slug(value, 'group', basename=False)}")
         r = _train_eval(scfg, d, sub, rows, masks, device, progress, on_epoch, desc)
         singles[value] = {"scores": r.scores, "run_dir": str(sub.relative_to(out)), "n_slices": len(rows)}
     union = pd.concat(list(groups.values()), ignore_index=True)
     masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(union)
     desc = {
-        "group_by": cfg.diverse["group_by"],
+        "group_by": cfg.diverse["group_by"],  # type: ignore[index]
         "groups": sorted(groups),
-        "n_slices": len(union),  # type: ignore[index]
+        "n_slices": len(union),
         "n_volumes": int(union["file"].nunique()),
     }
     result = _train_eval(cfg, d, out, union, masks, device, progress, on_epoch, desc)
@@ -630,10 +631,6 @@ def _with_name(cfg: RecipeConfig, name: str) -> RecipeConfig:
     from dataclasses import replace
 
     return replace(cfg, model_name=name)
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(s)).strip("-") or "group"
 
 
 # --------------------------------------------------------------------------- entry point
