@@ -18,7 +18,7 @@ from mribench.tasks import parse_task
 from mribench.workflows.exchange import MANIFEST, export_inputs, read_manifest, score
 
 REPO = Path(__file__).resolve().parents[1]
-TASK = {
+TASK: dict[str, Any] = {
     "version": 1,
     "source": {"filter": {"anatomy": "knee"}, "mask": {"acceleration": 4}},
     "target": {"filter": {"anatomy": "brain"}, "mask": {"acceleration": 8}},
@@ -206,3 +206,22 @@ def test_score_refuses_inputs_other_than_exported(tiny_root: Path, tmp_path: Pat
     assert (tmp_path / "in" / MANIFEST).is_file()
     with pytest.raises(DataError, match="no such folder"):
         score(task, tmp_path / "nowhere", data=tiny_root)
+
+
+def test_a_subset_of_slices_per_volume_round_trips(tiny_root: Path, tmp_path: Path, task: Any, one_thread: Any) -> None:
+    """Only the middle slice of each volume (as a split file or a task may select): exported and scored as planned."""
+    import pandas as pd
+
+    csv = tmp_path / "middle.csv"
+    pd.DataFrame(
+        {"filename": [f"file_brain_AXT2_{i:03d}.h5" for i in range(8)], "start_slice": 1, "end_slice": 2}
+    ).to_csv(csv, index=False)
+    options = EvalOptions(splits=("test_Q",), split_files={"test_Q": str(csv)})
+    rep = export_inputs(task, tmp_path / "in", data=tiny_root, options=options)
+    assert len(rep.files) == 8 and all(f["slices"] == [1] for f in rep.manifest["splits"]["test_Q"]["files"].values())
+    _zero_filled_script()(tmp_path / "in", tmp_path / "rec")
+    res = score(task, tmp_path / "rec", data=tiny_root, options=options, inputs=tmp_path / "in", run_dir=tmp_path / "s")
+    ref = evaluate("zero-filled", task, data=tiny_root, options=options, run_dir=tmp_path / "e")
+    got, want = _table(res.result.run_dir), _table(ref.run_dir)
+    assert (got["slice"] == 1).all() and len(got) == 8
+    assert got[KEY + METRICS].equals(want[KEY + METRICS])
