@@ -25,6 +25,7 @@ EXCEPTIONS = {
     "mribench.cli.baseline.run_cmd": "typer command",
     "mribench.cli.convert.convert": "typer command",
     "mribench.cli.leaderboard.submit_command": "typer command",
+    "mribench.cli.exchange.score_command": "typer command",
     # the descriptive fields of a leaderboard entry (authors, links, training data, references)
     "mribench.workflows.leaderboard.entry.build_entry": "entry metadata",
     # not yet grouped (training, converters, CLIP similarity): candidates for options objects

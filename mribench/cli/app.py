@@ -38,6 +38,7 @@ def _mount() -> None:
     """Sub-apps live with their features (keeps this module thin); their heavy imports are lazy."""
     from mribench.cli.baseline import baseline_app
     from mribench.cli.convert import convert, datasets
+    from mribench.cli.exchange import register as register_exchange
     from mribench.cli.leaderboard import leaderboard_app, submit_command
     from mribench.cli.metrics import metrics_app, weights_app
 
@@ -46,6 +47,7 @@ def _mount() -> None:
     app.add_typer(leaderboard_app, name="leaderboard")
     app.add_typer(baseline_app, name="baseline")
     app.command("submit", help="Build a leaderboard entry from a run directory.")(submit_command)
+    register_exchange(app, lambda result: print_summary(result))  # export-inputs, score
     data_app.command("convert", help="Convert another dataset to the fastMRI format.")(convert)
     data_app.command("datasets", help="Datasets the converters support, with licences and sources.")(datasets)
 

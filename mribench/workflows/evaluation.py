@@ -27,6 +27,7 @@ from mribench.api.run import (
     EvalOptions,
     MaskRecord,
     ModelRecord,
+    ProgressFn,
     RankTiming,
     RunConfig,
     RunMode,
@@ -171,6 +172,73 @@ class _Plan:
         return _Scorer(self.metric_specs, boxes, self.options.normalize_output)
 
 
+@dataclass(frozen=True)
+class SlicePlan:
+    """The slices an evaluation reads, planned once for every consumer of a task's inputs.
+
+    :func:`evaluate` reads them; ``mribench export-inputs`` writes them to files and ``mribench
+    score`` scores reconstructions of them, so all three see the same slices and masks.
+
+    Attributes:
+        spec: the task.
+        root: the data root.
+        index: its slice index.
+        splits: the task's splits (full), by name.
+        evaluated: the rows evaluated per split (``limit`` applied).
+        missing: per split, the split-file rows whose volume is missing.
+        requests: the batches to read, ordered by split, file, slice.
+    """
+
+    spec: TaskSpec
+    root: Path
+    index: SliceIndex
+    splits: dict[str, Split]
+    evaluated: dict[str, pd.DataFrame]
+    missing: dict[str, list[str]]
+    requests: list[SliceRequest]
+
+
+def plan_slices(
+    task: str | TaskSpec,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    options: EvalOptions | None = None,
+    batch_size: int = 8,
+    progress: ProgressFn | None = None,
+) -> SlicePlan:
+    """Plan the slices of a task's evaluation (see :class:`SlicePlan`).
+
+    Args:
+        task: task name, YAML path or :class:`TaskSpec`.
+        data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
+        options: splits, limit, split files and annotations are used.
+        batch_size: slices per request (all from one volume).
+        progress: ``progress(done, total, description)`` while the embedded benchmark is generated.
+
+    Raises:
+        DataError: a requested split has no slices.
+    """
+    options = options or EvalOptions()
+    spec = task if isinstance(task, TaskSpec) else load_task(task)
+    root = resolve_data_root(data, progress)
+    index = build_index(root, annotations=options.annotations)
+    splits = make_splits(spec, index, names=options.splits)
+    missing = _apply_split_files(splits, index, options.split_files)
+    for s in options.splits:
+        if splits[s].rows.empty:
+            raise DataError(
+                f"expected slices in split {s} of task {spec.name}, got none under {root} "
+                f"(hint: `mribench tasks splits {spec.name}` shows the split sizes)"
+            )
+    requests: list[SliceRequest] = []
+    evaluated: dict[str, pd.DataFrame] = {}
+    for s in options.splits:
+        rows = splits[s].rows
+        evaluated[s] = rows.iloc[: options.limit] if options.limit is not None else rows
+        requests += plan_requests(evaluated[s], s, spec.mask_for(s), root, batch_size)
+    return SlicePlan(spec, root, index, splits, evaluated, missing, requests)
+
+
 def _plan(
     model: str | LoadedModel,
     task: str | TaskSpec,
@@ -181,28 +249,13 @@ def _plan(
 ) -> _Plan:
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     lm = model if isinstance(model, LoadedModel) else load_model(model)
-    root = resolve_data_root(data, runtime.progress)
-    index = build_index(root, annotations=options.annotations)
-    splits = make_splits(spec, index, names=options.splits)
-    missing = _apply_split_files(splits, index, options.split_files)
-    for s in options.splits:
-        if splits[s].rows.empty:
-            raise DataError(
-                f"expected slices in split {s} of task {spec.name}, got none under {root} "
-                f"(hint: `mribench tasks splits {spec.name}` shows the split sizes)"
-            )
     explicit = options.metrics is not None
     specs, unavailable = _metric_specs(list(options.metrics or spec.metrics), explicit)
-    requests: list[SliceRequest] = []
-    evaluated: dict[str, pd.DataFrame] = {}
-    for s in options.splits:
-        rows = splits[s].rows
-        evaluated[s] = rows.iloc[: options.limit] if options.limit is not None else rows
-        requests += plan_requests(evaluated[s], s, spec.mask_for(s), root, runtime.batch_size)
-    config = _record(spec, lm, specs, unavailable, splits, evaluated, missing, options, root, index)
+    sp = plan_slices(spec, data=data, options=options, batch_size=runtime.batch_size, progress=runtime.progress)
+    config = _record(spec, lm, specs, unavailable, sp.splits, sp.evaluated, sp.missing, options, sp.root, sp.index)
     device = resolve_device(runtime.device)
     rd = Path(run_dir) if run_dir else Path("mribench-runs") / spec.name / slug(lm.info.name)
-    return _Plan(rd, config, requests, lm, device, specs, root, options)
+    return _Plan(rd, config, sp.requests, lm, device, specs, sp.root, options)
 
 
 def _record(
@@ -470,4 +523,4 @@ class _Scorer:
         return out
 
 
-__all__ = ["evaluate", "prepare_run"]
+__all__ = ["SlicePlan", "evaluate", "plan_slices", "prepare_run"]

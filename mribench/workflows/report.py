@@ -207,10 +207,15 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
     det = cfg.model.details
     path = det.get("path")
     try:
-        model = load_model(
-            cfg.model.name if cfg.model.kind != "checkpoint" else str(path or ""),
-            checkpoint=str(path) if cfg.model.name in ("unet", "varnet") and path else None,
-        )
+        if cfg.model.kind == "reconstructions":  # `mribench score`: the reconstruction files again
+            from mribench.workflows.exchange import model_of_run
+
+            model = model_of_run(run)
+        else:
+            model = load_model(
+                cfg.model.name if cfg.model.kind != "checkpoint" else str(path or ""),
+                checkpoint=str(path) if cfg.model.name in ("unet", "varnet") and path else None,
+            )
     except Exception as e:  # a report must not fail because a model moved
         tr.notes.append(f"No reconstruction panel for {cfg.model.name}: cannot reload the model ({e}).")
         return
