@@ -145,9 +145,7 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         return
     root = data_root or Path(cfg["data"]["root"])
     ok = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")].head(n)
-    spec = MaskSpec(
-        **{k: v for k, v in cfg["masks"]["test_Q"].items() if k in ("type", "acceleration", "center_fraction", "seed")}
-    )
+    spec = MaskSpec.from_dict(cfg["masks"]["test_Q"])
     targets, recons, scores, titles = [], [], [], []
     found: dict[str, Path | None] = {}
     for r in ok.itertuples():
@@ -164,9 +162,8 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         info = read_info(path)
         pad = (info.header.padding_left, info.header.padding_right)
         mask = volume_mask(spec, k.shape[-1], r.file, pad).reshape(1, 1, 1, -1)
-        meta = SliceMeta(
-            r.file, (int(r.slice),), tuple(t.shape), pad, int(round(k.shape[-1] * spec.cf)), spec.acceleration, vmax, {}
-        )
+        c = spec.choice(k.shape[-1], r.file)
+        meta = SliceMeta(r.file, (int(r.slice),), tuple(t.shape), pad, c.num_low_frequencies, c.acceleration, vmax, {})
         with torch.inference_mode():
             rec = model(k * mask, mask, meta)[0].float().cpu().numpy()
         targets.append(t)
