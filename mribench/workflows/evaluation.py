@@ -322,9 +322,10 @@ def evaluate(
         raise ValueError(f"expected precision in {tuple(PRECISIONS)}, got {precision!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, got {limit}")
+    normalize_output = normalize_output or spec.normalize_output  # the task may declare it (LH24 coils)
     root = resolve_data_root(data_root, progress)
     index = build_index(root, annotations=annotations)
-    all_splits = make_splits(spec, index, names=splits)
+    all_splits = make_splits(spec, index, names=splits)  # an empty split raises, saying why
     missing = _apply_split_files(all_splits, index, split_files or {})
     for s in splits:
         if all_splits[s].rows.empty:
@@ -381,6 +382,9 @@ def evaluate(
                     "n_slices": len(evaluated[s]),
                     "n_volumes": int(evaluated[s]["file"].nunique()),
                     "missing_files": missing.get(s, []),
+                    "source": f"split file {split_files[s]}"
+                    if split_files and s in split_files
+                    else all_splits[s].source,
                 }
                 for s in splits
             },
@@ -635,13 +639,14 @@ def _run_items(
         else:
             size = (int(batch["target"].shape[-2]), int(batch["target"].shape[-1]))
             w = batch["mask"].shape[-1]
+            choice = it.mask.choice(w, it.file)  # the volume's acceleration and centre lines
             meta = SliceMeta(
                 file=it.file,
                 slices=it.slices,
                 target_size=size,
                 padding=(int(it.row["padding_left"]), int(it.row["padding_right"])),
-                num_low_frequencies=int(round(w * it.mask.cf)),
-                acceleration=it.mask.acceleration,
+                num_low_frequencies=choice.num_low_frequencies,
+                acceleration=choice.acceleration,
                 volume_max=float(it.row["volume_max"])
                 if it.row["volume_max"] is not None
                 else float(batch["target"].max()),
