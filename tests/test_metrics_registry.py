@@ -140,7 +140,6 @@ def test_cli_weights_status_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_ssim_d22_is_skimage_after_the_papers_normalisation() -> None:
     """D22's notebooks: ``normalize(gt, pred)`` (pred to gt's mean and numpy std) then
     ``compare_ssim(gt, pred, data_range=gt.max())``; the volume max passed in is not used."""
-    import numpy as np
     from skimage.metrics import structural_similarity
 
     g = torch.Generator().manual_seed(0)

@@ -153,7 +153,10 @@ def test_tasks_check_names_the_missing_protocol(tmp_path: Path) -> None:
 
 def test_evaluate_explains_an_empty_split_instead_of_got_none(tmp_path: Path) -> None:
     root = build_real_layout_root(tmp_path / "knee-only", brain=[])
-    with pytest.raises(DataError, match=r"Q: fastMRI brain AXT2.*no volume with dataset fastmri_brain") as e:
+    with pytest.raises(
+        DataError,
+        match=r"Q: fastMRI brain AXT2 = dataset fastmri_brain, protocol AXT2\), got none: no volume with dataset fastmri_brain",
+    ) as e:
         from mribench import evaluate
 
         evaluate("zero-filled", "anatomy", data_root=root, run_dir=tmp_path / "run")
@@ -191,6 +194,7 @@ def test_every_task_runs_end_to_end_on_mribench_sim(
     cfg = json.loads((tmp_path / "run" / "run.json").read_text())
     assert cfg["task"]["name"] == task and cfg["splits"]["test_Q"]["source"].startswith("official")
     assert cfg["splits"]["test_Q"]["n_slices"] >= 1
+    assert cfg["options"]["normalize_output"] is load_task(task).normalize_output  # LH24 coils declares it
 
 
 def test_an_alias_is_printed_and_recorded(sim_tiny: Path, tmp_path: Path, one_thread: object) -> None:

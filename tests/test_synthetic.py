@@ -18,8 +18,8 @@ from fastmri.data.transforms import to_tensor
 
 from mribench.data import build_index, load_annotations, parse_header
 from mribench.data.annotations import load_study_labels
-from mribench.data.header import build_header
 from mribench.data.datasets import dataset_from_name
+from mribench.data.header import build_header
 from mribench.data.index import derive_anatomy, derive_contrast
 from mribench.data.synthetic import (
     DATA_SUBDIRS,

@@ -65,7 +65,8 @@ def explain_empty(
     side = task.side(split)
     letter = split[-1]
     where = f"under {root}" if root is not None else "in the slice index"
-    head = f"expected slices in split {split} of task {task.name} ({letter}: {side.label}), got none"
+    selects = ", ".join(f"{k} {_fmt(v)}" for k, v in side.filter.items()) or "every volume"
+    head = f"expected slices in split {split} of task {task.name} ({letter}: {side.label} = {selects}), got none"
     if table.empty:
         return f"{head}: the slice index is empty"
     m = filter_mask(table, side.filter)
