@@ -33,7 +33,7 @@ from mribench.tasks import list_tasks, load_task, make_splits
 KNEE = ["CORPD_FBK", "CORPDFS_FBK"]
 BRAIN = ["AXT1", "AXT1PRE", "AXT1POST", "AXT2", "AXFLAIR"]
 MODELS = [("Skyra", 2.89362), ("Prisma_fit", 2.89362), ("Biograph_mMR", 2.89362), ("Aera", 1.494), ("Avanto", 1.494)]
-SITES = ["SITE_A", "SITE_B", "SITE_C", "SITE_D"]
+INSTITUTIONS = ["NYU", "NYU LANGONE CBI", "TH RADIOLOGY", "HJD"]
 
 
 def volume_rows(n_rows: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -43,29 +43,39 @@ def volume_rows(n_rows: int, seed: int = 0) -> list[dict[str, Any]]:
     v = 0
     while len(rows) < n_rows:
         knee = rng.random() < 0.45
-        protocol = str(rng.choice(KNEE if knee else BRAIN))
-        model, tesla = MODELS[int(rng.integers(len(MODELS)))]
+        stanford = knee and rng.random() < 0.1  # converted Stanford 3D knees (GE)
+        protocol = "3D_FSE_PDFS" if stanford else str(rng.choice(KNEE if knee else BRAIN))
+        model, tesla = ("DISCOVERY MR750", 3.0) if stanford else MODELS[int(rng.integers(len(MODELS)))]
         n = int(rng.integers(30, 46) if knee else rng.integers(14, 17))
         coils = 15 if knee else int(rng.choice([4, 8, 12, 16, 20]))
         w = int(rng.choice([368, 372])) if knee else int(rng.choice([320, 396]))
         pathology = bool(rng.random() < 0.1)
-        name = f"file_{'knee' if knee else 'brain'}_{protocol}_{v:07d}.h5"
-        site = str(rng.choice(SITES, p=[0.55, 0.2, 0.15, 0.1]))
+        dataset = "stanford_3d_sag" if stanford else f"fastmri_{'knee' if knee else 'brain'}"
+        name = (
+            f"stanford3d_{v:07d}_sagittal.h5"
+            if stanford
+            else (f"file{1000000 + v}.h5" if knee else f"file_brain_{protocol}_200_{6000000 + v}.h5")
+        )
+        split = "val" if rng.random() < 0.2 else "train"
+        institution = str(rng.choice(INSTITUTIONS, p=[0.55, 0.2, 0.15, 0.1]))
         base = {
             "file": name,
             "num_slices": n,
-            "path": f"{'knee' if knee else 'brain'}/{name}",
+            "path": f"{dataset}/multicoil_{split}/{name}",
+            "dataset": dataset,
+            "official_split": split,
+            "origin": "real",
             "acquisition": protocol,
             "protocol": protocol,
             "anatomy": "knee" if knee else "brain",
             "contrast": derive_contrast(protocol),
-            "vendor": "SIEMENS",
+            "vendor": "GE MEDICAL SYSTEMS" if stanford else "SIEMENS",
+            "manufacturer": "GE" if stanford else "SIEMENS",
             "system_model": model,
             "field_strength": tesla,
             "field": field_bucket(tesla),
             "coils": coils,
-            "institution": site,
-            "site": site,
+            "institution": institution,
             "sequence_type": "TurboSpinEcho",
             "tr": float(rng.uniform(2000, 6000)),
             "te": float(rng.uniform(10, 120)),
@@ -80,6 +90,7 @@ def volume_rows(n_rows: int, seed: int = 0) -> list[dict[str, Any]]:
             "padding_right": w - (w - 320) // 2 + 10,
             "volume_max": float(rng.uniform(2e-4, 1e-3)),
             "patient_id": f"p{v // 2:07d}",
+            "study_level": "" if knee or pathology else str(rng.choice(["Normal for age", ""])),
             "pathology": pathology,
         }
         for s in range(n):

@@ -29,7 +29,8 @@ from typing import Any
 GOLDEN_DIR = Path(__file__).resolve().parent / "data" / "golden"
 REGENERATE = "python tests/data/golden/regenerate.py"
 SPLITS = ("test_P", "test_Q")
-BASELINES = {"anatomy": ("unet-sim-knee",)}  # shipped baselines with goldens, per task
+TRAIN_SPLITS = ("train_P", "train_Q")  # present in a task folder, not evaluated
+BASELINES = {"d22-anatomy": ("unet-sim-knee",)}  # shipped baselines with goldens, per task
 SIM_SIZE, SIM_SEED = "default", 0
 
 
@@ -53,9 +54,11 @@ def choose_volumes(tasks: list[str], root: Path) -> dict[str, dict[str, str]]:
     chosen: set[str] = set()
     out: dict[str, dict[str, str]] = {}
     for name in tasks:
-        splits = make_splits(load_task(name), index, names=SPLITS)
+        # a training volume of each side too: with both official folders present the test splits
+        # are exactly the validation volumes (a root holding only one kind would be hash-split)
+        splits = make_splits(load_task(name), index, names=(*SPLITS, *TRAIN_SPLITS))
         out[name] = {}
-        for sp in SPLITS:
+        for sp in (*SPLITS, *TRAIN_SPLITS):
             files = sorted(set(splits[sp].rows["file"]))
             if not files:
                 raise ValueError(f"expected slices in {sp} of task {name} on MRIBench-Sim, got none")
@@ -65,31 +68,41 @@ def choose_volumes(tasks: list[str], root: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def generate_volumes(files: set[str], root: Path) -> Path:
-    """Generate the named MRIBench-Sim volumes (and their annotation rows) into ``root``."""
+def _paths(files: set[str]) -> dict[str, str]:
+    """``{file: path relative to the benchmark root}`` (``multicoil_train/...`` or ``multicoil_val/...``)."""
     from mribench.data.synthetic.catalog import catalog
-    from mribench.data.synthetic.generate import _generate_one
 
     specs = {s.name: s for s in catalog(SIM_SIZE)}
     missing = sorted(files - set(specs))
     if missing:
         raise ValueError(f"expected MRIBench-Sim volumes, got unknown names {missing} ({REGENERATE})")
-    (root / "multicoil").mkdir(parents=True, exist_ok=True)
+    return {f: specs[f].path for f in files}
+
+
+def generate_volumes(files: set[str], root: Path) -> Path:
+    """Generate the named MRIBench-Sim volumes (and their annotation rows) into ``root``, in the
+    benchmark's own folder layout."""
+    from mribench.data.synthetic.catalog import catalog
+    from mribench.data.synthetic.generate import _generate_one, _row_key
+
+    specs = {s.name: s for s in catalog(SIM_SIZE)}
+    _paths(files)  # unknown names fail here
+    root.mkdir(parents=True, exist_ok=True)
     rows: list[list[Any]] = []
     for f in sorted(files):
-        rows += _generate_one(specs[f], SIM_SIZE, SIM_SEED, str(root / "multicoil"))[2]
+        rows += _generate_one(specs[f], SIM_SIZE, SIM_SEED, str(root))[2]
     with open(root / "annotations.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["file", "slice", "study_level", "x", "y", "width", "height", "label"])
-        w.writerows(sorted(rows, key=lambda r: (r[0], r[1], r[3], r[4], r[7])))
+        w.writerows(sorted(rows, key=_row_key))
     return root
 
 
 def task_folder(volumes: dict[str, str], data: Path, out: Path) -> Path:
-    """A data folder holding only a task's chosen volumes (links into ``data``)."""
-    (out / "multicoil").mkdir(parents=True, exist_ok=True)
-    for f in volumes.values():
-        os.symlink(data / "multicoil" / f, out / "multicoil" / f)
+    """A data folder holding only a task's chosen volumes (links into ``data``, same layout)."""
+    for f, rel in _paths(set(volumes.values())).items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(data / rel, out / rel)
     os.symlink(data / "annotations.csv", out / "annotations.csv")
     return out
 

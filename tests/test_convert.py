@@ -338,7 +338,7 @@ def test_registry_unknown_and_unsupported(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="did you mean 'cc359'"):
         convert_dataset("cc-359", tmp_path, tmp_path)
     with pytest.raises(DataError, match="no reader"):
-        convert_dataset("stanford3d", tmp_path, tmp_path)
+        convert_dataset("stanford2d", tmp_path, tmp_path)
     with pytest.raises(DataError, match="not found"):
         convert_dataset("generic3d", tmp_path / "missing", tmp_path)
     np.save(tmp_path / "a.npy", synthetic_kspace3d())
@@ -390,3 +390,76 @@ def test_cli_convert_and_datasets(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(convert_app, ["datasets"])
     assert res.exit_code == 0 and "m4raw" in res.output and "cc359" in res.output
+
+
+def _stanford_ismrmrd(path: Path, k: np.ndarray, rec_std: np.ndarray, chop_y: int) -> None:
+    """An ISMRMRD file laid out as mridata.org's Stanford 3D FSE knees: one acquisition per
+    (sagittal slice, phase-encoding line), read-out in image space, chopped, with rec_std."""
+    ismrmrd = pytest.importorskip("ismrmrd")
+    from mribench.data.header import build_header
+
+    s, coils, nx, ny = k.shape
+    header = AcquisitionHeader(
+        encoded_size=(nx, ny + 2, 1),
+        recon_size=(nx, ny, 1),
+        enc_limits_center=(ny + 2) // 2 - 1,
+        enc_limits_max=ny - 1,
+        system_vendor="GE MEDICAL SYSTEMS",
+        system_model="DISCOVERY MR750",
+        field_strength_t=3.0,
+        receiver_channels=coils,
+    )
+    xml = build_header(header).replace(
+        "</ismrmrdHeader>",
+        "  <userParameters>\n    <userParameterLong>\n      <name>ChopY</name>\n"
+        f"      <value>{chop_y}</value>\n    </userParameterLong>\n  </userParameters>\n</ismrmrdHeader>",
+    )
+    dset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dset.write_xml_header(xml)
+    dset.append_array("rec_std", rec_std.astype(np.float32))
+    noise = ismrmrd.Acquisition.from_array(np.ones((coils, nx), np.complex64))
+    noise.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+    dset.append_acquisition(noise)
+    for sl in range(s):
+        for ky in range(ny):
+            acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(k[sl, :, :, ky]))
+            acq.idx.kspace_encode_step_1 = ky
+            acq.idx.slice = sl
+            dset.append_acquisition(acq)
+    dset.close()
+
+
+def test_stanford3d_converter_records_the_dataset(tmp_path: Path) -> None:
+    """Lin & Heckel's / MRAugment's Stanford 3D reading: rec_std weights, ChopY sign, encoding-limit
+    padding, vertical flip; the files say dataset stanford_3d_sag and index as knee."""
+    pytest.importorskip("ismrmrd")
+    from mribench.data.index import build_index
+
+    rng = np.random.default_rng(0)
+    s, coils, nx, ny = 4, 3, 10, 8
+    k = (rng.standard_normal((s, coils, nx, ny)) + 1j * rng.standard_normal((s, coils, nx, ny))).astype(np.complex64)
+    rec_std = np.array([1.0, 2.0, 4.0])
+    src = tmp_path / "src" / "52c2fd53-d233-4444-8bfd-7c454240d314.h5"
+    src.parent.mkdir()
+    _stanford_ismrmrd(src, k, rec_std, chop_y=0)  # ChopY 0: every other line negated
+    report = convert_dataset("stanford3d", src, tmp_path / "out" / "train")
+    assert not report.skipped and len(report.written) == 1
+    path = report.written[0]
+    assert path.name == "stanford3d_52c2fd53-d233-4444-8bfd-7c454240d314_sagittal.h5"
+    w = 1.0 / rec_std**2
+    w = np.sqrt(w / w.sum())
+    sign = (-1.0) ** np.arange(ny)
+    want = np.zeros((s, coils, nx, ny + 2), np.complex64)
+    want[..., 1 : 1 + ny] = w[None, :, None, None] * k * sign
+    with h5py.File(path, "r") as hf:
+        stored, scale, attrs = hf["kspace"][()], float(hf.attrs["scale"]), dict(hf.attrs)
+    flipped = flip_kspace(want, 2)  # fastMRI orientation, exactly in k-space
+    np.testing.assert_allclose(stored, scale * flipped, rtol=1e-4, atol=1e-6 * np.abs(scale * flipped).max())
+    assert attrs["dataset"] == "stanford_3d_sag" and attrs["anatomy"] == "knee" and attrs["view"] == "sagittal"
+    info = read_info(path)
+    assert info.header.system_vendor == "GE MEDICAL SYSTEMS" and info.header.protocol_name == "3D_FSE_PDFS"
+    assert (info.header.padding_left, info.header.padding_right) == (1, 1 + ny)
+    vols = build_index(tmp_path / "out", use_cache=False).volumes()
+    assert vols[["dataset", "anatomy", "contrast", "manufacturer", "official_split"]].values.tolist() == [
+        ["stanford_3d_sag", "knee", "PDFS", "GE", "train"]
+    ]

@@ -30,7 +30,7 @@ TASKS = {
             "version": 1,
             "source": {"filter": {"anatomy": "knee"}},
             "target": {"filter": {"anatomy": "brain"}},
-            "metrics": ["ssim", "psnr", "nmse", "lpips"],
+            "metrics": ["ssim", "psnr", "nmse", "lpips_vgg"],
         },
         name,
     )
@@ -55,7 +55,7 @@ def _run(run_dir: Path, task: str, model: str, quality: float, seed: int) -> Pat
                     "status": "ok",
                     "error": None,
                     "seconds": 0.02 + 0.05 * quality + 0.001 * rng.random(),
-                    "metrics": {"ssim": q, "psnr": 20 + 15 * q, "nmse": 0.1 * (1 - q), "lpips": 0.4 * (1 - q)},
+                    "metrics": {"ssim": q, "psnr": 20 + 15 * q, "nmse": 0.1 * (1 - q), "lpips_vgg": 0.4 * (1 - q)},
                 }
             )
         m = manifest_hash(rows)
@@ -67,8 +67,8 @@ def _run(run_dir: Path, task: str, model: str, quality: float, seed: int) -> Pat
                 "schema_version": 1,
                 "task": {"name": spec.name, "version": spec.version, "sha256": spec.sha256},
                 "model": {"name": model, "kind": "user", "sha256": "0" * 64},
-                "metrics": ["ssim", "psnr", "nmse", "lpips"],
-                "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips": False},
+                "metrics": ["ssim", "psnr", "nmse", "lpips_vgg"],
+                "higher_is_better": {"ssim": True, "psnr": True, "nmse": False, "lpips_vgg": False},
                 "metric_profiles": {},
                 "splits": splits,
                 "options": {"limit": None},

@@ -135,3 +135,33 @@ def test_cli_weights_status_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert res.exit_code == 0 and "missing" in res.output and "mribench weights fetch" in res.output
     res = runner.invoke(weights_app, ["fetch", "nope"])
     assert res.exit_code == 2 and "expected a weights or metric name" in res.output
+
+
+def test_ssim_d22_is_skimage_after_the_papers_normalisation() -> None:
+    """D22's notebooks: ``normalize(gt, pred)`` (pred to gt's mean and numpy std) then
+    ``compare_ssim(gt, pred, data_range=gt.max())``; the volume max passed in is not used."""
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 48, 40, generator=g, dtype=torch.float64) * 3e-4
+    recon = 1.7 * target + 1e-4 * torch.rand(3, 48, 40, generator=g, dtype=torch.float64) + 2e-5
+    spec = get_metric("ssim_d22")
+    assert spec.profile == "ssim@darestani-v1" and spec.higher_is_better
+    got = spec.compute(target.float(), recon.float(), data_range=torch.full((3,), 123.0))
+    for i in range(3):
+        gt, pred = target[i].float().double().numpy(), recon[i].float().double().numpy()
+        pred = (pred - pred.mean()) / pred.std() * gt.std() + gt.mean()
+        want = structural_similarity(gt, pred, data_range=gt.max())
+        assert abs(float(got[i]) - want) < 1e-6
+    # scale-free: the normalisation removes a gain and an offset of the reconstruction
+    again = spec.compute(target, 5.0 * recon + 1.0, data_range=torch.ones(3))
+    assert torch.allclose(again, spec.compute(target, recon, data_range=torch.ones(3)), atol=1e-9)
+
+
+def test_metric_names_tasks_may_list_are_the_registrys() -> None:
+    from mribench.api.metric_names import BUILTIN_METRICS, known_metric_names
+    from mribench.metrics import definitions
+    from mribench.metrics.registry import MetricSpec as Spec
+
+    assert sorted(s.name for s in definitions.builtin_specs(Spec)) == list(BUILTIN_METRICS)
+    assert set(BUILTIN_METRICS) <= set(known_metric_names())

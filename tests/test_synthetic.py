@@ -17,10 +17,12 @@ from fastmri.data.transforms import center_crop as fm_center_crop
 from fastmri.data.transforms import to_tensor
 
 from mribench.data import build_index, load_annotations, parse_header
+from mribench.data.annotations import load_study_labels
+from mribench.data.datasets import dataset_from_name
 from mribench.data.header import build_header
 from mribench.data.index import derive_anatomy, derive_contrast
 from mribench.data.synthetic import (
-    DATA_SUBDIR,
+    DATA_SUBDIRS,
     SIM_VERSION,
     SimManifest,
     VolumeSpec,
@@ -60,8 +62,13 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def _path(root: Path, name: str) -> Path:
+    (path,) = [root / sub / name for sub in DATA_SUBDIRS if (root / sub / name).is_file()]
+    return path
+
+
 def _read(root: Path, name: str) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
-    with h5py.File(root / DATA_SUBDIR / name, "r") as hf:
+    with h5py.File(_path(root, name), "r") as hf:
         return hf["kspace"][()], hf["reconstruction_rss"][()], parse_header(hf["ismrmrd_header"][()]), dict(hf.attrs)
 
 
@@ -78,18 +85,24 @@ def _pick(specs: dict[str, VolumeSpec], **kw: Any) -> VolumeSpec:
 def test_layout_manifest_and_progress(sim: dict[str, Any]) -> None:
     root, m = sim["root"], sim["manifest"]
     assert (root / "manifest.json").is_file() and (root / "annotations.csv").is_file()
-    h5 = sorted(p.name for p in (root / DATA_SUBDIR).iterdir())
+    h5 = sorted(p.name for sub in DATA_SUBDIRS for p in (root / sub).iterdir())
     assert h5 == sorted(sim["specs"]) and all(n.endswith(".h5") for n in h5)
+    for spec in sim["specs"].values():  # fastMRI's folders: the catalog says which split a volume is in
+        assert (root / spec.path).is_file() and spec.path.startswith(f"multicoil_{spec.split}/")
+    assert {s.split for s in sim["specs"].values()} == {"train", "val"}
     assert SimManifest.load(root) == m and m.version == SIM_VERSION and m.size == "tiny"
     assert sim["calls"][-1] == (len(h5), len(h5)) and len(sim["calls"]) == len(h5)
     assert verify_synthetic(root) == []
 
 
 def test_files_load_with_fastmri_slicedataset(sim: dict[str, Any], tmp_path: Path) -> None:
-    ds = SliceDataset(
-        sim["root"] / DATA_SUBDIR, challenge="multicoil", transform=None, dataset_cache_file=tmp_path / "cache.pkl"
-    )
-    assert len(ds) == sum(s.slices for s in sim["specs"].values())
+    n = 0
+    for sub in DATA_SUBDIRS:
+        ds = SliceDataset(
+            sim["root"] / sub, challenge="multicoil", transform=None, dataset_cache_file=tmp_path / f"{sub}.pkl"
+        )
+        n += len(ds)
+    assert n == sum(s.slices for s in sim["specs"].values())
     kspace, mask, target, attrs, fname, slice_num = ds[0]
     assert kspace.ndim == 3 and np.iscomplexobj(kspace) and target.dtype == np.float32
     assert {"padding_left", "padding_right", "max", "acquisition", "patient_id"} <= set(attrs)
@@ -110,23 +123,30 @@ def test_target_is_fastmri_rss_of_the_full_kspace(sim: dict[str, Any]) -> None:
 
 def test_header_round_trip_and_metadata(sim: dict[str, Any]) -> None:
     for name, spec in sim["specs"].items():
-        with h5py.File(sim["root"] / DATA_SUBDIR / name, "r") as hf:
+        with h5py.File(sim["root"] / spec.path, "r") as hf:
             xml = hf["ismrmrd_header"][()]
             shape = hf["kspace"].shape
             attrs = dict(hf.attrs)
         h = parse_header(xml)
         assert parse_header(build_header(h)) == h
-        assert (h.protocol_name, h.system_vendor, h.system_model) == (spec.protocol, spec.vendor, spec.model)
+        assert (h.protocol_name, h.system_vendor, h.system_model) == (spec.protocol_name, spec.vendor, spec.model)
         assert h.field_strength_t == pytest.approx(spec.field_t) and h.receiver_channels == spec.coils == shape[1]
         assert h.institution_name == spec.institution and h.sequence_type == "TurboSpinEcho"
         assert h.encoded_size[:2] == shape[-2:] and h.tr_ms and h.te_ms
         assert (h.ti_ms is not None) == (spec.protocol == "AXFLAIR")
-        # anatomy and contrast follow from the protocol name alone, as for real fastMRI files
-        assert derive_anatomy(h.protocol_name) == spec.anatomy
-        assert derive_contrast(h.protocol_name) != h.protocol_name
-        assert attrs["site"] == spec.site and attrs["anatomy"] == spec.anatomy
-        assert attrs["pathology"] == int(spec.pathology) and attrs["acquisition"] == spec.protocol
-        assert name.startswith(f"file_{spec.anatomy}_{spec.protocol}_")
+        # what real files carry, nothing only MRIBench-Sim knows: fastMRI-like files are read as fastMRI's
+        # (anatomy and contrast from the protocol name, dataset from the file name); the Stanford-like
+        # ones carry what mribench's Stanford converter records
+        assert "site" not in attrs and "pathology" not in attrs
+        assert attrs["dataset"] == spec.dataset and attrs["generator"] == "MRIBench-Sim"
+        assert attrs["acquisition"] == spec.protocol_name
+        assert derive_contrast(h.protocol_name) == derive_contrast(spec.protocol)
+        if spec.dataset.startswith("fastmri"):
+            assert derive_anatomy(h.protocol_name) == spec.anatomy and "anatomy" not in attrs
+            assert dataset_from_name(name) == spec.dataset
+        else:
+            assert attrs["anatomy"] == spec.anatomy == "knee" and attrs["view"] == "sagittal"
+            assert name.startswith("stanford3d_") and name.endswith("_sagittal.h5")
 
 
 def test_padding_columns_follow_the_encoding_limits(sim: dict[str, Any]) -> None:
@@ -208,7 +228,8 @@ def test_contrast_orderings_follow_the_signal_equations(sim: dict[str, Any]) -> 
     flair = _tissue_means(_pick(specs, protocol="AXFLAIR", lesions=()))
     assert flair["csf"] < 0.7 * flair["wm"]  # CSF nulled
     pd = _tissue_means(_pick(specs, protocol="CORPD_FBK", site="SITE_A"))
-    pdfs = _tissue_means(_pick(specs, protocol="CORPDFS_FBK"))
+    # the first PDFS volume whose (random) fluid pool covers enough pixels at the tiny size
+    pdfs = next(m for s in specs.values() if s.protocol == "CORPDFS_FBK" and "fluid" in (m := _tissue_means(s)))
     assert pd["fat"] > 1.5 * pd["muscle"] and pdfs["fat"] < 0.5 * pdfs["muscle"]  # fat suppressed
     assert pdfs["fluid"] > pdfs["muscle"]
 
@@ -230,7 +251,7 @@ def test_coil_counts_cover_the_shift(sim: dict[str, Any]) -> None:
     coils = {s.coils for s in sim["specs"].values()}
     assert {4, 8, 12, 15, 16, 20} <= coils
     for s in sim["specs"].values():
-        with h5py.File(sim["root"] / DATA_SUBDIR / s.name, "r") as hf:
+        with h5py.File(sim["root"] / s.path, "r") as hf:
             assert hf["kspace"].shape[1] == s.coils
 
 
@@ -261,6 +282,9 @@ def test_site_b_differs_like_another_dataset(sim: dict[str, Any]) -> None:
 
 def test_lesion_boxes_lie_on_bright_abnormal_tissue(sim: dict[str, Any]) -> None:
     df = load_annotations(sim["root"] / "annotations.csv")
+    study = load_study_labels(sim["root"] / "annotations.csv")
+    normal = {s.name for s in sim["specs"].values() if s.dataset == "fastmri_brain" and not s.pathology}
+    assert study == dict.fromkeys(normal, "Normal for age")  # fastMRI+'s study-level label
     assert list(pd_columns(sim["root"] / "annotations.csv")) == [
         "file",
         "slice",
@@ -276,7 +300,6 @@ def test_lesion_boxes_lie_on_bright_abnormal_tissue(sim: dict[str, Any]) -> None
     assert set(df["label"]) <= {"Mass", "Nonspecific lesion", "Lacunar infarct"}
     for row in df.itertuples():
         _, target, _, attrs = _read(sim["root"], row.file)
-        assert attrs["pathology"] == 1
         img = np.flipud(target[row.slice])  # fastMRI+ boxes live on the vertically flipped image
         box = img[row.y : row.y + row.height, row.x : row.x + row.width]
         assert box.size and row.y + row.height <= img.shape[0] and row.x + row.width <= img.shape[1]
@@ -297,7 +320,11 @@ def test_index_sees_every_axis(sim: dict[str, Any]) -> None:
     vols = idx.volumes()
     assert set(vols["anatomy"]) == {"brain", "knee"}
     assert {"PD", "PDFS", "T1", "T1PRE", "T1POST", "T2", "FLAIR"} <= set(vols["contrast"])
-    assert set(vols["field"]) == {"1.5T", "3T"} and set(vols["site"]) == {"SITE_A", "SITE_B"}
+    assert set(vols["field"]) == {"1.5T", "3T"}
+    assert set(vols["dataset"]) == {"fastmri_knee", "fastmri_brain", "stanford_3d_sag"}
+    assert set(vols["official_split"]) == {"train", "val"} and set(vols["origin"]) == {"synthetic"}
+    assert set(vols["manufacturer"]) == {"SIEMENS", "GE"}
+    assert set(vols["study_level"]) == {"", "Normal for age"}
     assert vols["pathology"].any() and not vols["pathology"].all()
     assert idx.table["slice_pathology"].any()
 
@@ -308,14 +335,14 @@ def test_index_sees_every_axis(sim: dict[str, Any]) -> None:
 def test_verify_reports_changed_missing_and_unexpected_files(sim: dict[str, Any], tmp_path: Path) -> None:
     root = tmp_path / "copy"
     shutil.copytree(sim["root"], root)
-    files = sorted((root / DATA_SUBDIR).iterdir())
+    files = sorted((root / DATA_SUBDIRS[1]).iterdir())
     with open(files[0], "r+b") as f:
         f.seek(-10, 2)
         b = f.read(1)
         f.seek(-10, 2)
         f.write(bytes([b[0] ^ 0xFF]))
     files[1].unlink()
-    (root / DATA_SUBDIR / "extra.h5").write_bytes(b"x")
+    (root / DATA_SUBDIRS[0] / "extra.h5").write_bytes(b"x")
     problems = verify_synthetic(root)
     assert any(p.startswith("changed:") and files[0].name in p for p in problems)
     assert any(p.startswith("missing:") and files[1].name in p for p in problems)

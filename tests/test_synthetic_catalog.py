@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mribench.data.datasets import dataset_from_name, manufacturer
 from mribench.data.index import derive_contrast, field_bucket
 from mribench.data.synthetic import catalog
 from mribench.data.synthetic.acquisition import band_limit, fermi_window, fft2c_np, ifft2c_np
@@ -32,18 +33,20 @@ def _count(**kw: object) -> int:
 def test_default_catalog_serves_every_shift() -> None:
     specs = catalog("default")
     assert 85 <= len(specs) <= 110 and len({s.name for s in specs}) == len(specs)
-    assert _count(anatomy="knee", protocol="CORPD_FBK", site="SITE_A", coils=15) >= 14
-    assert _count(anatomy="knee", protocol="CORPDFS_FBK", site="SITE_A") >= 6
-    assert _count(anatomy="knee", site="SITE_B") >= 10
-    assert _count(protocol="AXT2", site="SITE_A", field_t=FIELD_3T_BRAIN, coils=16, lesions=()) >= 10
+    assert _count(dataset="fastmri_knee", protocol="CORPD_FBK", coils=15) >= 12
+    assert _count(dataset="fastmri_knee", protocol="CORPDFS_FBK") >= 8
+    assert _count(dataset="fastmri_knee", model="Aera") >= 4  # 1.5T knee (LH24 field shift)
+    assert _count(dataset="stanford_3d_sag", protocol="CORPDFS_FBK", coils=8) >= 8
+    assert _count(protocol="AXT2", field_t=FIELD_3T_BRAIN, coils=16, lesions=()) >= 10
     assert _count(protocol="AXT1PRE", lesions=()) >= 8
     for p in ("AXT1", "AXT1POST", "AXFLAIR"):
         assert _count(protocol=p, lesions=()) >= 3
     assert _count(anatomy="brain", field_t=FIELD_15T) >= 8
-    assert _count(anatomy="brain", coils=4) >= 6
+    assert _count(anatomy="brain", model="Avanto", coils=4) >= 4  # LH24 coil shift Q
     assert sum(s.pathology for s in specs) >= 8
     assert {4, 8, 12, 15, 16, 20} <= {s.coils for s in specs}
-    assert all(3 <= s.slices <= 5 for s in specs)
+    assert all(2 <= s.slices <= 5 for s in specs)
+    assert {s.split for s in specs} == {"train", "val"}
 
 
 def test_default_disk_size_is_about_one_gigabyte() -> None:
@@ -55,18 +58,27 @@ def test_default_disk_size_is_about_one_gigabyte() -> None:
 
 
 def _fake_index(size: str) -> pd.DataFrame:
+    """The slice index the catalog gives, from its metadata alone (no generation)."""
     rows = []
     for s in catalog(size):
+        dataset = dataset_from_name(s.name) if s.dataset.startswith("fastmri") else s.dataset
         for i in range(s.slices):
             rows.append(
                 {
                     "file": s.name,
                     "slice": i,
+                    "num_slices": s.slices,
+                    "dataset": dataset,
+                    "official_split": s.split,
+                    "protocol": s.protocol_name,
                     "anatomy": s.anatomy,
-                    "contrast": derive_contrast(s.protocol),
-                    "site": s.site,
+                    "contrast": derive_contrast(s.protocol_name),
+                    "system_model": s.model,
+                    "manufacturer": manufacturer(s.vendor, dataset),
                     "field": field_bucket(s.field_t),
                     "coils": s.coils,
+                    "target_h": 64,
+                    "study_level": "Normal for age" if dataset == "fastmri_brain" and not s.pathology else "",
                     "pathology": s.pathology,
                     "slice_pathology": s.pathology,
                 }
@@ -74,13 +86,16 @@ def _fake_index(size: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("size, least", [("default", 2), ("tiny", 1)])
+@pytest.mark.parametrize("size, least", [("default", 1), ("tiny", 1)])
 def test_every_task_split_gets_volumes(size: str, least: int) -> None:
     index = _fake_index(size)
     for name in list_tasks():
         splits = make_splits(load_task(name), index)
         for split in splits.values():
             assert split.rows["file"].nunique() >= least, (size, name, split.name)
+            # official folders: test splits from the validation folder, train splits from training
+            want = "val" if split.name.startswith("test") else "train"
+            assert set(split.rows["official_split"]) == {want}, (size, name, split.name)
 
 
 def test_matrices_match_the_sites() -> None:
@@ -160,8 +175,14 @@ def test_centred_ffts_are_fastmri_conventions() -> None:
 
 def test_catalog_groups_and_names() -> None:
     specs = catalog("tiny")
-    counts = Counter((s.anatomy, s.site) for s in specs)
-    assert counts[("knee", "SITE_B")] >= 2 and counts[("brain", "SITE_A")] >= 10
+    counts = Counter((s.dataset, s.split) for s in specs)
+    assert counts[("stanford_3d_sag", "train")] >= 1 and counts[("stanford_3d_sag", "val")] >= 1
+    assert counts[("fastmri_brain", "train")] + counts[("fastmri_brain", "val")] >= 10
     for s in specs:
-        assert s.name.startswith(f"file_{s.anatomy}_{s.protocol}_") and s.name.endswith(".h5")
-        assert s.summary()["field"] in ("1.5T", "3T")
+        assert s.name.endswith(".h5") and s.summary()["field"] in ("1.5T", "3T")
+        if s.dataset == "fastmri_brain":
+            assert s.name.startswith(f"file_brain_{s.protocol}_")
+        elif s.dataset == "fastmri_knee":
+            assert dataset_from_name(s.name) == "fastmri_knee" and s.name[4:-3].isdigit()
+        else:
+            assert s.name.startswith("stanford3d_") and s.protocol_name == "3D_FSE_PDFS"

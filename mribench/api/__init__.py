@@ -5,6 +5,7 @@
 - :mod:`mribench.api.run` (pydantic, imported on first use): :class:`EvalOptions`, :class:`Runtime`,
   :data:`RunMode`, the run record :class:`RunConfig` with :class:`Provenance`, :class:`RunSummary`,
   :func:`parse_run_config` and :func:`comparable`.
+- :mod:`mribench.api.metric_names`: the metric names a task may list (checked when it is loaded).
 """
 
 from __future__ import annotations

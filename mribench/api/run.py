@@ -201,9 +201,11 @@ class SplitRef(_Record):
 
 
 class SplitRecord(SplitRef):
-    """An evaluated split of a run: its manifests plus the split-file rows whose volume is missing."""
+    """An evaluated split of a run: its manifests, the split-file rows whose volume is missing, and
+    where its volumes come from (e.g. the official validation folders, a hash split, a split file)."""
 
     missing_files: list[str] = Field(default_factory=list)
+    source: str | None = None
 
 
 class RunOptions(_Record):

@@ -26,7 +26,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Robustness benchmark for deep-learning MRI reconstruction."
 )
-tasks_app = typer.Typer(no_args_is_help=True, help="List, show, validate tasks and export their splits.")
+tasks_app = typer.Typer(no_args_is_help=True, help="List, show, check and validate tasks; export their splits.")
 data_app = typer.Typer(no_args_is_help=True, help="Generate, index, inspect and verify data.")
 models_app = typer.Typer(no_args_is_help=True, help="List models.")
 app.add_typer(tasks_app, name="tasks")
@@ -95,8 +95,25 @@ def print_summary(result: RunResult) -> None:
     console.print(t)
     counts = ", ".join(f"{sp}: {s.splits[sp].n_ok} slices / {s.splits[sp].n_volumes} volumes" for sp in splits)
     console.print(f"[dim]{counts}[/dim]")
+    for sp in splits:
+        rec = cfg.splits.get(sp)
+        if rec is not None and rec.source:
+            console.print(f"[dim]{sp} volumes: {rec.source}[/dim]")
     for m, why in cfg.unavailable_metrics.items():
         console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}")
+
+
+def _announce_task(name: str) -> None:
+    """Say which task a name stands for (aliases resolve to one family's task)."""
+    from mribench.tasks import load_task
+
+    try:
+        t = load_task(name)
+    except MribenchError:
+        return  # the evaluation reports it
+    what = f"{t.alias} = {t.name}" if t.alias else t.name
+    paper = f"; mirrors {t.paper}" if t.paper else ""
+    console.print(f"[dim]task {what} v{t.version}: {t.description}{paper}[/dim]")
 
 
 def _parse_split_files(values: list[str]) -> dict[str, str]:
@@ -159,6 +176,8 @@ def evaluate(
     mode: RunMode = "overwrite" if overwrite else "resume" if resume else "new"
     if threads is not None and threads < 1:
         raise ValueError(f"expected --threads >= 1, got {threads}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        _announce_task(task)
     if launcher is not None:
         from mribench.workflows.launch import LaunchSpec, launch_evaluation
 
@@ -225,26 +244,48 @@ def evaluate(
 
 
 @tasks_app.command("list")
-def tasks_list() -> None:
-    """List the tasks."""
-    from mribench.tasks import list_tasks, load_task
+def tasks_list(
+    family: Optional[str] = typer.Option(
+        None, help="Only one family: d22 (Darestani et al. 2022) or lh24 (Lin & Heckel 2024)."
+    ),
+) -> None:
+    """List the tasks of both families (d22-*, lh24-*) and the short-name aliases."""
+    from mribench.tasks import FAMILIES, aliases, list_tasks, load_task
 
-    t = Table("task", "version", "P (source)", "Q (target)", "masks", "description")
-    for name in list_tasks():
+    by_task: dict[str, list[str]] = {}
+    for short, full in aliases().items():
+        by_task.setdefault(full, []).append(short)
+    t = Table("task", "alias", "version", "P (source)", "Q (target)", "masks", "paper")
+    for name in list_tasks(family):
         s = load_task(name)
-        masks = f"{s.source.mask.acceleration}x -> {s.target.mask.acceleration}x"
-        t.add_row(name, str(s.version), s.source.label, s.target.label, masks, s.description)
+        masks = _masks_text(s)
+        paper = FAMILIES.get(s.family, "")
+        t.add_row(
+            name, ", ".join(sorted(by_task.get(name, []))), str(s.version), s.source.label, s.target.label, masks, paper
+        )
     console.print(t)
+
+
+def _masks_text(s: Any) -> str:
+    def one(m: Any) -> str:
+        accs = "/".join(f"{a}x" for a in (m.accelerations or (m.acceleration,)))
+        centre = f", {m.center_lines} centre lines" if m.center_lines else ""
+        return f"{m.type} {accs}{centre}"
+
+    src, tgt = one(s.source.mask), one(s.target.mask)
+    return src if src == tgt else f"{src} -> {tgt}"
 
 
 @tasks_app.command("show")
 def tasks_show(name: str) -> None:
-    """Show a task's resolved definition."""
+    """Show a task's resolved definition (an alias shows the task it stands for)."""
     import yaml
 
     from mribench.tasks import load_task
 
     s = load_task(name)
+    if s.alias:
+        console.print(f"# {s.alias} is an alias of {s.name}")
     console.print(yaml.safe_dump({**s.raw, "sha256": s.sha256}, sort_keys=False))
 
 
@@ -265,7 +306,7 @@ def tasks_splits(
     export: Optional[str] = typer.Option(None, help="Export format: csv."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Export file (default stdout)."),
 ) -> None:
-    """Show split sizes and manifest hashes; --export csv writes (split, file, slice) rows."""
+    """Show split sizes, how each was chosen and manifest hashes; --export csv writes (split, file, slice) rows."""
     import pandas as pd
 
     from mribench.data.index import build_index
@@ -285,10 +326,62 @@ def tasks_splits(
         else:
             sys.stdout.write(text)
         return
-    t = Table("split", "volumes", "slices", "manifest sha256")
+    t = Table("split", "volumes", "slices", "chosen by", "manifest sha256")
     for n, s in splits.items():
-        t.add_row(n, str(s.num_volumes), str(len(s.rows)), s.manifest)
+        t.add_row(n, str(s.num_volumes), str(len(s.rows)), s.source, s.manifest)
     console.print(t)
+
+
+@tasks_app.command("check")
+def tasks_check(
+    names: list[str] = typer.Argument(None, help="Tasks or aliases (default: every task)."),
+    data_root: Optional[Path] = typer.Option(
+        None, envvar="MRIBENCH_DATA", help="fastMRI-format data folder (default: the embedded benchmark)."
+    ),
+    annotations: Optional[Path] = typer.Option(None, help="fastMRI+ annotation CSV (default ROOT/annotations.csv)."),
+) -> None:
+    """Volumes and slices per split of every task on a data root; for an empty split, why (exit 1)."""
+    from mribench.data.index import build_index
+    from mribench.tasks import check_task, list_tasks, load_task
+    from mribench.workflows.evaluation import resolve_data_root
+
+    with _progress() as prog:
+        root = resolve_data_root(data_root, prog)
+        index = build_index(root, annotations=annotations, progress=lambda d, t: prog(d, t, "indexing"))
+    console.print(f"{index.table['file'].nunique()} volumes, {len(index.table)} slices under {root}")
+    t = Table("task", "train_P", "test_P", "train_Q", "test_Q", "test volumes from")
+    problems: list[str] = []
+    for n in names or list_tasks():
+        c = check_task(load_task(n), index)
+        cells = [f"{v.volumes} vol / {v.slices} sl" if v.slices else "[red]none[/red]" for v in c.splits.values()]
+        sources = sorted({c.splits[s].source for s in ("test_P", "test_Q") if c.splits[s].source})
+        t.add_row(c.task.name if not c.task.alias else f"{c.task.name} ({c.task.alias})", *cells, "; ".join(sources))
+        problems += [v.problem for v in c.splits.values() if v.problem]
+    console.print(t)
+    for p in problems:
+        err_console.print(f"[yellow]{p}[/yellow]")
+    if len(index.skipped):
+        err_console.print(f"[yellow]{len(index.skipped)} file(s) skipped[/yellow] (see `mribench data index`)")
+    if problems:
+        raise typer.Exit(1)
+
+
+@tasks_app.command("lock")
+def tasks_lock(
+    write: bool = typer.Option(False, "--write", help="Record the current definitions as the lock."),
+) -> None:
+    """Check (or --write) the definitions lock: task versions and hashes, metric profile hashes."""
+    from mribench.workflows.lock import check_lock, write_lock
+
+    if write:
+        console.print(f"[green]wrote[/green] {write_lock()}")
+        return
+    problems = check_lock()
+    for p in problems:
+        err_console.print(f"[red]{p}[/red]")
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]ok[/green] every task and metric profile matches the lock")
 
 
 # ----------------------------------------------------------------------------- models
@@ -364,11 +457,11 @@ def data_index(
 
 @data_app.command("info")
 def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA")) -> None:
-    """Volumes per anatomy / contrast / site / field / coils / pathology."""
+    """Volumes per dataset / official split / anatomy / contrast / manufacturer / field / coils / pathology."""
     idx = _index(data_root)
     vols = idx.volumes()
     console.print(f"[bold]{len(vols)} volumes, {len(idx.table)} slices[/bold] under {idx.root}")
-    for col in ("anatomy", "contrast", "site", "vendor", "field", "coils", "pathology"):
+    for col in ("dataset", "official_split", "anatomy", "contrast", "manufacturer", "field", "coils", "pathology"):
         t = Table(col, "volumes", "slices")
         counts = vols[col].astype(str).value_counts().sort_index()
         slices = idx.table[col].astype(str).value_counts()

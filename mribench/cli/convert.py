@@ -41,7 +41,9 @@ def convert(
     model: Optional[str] = typer.Option(None, help="Scanner model."),
     field: Optional[float] = typer.Option(None, help="Field strength in tesla."),
     institution: Optional[str] = typer.Option(None, help="Institution name."),
-    site: Optional[str] = typer.Option(None, help="Site label (slice-index column `site`)."),
+    dataset_name: Optional[str] = typer.Option(
+        None, "--dataset-name", help="The `dataset` recorded in every file (default: the converter's name for it)."
+    ),
     limit: Optional[int] = typer.Option(None, min=1, help="Convert at most this many source files."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
 ) -> None:
@@ -53,7 +55,6 @@ def convert(
         "model": model,
         "field": field,
         "institution": institution,
-        "site": site,
     }
     try:
         with console.status(f"converting {dataset}") as status:
@@ -74,6 +75,7 @@ def convert(
                 limit=limit,
                 overwrite=overwrite,
                 progress=progress,
+                dataset_name=dataset_name,
             )
     except (MribenchError, ValueError) as e:
         err_console.print(f"[red]error:[/red] {e}")

@@ -1,9 +1,16 @@
 """The slice index: one row per slice of every fastMRI-format file under a data root.
 
-Columns (see :data:`COLUMNS`) hold the header metadata plus derived ones (anatomy, contrast, field
-bucket, pathology). The index is cached as Parquet next to a fingerprint of the files (name, size,
-mtime) and rebuilt when any file changes. Unreadable files never abort the scan: they are listed
-in :attr:`SliceIndex.skipped` with the reason.
+Every column a task filters on comes from what real files carry: the ISMRMRD header (protocol,
+vendor, system model, field strength, coils, institution, sequence type), the file layout (file
+name and folder: ``dataset``, ``official_split``) and a converter's record (the ``dataset`` /
+``anatomy`` attrs mribench's converters write), plus fastMRI+ annotations (boxes, study-level
+labels). Attributes only mribench's own generator writes are never read (the ``generator`` attr
+only fills the informational ``origin`` column). Derived columns: anatomy, contrast, field bucket
+(real values 2.8936 / 2.89362 / 1.494 T), manufacturer, pathology.
+
+The index is cached as Parquet next to a fingerprint of the files (name, size, mtime) and rebuilt
+when any file changes. Unreadable files never abort the scan: they are listed in
+:attr:`SliceIndex.skipped` with the reason.
 """
 
 from __future__ import annotations
@@ -19,29 +26,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mribench.data.annotations import load_annotations
+from mribench.data.annotations import load_annotations, load_study_labels
+from mribench.data.datasets import DATASETS, dataset_from_name, manufacturer, official_split
 from mribench.data.fastmri_io import VolumeInfo, read_info
 from mribench.errors import DataError
 from mribench.paths import atomic_write_bytes, atomic_write_text, cache_dir
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 COLUMNS = [
     "file",
     "slice",
     "num_slices",
     "path",
+    "dataset",
+    "official_split",
+    "origin",
     "acquisition",
     "protocol",
     "anatomy",
     "contrast",
     "vendor",
+    "manufacturer",
     "system_model",
     "field_strength",
     "field",
     "coils",
     "institution",
-    "site",
     "sequence_type",
     "tr",
     "te",
@@ -56,10 +67,14 @@ COLUMNS = [
     "padding_right",
     "volume_max",
     "patient_id",
+    "study_level",
     "pathology",
     "slice_pathology",
     "num_boxes",
 ]
+
+SLICE_COLUMNS = ("slice", "slice_pathology", "num_boxes")
+"""The columns that differ between the slices of one volume (all others are per volume)."""
 
 _CONTRASTS = {  # protocol (upper case) -> contrast label
     "CORPD_FBK": "PD",
@@ -73,8 +88,9 @@ _CONTRASTS = {  # protocol (upper case) -> contrast label
 }
 
 
-def derive_anatomy(protocol: str | None, attrs: dict[str, Any] | None = None) -> str:
-    """Anatomy from the protocol name (fastMRI: ``*_FBK`` knee, ``AX*`` brain); attrs may override."""
+def derive_anatomy(protocol: str | None, attrs: dict[str, Any] | None = None, dataset: str = "") -> str:
+    """Anatomy: a converter's ``anatomy`` attr, else the protocol name (fastMRI: ``*_FBK`` knee,
+    ``AX*`` brain), else what the dataset is known to hold."""
     if attrs and isinstance(attrs.get("anatomy"), str):
         return attrs["anatomy"]
     p = (protocol or "").upper()
@@ -82,17 +98,22 @@ def derive_anatomy(protocol: str | None, attrs: dict[str, Any] | None = None) ->
         return "knee"
     if p.startswith("AX") or "BRAIN" in p or "HEAD" in p:
         return "brain"
-    return "unknown"
+    info = DATASETS.get(dataset)
+    return info.anatomy if info is not None else "unknown"
 
 
 def derive_contrast(protocol: str | None) -> str:
-    """Contrast label from the protocol name (``AXT1PRE`` -> ``T1PRE``); unknown protocols pass through."""
+    """Contrast label from the protocol name (``AXT1PRE`` -> ``T1PRE``, ``3D_FSE_PDFS`` -> ``PDFS``);
+    unknown protocols pass through."""
     p = (protocol or "").upper()
     if p in _CONTRASTS:
         return _CONTRASTS[p]
     for key in sorted(_CONTRASTS, key=len, reverse=True):
         if key in p:
             return _CONTRASTS[key]
+    for key in ("PDFS", "FLAIR", "T1POST", "T1PRE", "T2", "T1", "PD"):  # other datasets' protocol names
+        if key in p:
+            return key
     return p or "unknown"
 
 
@@ -109,26 +130,40 @@ def field_bucket(tesla: float | None) -> str:
     return "7T"
 
 
-def _volume_rows(info: VolumeInfo, root: Path, boxes: dict[tuple[str, int], int]) -> list[dict[str, Any]]:
+def derive_dataset(file_name: str, attrs: dict[str, Any] | None = None) -> str:
+    """The dataset a file belongs to: its ``dataset`` attr (a converter's record), else fastMRI's naming."""
+    if attrs and isinstance(attrs.get("dataset"), str) and attrs["dataset"]:
+        return str(attrs["dataset"])
+    return dataset_from_name(file_name)
+
+
+def _volume_rows(
+    info: VolumeInfo, root: Path, boxes: dict[tuple[str, int], int], study: dict[str, str]
+) -> list[dict[str, Any]]:
     h, a = info.header, info.attrs
     name = info.path.name
-    n_vol_boxes = sum(v for (f, _), v in boxes.items() if f == name)
-    vol_path = bool(a.get("pathology", 0)) or n_vol_boxes > 0
+    rel = info.path.relative_to(root) if info.path.is_relative_to(root) else Path(info.path.name)
+    dataset = derive_dataset(name, a)
+    protocol = h.protocol_name or str(a.get("acquisition", ""))
+    vol_boxes = [nb for s in range(info.num_slices) if (nb := boxes.get((name, s), 0))]
     base = {
         "file": name,
         "num_slices": info.num_slices,
-        "path": str(info.path.relative_to(root)) if info.path.is_relative_to(root) else str(info.path),
+        "path": str(rel) if info.path.is_relative_to(root) else str(info.path),
+        "dataset": dataset,
+        "official_split": official_split(rel, root.name),
+        "origin": "synthetic" if "generator" in a else "real",
         "acquisition": str(a.get("acquisition", h.protocol_name or "")),
-        "protocol": h.protocol_name or str(a.get("acquisition", "")),
-        "anatomy": derive_anatomy(h.protocol_name or a.get("acquisition"), a),
-        "contrast": derive_contrast(h.protocol_name or a.get("acquisition")),
+        "protocol": protocol,
+        "anatomy": derive_anatomy(protocol, a, dataset),
+        "contrast": derive_contrast(protocol),
         "vendor": h.system_vendor,
+        "manufacturer": manufacturer(h.system_vendor, dataset),
         "system_model": h.system_model,
         "field_strength": h.field_strength_t,
         "field": field_bucket(h.field_strength_t),
         "coils": info.kspace_shape[1],
         "institution": h.institution_name,
-        "site": str(a["site"]) if "site" in a else (h.institution_name or "unknown"),
         "sequence_type": h.sequence_type,
         "tr": h.tr_ms,
         "te": h.te_ms,
@@ -143,7 +178,8 @@ def _volume_rows(info: VolumeInfo, root: Path, boxes: dict[tuple[str, int], int]
         "padding_right": h.padding_right,
         "volume_max": float(a["max"]) if "max" in a else None,
         "patient_id": str(a.get("patient_id", "")),
-        "pathology": vol_path,
+        "study_level": study.get(name, ""),
+        "pathology": bool(vol_boxes),
     }
     rows = []
     for s in range(info.num_slices):
@@ -178,7 +214,7 @@ class SliceIndex:
 
     def volumes(self) -> pd.DataFrame:
         """One row per volume (the first slice's row, without slice-level columns)."""
-        return self.table.drop_duplicates("file").drop(columns=["slice", "slice_pathology", "num_boxes"])
+        return self.table.drop_duplicates("file").drop(columns=list(SLICE_COLUMNS))
 
     def filter(self, spec: dict[str, Any]) -> pd.DataFrame:
         """Rows matching a metadata filter (see :func:`apply_filter`)."""
@@ -279,14 +315,16 @@ def build_index(
         except (OSError, ValueError, KeyError):
             pass  # a broken cache is rebuilt
     boxes: dict[tuple[str, int], int] = {}
+    study: dict[str, str] = {}
     if ann_path is not None:
         for row in load_annotations(ann_path).itertuples(index=False):
             boxes[(row.file, int(row.slice))] = boxes.get((row.file, int(row.slice)), 0) + 1
+        study = load_study_labels(ann_path)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for i, f in enumerate(files):
         try:
-            rows.extend(_volume_rows(read_info(f), r, boxes))
+            rows.extend(_volume_rows(read_info(f), r, boxes, study))
         except DataError as e:
             skipped.append({"file": str(f.relative_to(r)), "reason": str(e)})
         if progress:

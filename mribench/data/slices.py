@@ -74,11 +74,6 @@ def _target_max(path: str, mtime_ns: int, size: int) -> float:
         return float(np.max(hf["reconstruction_rss"][()]))
 
 
-def center_lines(mask: MaskSpec, width: int) -> int:
-    """``num_low_frequencies`` of a fixed mask: the fully sampled centre of ``width`` columns."""
-    return int(round(width * mask.cf))
-
-
 def slice_meta(
     row: Mapping[str, Any],
     slices: Sequence[int],
@@ -202,12 +197,13 @@ def read_sample(request: SliceRequest, *, full_kspace: bool = False) -> Sample:
     mask = mask.reshape(1, 1, 1, w).expand(len(idx), 1, 1, w).contiguous()
     # in place and with NumPy (one thread): the reader must not compete with the model for cores
     np.multiply(kspace.numpy(), mask.numpy(), out=kspace.numpy())
+    choice = it.mask.choice(w, it.file)  # the volume's acceleration and centre lines (masks may mix them)
     meta = slice_meta(
         it.row,
         it.slices,
         (int(target.shape[-2]), int(target.shape[-1])),
-        num_low_frequencies=center_lines(it.mask, w),
-        acceleration=it.mask.acceleration,
+        num_low_frequencies=choice.num_low_frequencies,
+        acceleration=choice.acceleration,
         volume_max=vmax,
     )
     return Sample(kspace, mask, target, meta, full)
@@ -310,7 +306,6 @@ __all__ = [
     "Prefetcher",
     "SliceRequest",
     "SliceSource",
-    "center_lines",
     "plan_requests",
     "read_sample",
     "slice_meta",

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from mribench.metrics import perceptual, pixel, region
 from mribench.metrics.artifact import laplacian_variance
+from mribench.metrics.normalize import normalize_output
 from mribench.metrics.structural import K1, K2, WIN, ssim
 from mribench.metrics.weights import SPECS as WEIGHT_SPECS
 from mribench.metrics.weights import require_weights
@@ -27,6 +29,11 @@ DISTS_REF = (
     "(the authors' DISTS_pytorch 0.1)"
 )
 FASTMRI_PLUS = "Zhao et al. 2022, fastMRI+: Clinical pathology annotations for knee and brain MRI"
+DARESTANI = (
+    "Darestani, Liu & Heckel 2022, Test-Time Training Can Close the Natural Distribution Shift Performance Gap "
+    "in Deep Learning Based Compressed Sensing (public notebooks: normalize() then compare_ssim with "
+    "data_range=gt.max())"
+)
 
 VOLUME_MAX = "max of the target volume (fastMRI's default maxval), passed per slice"
 PERCENTILE_PREP = (
@@ -58,6 +65,14 @@ SSIM_CAVEATS = (
 
 def _ssim(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
     return ssim(target, recon, data_range)
+
+
+def _ssim_d22(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
+    # D22's convention: the reconstruction is mapped to the target's mean and population std, and
+    # the data range is the SLICE target's max (the volume max passed in is not used)
+    t = target.to(torch.float64)
+    r = normalize_output(recon.to(torch.float64), t)
+    return ssim(t, r, t.amax(dim=(-2, -1)))
 
 
 def _psnr(target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Any = None) -> Tensor:
@@ -145,6 +160,25 @@ def builtin_specs(cls: type) -> list[Any]:
             "Structural similarity exactly as fastMRI (skimage defaults), per slice, volume max as data range",
             _ssim,
             {**SSIM_PARAMS, "references": [FASTMRI, SKIMAGE, WANG]},
+        ),
+        cls(
+            "ssim_d22",
+            "ssim@darestani-v1",
+            True,
+            False,
+            True,
+            False,
+            "SSIM as Darestani, Liu & Heckel (2022) score it: reconstruction normalised to the target's mean "
+            "and std, the slice target's max as data range",
+            _ssim_d22,
+            {
+                **SSIM_PARAMS,
+                "preprocessing": "recon <- (recon - mean(recon)) / std(recon) * std(target) + mean(target), "
+                "population std (ddof 0), float64",
+                "data_range": "max of the target SLICE (not the volume max)",
+                "equals": "skimage structural_similarity(gt, normalised pred, data_range=gt.max()) per slice, to 1e-6",
+                "references": [DARESTANI, SKIMAGE],
+            },
         ),
         cls(
             "psnr",

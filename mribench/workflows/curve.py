@@ -88,8 +88,15 @@ def _with_acceleration(task: TaskSpec, acc: int) -> TaskSpec:
     for side in ("source", "target"):
         m = dict(raw[side].get("mask", {}))
         m.update(acceleration=int(acc))
-        m.pop("center_fraction", None)
+        for k in ("center_fraction", "center_fractions", "accelerations", "center_lines"):
+            m.pop(k, None)
         raw[side]["mask"] = m
+    top = dict(raw.get("mask", {}))  # the curve's own fraction-based masks: no D22 centre lines
+    for k in ("center_lines", "center_lines_min_width", "center_fractions", "accelerations"):
+        top.pop(k, None)
+    raw["mask"] = top
+    for side in ("source", "target"):
+        raw[side]["mask"].pop("center_lines_min_width", None)
     raw.pop("include", None)
     return parse_task(raw, f"{task.name}@{int(acc)}x")
 

@@ -248,6 +248,8 @@ def _plan(
     runtime: Runtime,
 ) -> _Plan:
     spec = task if isinstance(task, TaskSpec) else load_task(task)
+    if spec.normalize_output and not options.normalize_output:  # the task declares it (LH24 coils)
+        options = options.model_copy(update={"normalize_output": True})
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     explicit = options.metrics is not None
     specs, unavailable = _metric_specs(list(options.metrics or spec.metrics), explicit)
@@ -301,6 +303,7 @@ def _record(
                 n_slices=len(evaluated[s]),
                 n_volumes=int(evaluated[s]["file"].nunique()),
                 missing_files=missing.get(s, []),
+                source=f"split file {options.split_files[s]}" if s in options.split_files else splits[s].source or None,
             )
             for s in options.splits
         },

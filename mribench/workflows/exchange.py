@@ -328,7 +328,7 @@ def model_of_run(run: RunResult) -> LoadedModel:
     volumes = []
     for (split, file), rows in run.slices.groupby(["split", "file"], sort=True):
         m = cfg.masks[str(split)]
-        mask = MaskSpec(m.type, m.acceleration, m.center_fraction, m.seed)
+        mask = MaskSpec.from_dict(m.model_dump())
         volumes.append(ExpectedVolume(str(split), str(file), tuple(sorted(int(s) for s in rows["slice"])), mask))
     return LoadedModel(
         ReconstructionFolder(folder, volumes), ModelInfo(cfg.model.name, cfg.model.kind, cfg.model.sha256)

@@ -224,7 +224,7 @@ def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_
         return
     root = data_root or Path(cfg.data.root)  # type: ignore[union-attr]
     m = cfg.masks["test_Q"]
-    spec = MaskSpec(m.type, m.acceleration, m.center_fraction, m.seed)
+    spec = MaskSpec.from_dict(m.model_dump())
     try:
         index = build_index(root).table
     except MribenchError as e:

@@ -1,9 +1,16 @@
-"""Which volumes MRIBench-Sim holds at each size (``default`` and ``tiny``).
+"""Which volumes MRIBench-Sim holds at each size (``default`` and ``tiny``), and where they lie.
 
-The default catalog gives every shift task of ``tasks/`` several volumes on each side: knee PD and
-PDFS at site A (3T, 15 coils), knee at site B (GE, 8 coils), brain at site A in five contrasts at 3T
-and 1.5T with 4, 8, 12, 16 and 20 coils, and brains with lesions (FLAIR / T2). Names follow
-fastMRI (``file_brain_AXT2_201_6000123.h5``; knee ``file_knee_CORPD_FBK_101_1000123.h5``).
+The default catalog serves every shipped task (``tasks/d22-*``, ``tasks/lh24-*``) in all four
+splits: fastMRI-like knees (CORPD_FBK and CORPDFS_FBK on Skyra, Prisma_fit and Aera, 15 coils),
+Stanford-like knees (GE DISCOVERY MR750, 8 coils, PDFS, recorded as dataset ``stanford_3d_sag``)
+and fastMRI-like brains in five contrasts on Skyra, Prisma_fit, TrioTim (3T) and Aera, Avanto
+(1.5T) with 4 to 20 coils, some with lesions (fastMRI+-style boxes; the others are labelled
+"Normal for age").
+
+The layout is fastMRI's: each volume lies in ``multicoil_train/`` or ``multicoil_val/`` (the
+catalog says which; test splits come from the validation folder), and file names follow fastMRI
+(knee ``file1000123.h5``; brain ``file_brain_AXT2_201_6000123.h5``) or mribench's Stanford
+converter (``stanford3d_<scan>_sagittal.h5``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,12 @@ from mribench.data.synthetic.tissues import PROTOCOLS
 SIZES = ("default", "tiny")
 """Dataset sizes."""
 
+SPLIT_FOLDERS = {"train": "multicoil_train", "val": "multicoil_val"}
+"""Folder of each official split (fastMRI's names)."""
+
+STANFORD_PROTOCOL = "3D_FSE_PDFS"
+"""protocolName of the Stanford-like knees (what ``mribench data convert stanford3d`` writes by default)."""
+
 
 @dataclass(frozen=True)
 class VolumeSpec:
@@ -25,14 +38,17 @@ class VolumeSpec:
     Attributes:
         name: file name (``*.h5``).
         anatomy: ``brain`` or ``knee``.
-        protocol: protocolName (``AXT2``, ``CORPD_FBK``, ...).
-        site: ``SITE_A`` or ``SITE_B``.
+        protocol: the simulated protocol (key of ``tissues.PROTOCOLS``: ``AXT2``, ``CORPD_FBK``, ...).
+        site: the simulator's acquisition profile (``SITE_A`` fastMRI-like, ``SITE_B`` Stanford-like;
+            physics only, never written to the files).
         scanner: key of :data:`~mribench.data.synthetic.sites.SCANNERS`.
         field_t: systemFieldStrength_T.
         vendor, model, institution: header strings.
         coils: receiver channels.
         slices: number of slices.
         lesions: lesion kinds inserted (empty: a normal volume).
+        dataset: the ``dataset`` attr (``fastmri_knee``, ``fastmri_brain``, ``stanford_3d_sag``).
+        split: official split, ``train`` or ``val`` (its folder).
     """
 
     name: str
@@ -47,6 +63,8 @@ class VolumeSpec:
     coils: int
     slices: int
     lesions: tuple[str, ...] = ()
+    dataset: str = "fastmri_brain"
+    split: str = "train"
 
     @property
     def pathology(self) -> bool:
@@ -58,12 +76,28 @@ class VolumeSpec:
         """Field bucket (``1.5T`` / ``3T``)."""
         return "1.5T" if self.field_t < 2.2 else "3T"
 
+    @property
+    def protocol_name(self) -> str:
+        """The header's protocolName (the Stanford-like knees carry their converter's name)."""
+        return STANFORD_PROTOCOL if self.dataset.startswith("stanford_3d") else self.protocol
+
+    @property
+    def folder(self) -> str:
+        """The folder the file lies in (``multicoil_train`` / ``multicoil_val``)."""
+        return SPLIT_FOLDERS[self.split]
+
+    @property
+    def path(self) -> str:
+        """Path relative to the dataset root."""
+        return f"{self.folder}/{self.name}"
+
     def summary(self) -> dict[str, object]:
         """Metadata as plain values (the manifest's per-file record)."""
         return {
+            "dataset": self.dataset,
+            "split": self.split,
             "anatomy": self.anatomy,
-            "protocol": self.protocol,
-            "site": self.site,
+            "protocol": self.protocol_name,
             "vendor": self.vendor,
             "model": self.model,
             "institution": self.institution,
@@ -76,170 +110,115 @@ class VolumeSpec:
         }
 
 
-# (count, anatomy, protocol, scanner, coils, slices, lesions) per group; tiny in the second table
-_Group = tuple[int, str, str, str, int, int, tuple[str, ...]]
+# (train, val, anatomy, protocol, scanner, coils, slices, lesions) per group; tiny in the second table
+_Group = tuple[int, int, str, str, str, int, int, tuple[str, ...]]
 
 _DEFAULT: list[_Group] = [
-    # knee, site A, 3T, 15 coils (PD and PDFS)
-    (9, "knee", "CORPD_FBK", "Skyra_knee", 15, 3, ()),
-    (6, "knee", "CORPD_FBK", "Prisma_fit_knee", 15, 3, ()),
-    (4, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 3, ()),
-    (3, "knee", "CORPDFS_FBK", "Prisma_fit_knee", 15, 3, ()),
-    # knee, site B (GE, 8 coils)
-    (12, "knee", "CORPD_FBK", "MR750", 8, 4, ()),
-    # brain, site A, 3T, normal
-    (7, "brain", "AXT2", "Skyra", 16, 3, ()),
-    (4, "brain", "AXT2", "Prisma_fit", 16, 3, ()),
-    (5, "brain", "AXT1PRE", "Skyra", 16, 3, ()),
-    (2, "brain", "AXT1PRE", "Skyra_TH", 16, 3, ()),
-    (2, "brain", "AXT1PRE", "Prisma_fit", 12, 3, ()),
-    (2, "brain", "AXT1", "Skyra", 16, 3, ()),
-    (1, "brain", "AXT1", "Skyra_TH", 8, 3, ()),
-    (2, "brain", "AXT1POST", "Prisma_fit", 16, 3, ()),
-    (1, "brain", "AXT1POST", "Skyra", 20, 3, ()),
-    (1, "brain", "AXT1POST", "Skyra_TH", 12, 3, ()),
-    (3, "brain", "AXFLAIR", "Skyra", 16, 3, ()),
-    (1, "brain", "AXFLAIR", "Prisma_fit", 8, 3, ()),
-    # brain, 1.5T (mixed contrasts and coils)
-    (2, "brain", "AXT2", "Aera", 16, 3, ()),
-    (1, "brain", "AXT2", "Aera", 20, 3, ()),
-    (2, "brain", "AXT1", "Aera", 12, 3, ()),
-    (1, "brain", "AXT1PRE", "Aera", 16, 3, ()),
-    (2, "brain", "AXT1POST", "Aera", 12, 3, ()),
-    (2, "brain", "AXFLAIR", "Aera", 16, 3, ()),
-    # brain, 4 coils (TrioTim 3T, Avanto 1.5T)
-    (2, "brain", "AXT2", "TrioTim", 4, 4, ()),
-    (2, "brain", "AXT1PRE", "TrioTim", 4, 4, ()),
-    (1, "brain", "AXT1POST", "TrioTim", 4, 4, ()),
-    (2, "brain", "AXT2", "Avanto", 4, 4, ()),
-    (1, "brain", "AXT1POST", "Avanto", 4, 4, ()),
+    # fastMRI-like knee, 15 coils (PD and PDFS; 3T Skyra / Prisma_fit, 1.5T Aera)
+    (4, 3, "knee", "CORPD_FBK", "Skyra_knee", 15, 3, ()),
+    (2, 1, "knee", "CORPD_FBK", "Prisma_fit_knee", 15, 3, ()),
+    (2, 1, "knee", "CORPD_FBK", "Aera_knee", 15, 3, ()),
+    (3, 2, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 3, ()),
+    (1, 1, "knee", "CORPDFS_FBK", "Prisma_fit_knee", 15, 3, ()),
+    (2, 1, "knee", "CORPDFS_FBK", "Aera_knee", 15, 3, ()),
+    # Stanford-like knee (GE, 8 coils, PDFS)
+    (6, 4, "knee", "CORPDFS_FBK", "MR750", 8, 4, ()),
+    # fastMRI-like brain, normal ("Normal for age")
+    (4, 3, "brain", "AXT2", "Skyra", 16, 3, ()),
+    (3, 2, "brain", "AXT2", "Prisma_fit", 16, 3, ()),
+    (2, 1, "brain", "AXT2", "Aera", 16, 3, ()),
+    (1, 1, "brain", "AXT2", "Avanto", 4, 4, ()),
+    (1, 1, "brain", "AXT2", "TrioTim", 4, 4, ()),
+    (3, 2, "brain", "AXT1PRE", "Skyra", 16, 3, ()),
+    (1, 1, "brain", "AXT1PRE", "Skyra_TH", 16, 3, ()),
+    (1, 1, "brain", "AXT1PRE", "Prisma_fit", 12, 3, ()),
+    (1, 0, "brain", "AXT1PRE", "Aera", 16, 3, ()),
+    (1, 1, "brain", "AXT1PRE", "TrioTim", 4, 4, ()),
+    (1, 1, "brain", "AXT1", "Skyra", 16, 3, ()),
+    (1, 0, "brain", "AXT1", "Skyra_TH", 8, 3, ()),
+    (1, 1, "brain", "AXT1", "Aera", 12, 3, ()),
+    (1, 1, "brain", "AXT1POST", "Prisma_fit", 16, 3, ()),
+    (1, 0, "brain", "AXT1POST", "Skyra", 20, 3, ()),
+    (0, 1, "brain", "AXT1POST", "Skyra_TH", 12, 3, ()),
+    (1, 1, "brain", "AXT1POST", "Aera", 12, 3, ()),
+    (1, 1, "brain", "AXT1POST", "Avanto", 4, 4, ()),
+    (1, 0, "brain", "AXT1POST", "TrioTim", 4, 4, ()),
+    (2, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ()),
+    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 8, 3, ()),
+    (1, 1, "brain", "AXFLAIR", "Aera", 16, 3, ()),
     # brain with lesions (FLAIR / T2), 3T
-    (2, "brain", "AXFLAIR", "Skyra", 16, 3, ("mass",)),
-    (2, "brain", "AXFLAIR", "Skyra", 16, 3, ("nonspecific", "nonspecific", "lacune")),
-    (1, "brain", "AXFLAIR", "Prisma_fit", 20, 3, ("nonspecific", "mass")),
-    (2, "brain", "AXT2", "Skyra", 16, 3, ("mass",)),
-    (1, "brain", "AXT2", "Prisma_fit", 16, 3, ("nonspecific", "lacune")),
-    (1, "brain", "AXT2", "Skyra", 12, 3, ("nonspecific", "nonspecific")),
+    (1, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ("mass",)),
+    (1, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ("nonspecific", "nonspecific", "lacune")),
+    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 20, 3, ("nonspecific", "mass")),
+    (1, 1, "brain", "AXT2", "Skyra", 16, 3, ("mass",)),
+    (0, 1, "brain", "AXT2", "Prisma_fit", 16, 3, ("nonspecific", "lacune")),
+    (1, 0, "brain", "AXT2", "Skyra", 12, 3, ("nonspecific", "nonspecific")),
 ]
 
 _TINY: list[_Group] = [
-    (4, "knee", "CORPD_FBK", "Skyra_knee", 15, 2, ()),
-    (2, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 2, ()),
-    (2, "knee", "CORPD_FBK", "MR750", 8, 2, ()),
-    (3, "brain", "AXT2", "Skyra", 16, 2, ()),
-    (2, "brain", "AXT1PRE", "Skyra", 12, 2, ()),
-    (1, "brain", "AXT1", "Prisma_fit", 20, 2, ()),
-    (1, "brain", "AXT1POST", "Skyra", 16, 2, ()),
-    (1, "brain", "AXFLAIR", "Skyra", 16, 2, ()),
-    (2, "brain", "AXT2", "Aera", 16, 2, ()),
-    (2, "brain", "AXT2", "TrioTim", 4, 2, ()),
-    (1, "brain", "AXFLAIR", "Skyra", 16, 2, ("mass",)),
-    (1, "brain", "AXT2", "Skyra", 16, 2, ("mass", "nonspecific")),
+    (1, 1, "knee", "CORPD_FBK", "Skyra_knee", 15, 2, ()),
+    (1, 1, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 2, ()),
+    (1, 1, "knee", "CORPDFS_FBK", "MR750", 8, 2, ()),
+    (1, 1, "brain", "AXT2", "Skyra", 16, 2, ()),
+    (1, 1, "brain", "AXT2", "Prisma_fit", 16, 2, ()),
+    (1, 1, "brain", "AXT2", "Aera", 16, 2, ()),
+    (1, 1, "brain", "AXT2", "Avanto", 4, 2, ()),
+    (1, 1, "brain", "AXT1PRE", "Skyra", 12, 2, ()),
+    (1, 0, "brain", "AXFLAIR", "Skyra", 16, 2, ()),
+    (0, 1, "brain", "AXT1", "Prisma_fit", 20, 2, ()),
+    (1, 0, "brain", "AXT1POST", "Skyra", 16, 2, ()),
+    (1, 0, "brain", "AXFLAIR", "Skyra", 16, 2, ("mass",)),
+    (0, 1, "brain", "AXT2", "Skyra", 16, 2, ("mass", "nonspecific")),
 ]
 
 
-_TEST_FRACTION = 0.4  # the shipped tasks' test_fraction (0.4; pathology 0.5)
-_CELL_TARGET = (0.3, 0.2, 0.3, 0.2)  # (side P, train), (P, test), (Q, train), (Q, test)
+def _dataset(anatomy: str, scanner_key: str) -> str:
+    if SCANNER_SITE[scanner_key] == "SITE_B":
+        return "stanford_3d_sag"
+    return f"fastmri_{anatomy}"
 
 
-def _unit_hash(key: str) -> float:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-
-
-def split_cell(name: str) -> int:
-    """Where mribench's volume-level split hashing (split seed 0) puts a file.
-
-    Mirrors :func:`mribench.tasks.make_splits`: side ``Q`` when ``hash("0:side:" + file) < 0.5``
-    (only used when a volume matches both P and Q), test when ``hash("0:" + file) <
-    test_fraction``.
-
-    Returns:
-        ``2 * side_q + test`` in 0..3, where test means ``hash < 0.4`` and train ``hash >= 0.5``
-        (so a file is on the same side of both test fractions the tasks use, 0.4 and 0.5); -1 for
-        ``0.4 <= hash < 0.5``.
-    """
-    u = _unit_hash(f"0:{name}")
-    if 0.4 <= u < 0.5:
-        return -1
-    return 2 * int(_unit_hash(f"0:side:{name}") < 0.5) + int(u < 0.4)
-
-
-def _strata(
-    anatomy: str, protocol: str, site: str, field: str, coils: int, pathology: bool
-) -> list[tuple[object, ...]]:
-    """The volume pools the shipped tasks filter on, coarse and fine."""
-    return [
-        ("site-field", anatomy, site, field, pathology),
-        ("protocol", anatomy, protocol, pathology),
-        ("coils", anatomy, coils, pathology),
-        ("site-protocol", anatomy, site, protocol),
-        ("pathology", anatomy, pathology),
-    ]
-
-
-def _imbalance(cell: int, keys: list[tuple[object, ...]], counts: dict[tuple[object, ...], list[int]]) -> float:
-    """How far the pools ``keys`` would be from balanced splits with one more volume in ``cell``:
-    test/train balance first, side balance second, the joint cells a little."""
-    total = 0.0
-    for k in keys:
-        c = counts.get(k, [0, 0, 0, 0])
-        n = sum(c) + 1
-        test = c[1] + c[3] + (cell % 2)
-        side = c[2] + c[3] + (cell // 2)
-        joint = sum((c[i] + (i == cell) - _CELL_TARGET[i] * n) ** 2 for i in range(4))
-        total += 2.0 * (test - _TEST_FRACTION * n) ** 2 + 0.5 * (side - 0.5 * n) ** 2 + 0.15 * joint
-    return total
+def _name(dataset: str, protocol: str, code: int, vid: int) -> str:
+    if dataset == "fastmri_knee":
+        return f"file{vid:07d}.h5"
+    if dataset == "fastmri_brain":
+        return f"file_brain_{protocol}_{code}_{vid:07d}.h5"
+    scan = hashlib.sha256(f"stanford:{vid}".encode()).hexdigest()
+    return f"stanford3d_{scan[:8]}-{scan[8:12]}-{scan[12:16]}-{scan[16:20]}-{scan[20:32]}_sagittal.h5"
 
 
 def _expand(groups: list[_Group], id_base: int) -> list[VolumeSpec]:
-    """Catalog entries with fastMRI-like ids chosen so that hash-based splits are balanced.
-
-    Splits are assigned elsewhere by hashing file names; with ~10 volumes per pool plain luck can
-    leave a split empty. Each new volume therefore takes the next free id whose split cell
-    (:func:`split_cell`) best keeps every pool it belongs to near the 60/40 train/test (and 50/50
-    side) proportions. Deterministic: the catalog is a pure function of the tables.
-    """
+    """Catalog entries with fastMRI-like ids (spread so that names look unrelated); the first
+    ``train`` volumes of a group go to ``multicoil_train``, the rest to ``multicoil_val``.
+    Deterministic: the catalog is a pure function of the tables."""
     specs: list[VolumeSpec] = []
-    counts: dict[tuple[object, ...], list[int]] = {}
     next_j: dict[str, int] = {}
-    used: set[str] = set()
-    for count, anatomy, protocol, scanner_key, coils, slices, lesions in groups:
+    for n_train, n_val, anatomy, protocol, scanner_key, coils, slices, lesions in groups:
         if protocol not in PROTOCOLS or PROTOCOLS[protocol].anatomy != anatomy:
             raise ValueError(f"expected a {anatomy} protocol, got {protocol!r}")
         sc = SCANNERS[scanner_key]
-        field_t = SCANNER_FIELD[scanner_key]
-        keys = _strata(
-            anatomy, protocol, SCANNER_SITE[scanner_key], "1.5T" if field_t < 2.2 else "3T", coils, bool(lesions)
-        )
-        for _ in range(count):
-            want = min(range(4), key=lambda cell: (_imbalance(cell, keys, counts), cell))
-            j = next_j.get(anatomy, 0)
-            for tries in range(10_000):
-                # fastMRI-like ids: brain 6xxxxxx, knee 1xxxxxx, spread so that names look unrelated
-                vid = (6 if anatomy == "brain" else 1) * 1_000_000 + id_base + ((j + tries) * 7919) % 100_000
-                name = f"file_{anatomy}_{protocol}_{sc.code}_{vid:07d}.h5"
-                if name not in used and split_cell(name) == want:
-                    break
-            else:  # pragma: no cover - 10k tries never all miss a cell of probability >= 0.2
-                raise RuntimeError("no file id found for a split cell")
-            next_j[anatomy] = j + 1
-            used.add(name)
-            for k in keys:
-                counts.setdefault(k, [0, 0, 0, 0])[want] += 1
+        dataset = _dataset(anatomy, scanner_key)
+        for i in range(n_train + n_val):
+            j = next_j.get(dataset, 0)
+            next_j[dataset] = j + 1
+            # fastMRI-like ids: brain 6xxxxxx, knee 1xxxxxx
+            vid = (6 if anatomy == "brain" else 1) * 1_000_000 + id_base + (j * 7919) % 100_000
             specs.append(
                 VolumeSpec(
-                    name=name,
+                    name=_name(dataset, protocol, sc.code, vid),
                     anatomy=anatomy,
                     protocol=protocol,
                     site=SCANNER_SITE[scanner_key],
                     scanner=scanner_key,
-                    field_t=field_t,
+                    field_t=SCANNER_FIELD[scanner_key],
                     vendor=sc.vendor,
                     model=sc.model,
                     institution=sc.institution,
                     coils=coils,
                     slices=slices,
                     lesions=lesions,
+                    dataset=dataset,
+                    split="train" if i < n_train else "val",
                 )
             )
     return specs
@@ -249,7 +228,7 @@ def catalog(size: str = "default") -> list[VolumeSpec]:
     """The volumes of a dataset size, in generation order.
 
     Args:
-        size: ``default`` (~100 volumes, 128-160 px) or ``tiny`` (~20 volumes, 64-80 px, 2 slices).
+        size: ``default`` (~95 volumes, 128-160 px) or ``tiny`` (~20 volumes, 64-80 px, 2 slices).
 
     Raises:
         ValueError: for an unknown size.

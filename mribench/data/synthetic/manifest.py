@@ -18,9 +18,9 @@ from mribench.paths import file_sha256
 MANIFEST = "manifest.json"
 """File name of the manifest at the dataset root."""
 ANNOTATIONS = "annotations.csv"
-"""fastMRI+-style lesion boxes at the dataset root."""
-DATA_SUBDIR = "multicoil"
-"""Folder of the ``.h5`` files (only HDF5 files, so ``fastmri.data.SliceDataset`` can read it)."""
+"""fastMRI+-style annotations (lesion boxes, study-level labels) at the dataset root."""
+DATA_SUBDIRS = ("multicoil_train", "multicoil_val")
+"""Folders of the ``.h5`` files, fastMRI's (only HDF5 files, so ``fastmri.data.SliceDataset`` reads each)."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class SimManifest:
         size: ``default`` or ``tiny``.
         seed: generation seed.
         files: ``{relative path: record}`` for every file but the manifest; a record holds
-            ``sha256``, ``bytes`` and, for volumes, the catalog metadata (anatomy, protocol, site,
-            vendor, model, field, coils, slices, pathology, boxes).
+            ``sha256``, ``bytes`` and, for volumes, the catalog metadata (dataset, split, anatomy,
+            protocol, vendor, model, field, coils, slices, pathology, boxes).
         generator: ``MRIBench-Sim``.
     """
 
@@ -49,9 +49,9 @@ class SimManifest:
         return {k: v for k, v in self.files.items() if k.endswith(".h5")}
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Volumes per anatomy, protocol, site, field, coils and pathology."""
+        """Volumes per dataset, split, anatomy, protocol, field, coils and pathology."""
         out: dict[str, dict[str, int]] = {}
-        for key in ("anatomy", "protocol", "site", "field", "coils", "pathology"):
+        for key in ("dataset", "split", "anatomy", "protocol", "field", "coils", "pathology"):
             counts: dict[str, int] = {}
             for rec in self.volumes.values():
                 v = str(rec.get(key))
@@ -131,9 +131,10 @@ def verify_synthetic(root: str | os.PathLike[str]) -> list[str]:
         elif p.stat().st_size != int(rec["bytes"]) or file_sha256(p) != rec["sha256"]:
             problems.append(f"changed: {rel} (sha256 differs from the manifest)")
     known = set(manifest.files)
-    if (r / DATA_SUBDIR).is_dir():
-        for p in sorted((r / DATA_SUBDIR).iterdir()):
-            rel = f"{DATA_SUBDIR}/{p.name}"
-            if rel not in known:
-                problems.append(f"unexpected: {rel} (not in the manifest)")
+    for sub in DATA_SUBDIRS:
+        if (r / sub).is_dir():
+            for p in sorted((r / sub).iterdir()):
+                rel = f"{sub}/{p.name}"
+                if rel not in known:
+                    problems.append(f"unexpected: {rel} (not in the manifest)")
     return problems

@@ -48,7 +48,7 @@ class SimVolume:
         kspace: complex64 (S, C, H, W).
         target: float32 (S, h, w) = centre-cropped RSS of the IFFT of ``kspace``.
         header: the ISMRMRD header fields.
-        attrs: extra HDF5 attrs (site, anatomy, pathology, generator).
+        attrs: extra HDF5 attrs (dataset, generator, slice thickness; anatomy and view for converted datasets).
         patient_id: the ``patient_id`` attr.
         boxes: lesion boxes.
         tissues: ``{tissue: float32 (S, h, w)}`` partial-volume fractions on the target grid
@@ -209,7 +209,7 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
         recon_size=(m.recon[0], m.recon[1], 1),
         enc_limits_center=m.enc_limits_center,
         enc_limits_max=m.acquired - 1,
-        protocol_name=spec.protocol,
+        protocol_name=spec.protocol_name,
         system_vendor=spec.vendor,
         system_model=spec.model,
         field_strength_t=spec.field_t,
@@ -222,12 +222,14 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
         encoded_fov_mm=(round(H * px, 3), round(W * px, 3), thickness),
         recon_fov_mm=(round(m.recon[0] * px, 3), round(m.recon[1] * px, 3), thickness),
     )
+    # what a real file carries: the dataset a converter records (and, for converted 3D data, the
+    # anatomy and view), plus the provenance mark of a generated file; nothing only MRIBench-Sim knows
     attrs: dict[str, object] = {
-        "site": spec.site,
-        "anatomy": spec.anatomy,
-        "pathology": int(spec.pathology),
+        "dataset": spec.dataset,
         "generator": "MRIBench-Sim",
         "slice_thickness_mm": float(thickness),
     }
+    if not spec.dataset.startswith("fastmri"):
+        attrs.update(anatomy=spec.anatomy, view="sagittal")
     patient_id = hashlib.sha256(f"patient:{seed}:{spec.name}".encode()).hexdigest()[:40]
     return SimVolume(k64, target, header, attrs, patient_id, tuple(boxes), maps if tissue_maps else None)

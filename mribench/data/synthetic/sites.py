@@ -2,6 +2,9 @@
 
 Two sites differ the way real datasets do:
 
+These profiles are the simulator's own (physics); the files record only what real files carry
+(header fields, the ``dataset`` a converter would record, fastMRI's folders).
+
 - ``SITE_A`` "fastMRI-like": Siemens scanners at an NYU-like institution, 2x read-out
   oversampling, phase-encoding padding columns (zero k-space described by the encoding limits),
   thicker slices, weakly correlated coil noise.
@@ -134,6 +137,7 @@ SCANNERS: dict[str, Scanner] = {
     "Avanto": Scanner("SIEMENS", "Avanto", "NYU", 210),
     "Skyra_knee": Scanner("SIEMENS", "Skyra", "NYU", 101),
     "Prisma_fit_knee": Scanner("SIEMENS", "Prisma_fit", "NYU", 103),
+    "Aera_knee": Scanner("SIEMENS", "Aera", "NYU", 102),
     # site B (Stanford-like, GE)
     "MR750": Scanner("GE MEDICAL SYSTEMS", "DISCOVERY MR750", "STANFORD LUCAS CENTER", 301),
 }
@@ -148,6 +152,7 @@ SCANNER_FIELD: dict[str, float] = {
     "Avanto": FIELD_15T,
     "Skyra_knee": FIELD_3T_KNEE,
     "Prisma_fit_knee": FIELD_3T_KNEE,
+    "Aera_knee": FIELD_15T,
     "MR750": 3.0,
 }
 """systemFieldStrength_T of each scanner."""

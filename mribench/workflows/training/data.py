@@ -54,6 +54,8 @@ class MaskSampler:
     type: str = "equispaced"
     accelerations: tuple[int, ...] = (4,)
     center_fractions: tuple[float, ...] | None = None
+    center_lines: int | None = None
+    center_lines_min_width: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in MASK_TYPES:
@@ -72,14 +74,27 @@ class MaskSampler:
         """The task's mask type at its acceleration (or at ``accelerations``, standard centre fractions)."""
         if accelerations:
             return cls(spec.type, tuple(int(a) for a in accelerations))
-        return cls(spec.type, (spec.acceleration,), (spec.cf,))
+        if spec.center_lines is not None:  # D22: a fixed number of centre lines
+            return cls(spec.type, (spec.acceleration,), None, spec.center_lines, spec.center_lines_min_width)
+        pairs = spec.choices
+        return cls(spec.type, tuple(a for a, _ in pairs), tuple(float(c or 0) for _, c in pairs))
 
     def specs(self) -> list[MaskSpec]:
         cfs = self.center_fractions or (None,) * len(self.accelerations)
-        return [MaskSpec(self.type, int(a), cf) for a, cf in zip(self.accelerations, cfs, strict=True)]
+        return [
+            MaskSpec(
+                self.type,
+                int(a),
+                cf,
+                center_lines=self.center_lines,
+                center_lines_min_width=self.center_lines_min_width,
+            )
+            for a, cf in zip(self.accelerations, cfs, strict=True)
+        ]
 
-    def funcs(self) -> list[tuple[MaskSpec, MaskFunc]]:
-        return [(s, s.func()) for s in self.specs()]
+    def funcs(self) -> list[tuple[MaskSpec, MaskFunc | None]]:
+        """(spec, mask function) pairs; the function is None when it depends on the width (centre lines)."""
+        return [(s, s.func() if s.center_lines is None else None) for s in self.specs()]
 
 
 def sample_seed(seed: int, epoch: int, item: int) -> tuple[int, int]:
@@ -242,7 +257,7 @@ class TrainingSlices(_SliceReader):
         choice, mseed = sample_seed(self.seed, self.epoch, i)
         funcs = self._funcs[self.masks[i]]
         spec, func = funcs[choice % len(funcs)]
-        mask, num_low = func((1, num_cols, 1), seed=mseed)
+        mask, num_low = (func or spec.func(num_cols))((1, num_cols, 1), seed=mseed)
         return _limit_padding(mask.reshape(num_cols).to(torch.float32), padding), int(num_low), spec.acceleration
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -1,40 +1,59 @@
-"""Distribution-shift tasks: versioned YAML specs, validation, and deterministic splits.
+"""Task definitions: versioned YAML specs, validation, families and short-name aliases.
 
 A task names a source distribution P and a target distribution Q as metadata filters over the
-slice index, a mask per side, the metrics, and a data card. Splits ``train_P``, ``test_P`` (ID),
-``train_Q``, ``test_Q`` (OOD) are assigned per volume by a stable hash of the file name: independent
-of file order, of the machine and of any global RNG. Each split has a manifest hash (sha256 of its
-sorted (file, slice) list) that every result records.
+slice index, a mask per side, the metrics, how its test slices are chosen and scored, and a data
+card. Shipped tasks come in two families named after the paper they mirror (``d22-*``: Darestani,
+Liu & Heckel 2022; ``lh24-*``: Lin & Heckel 2024). Short names (``anatomy``, ``field``, ...) are
+aliases listed in ``tasks/_aliases.yaml``; what a name resolves to is recorded in
+:attr:`TaskSpec.alias` and the task's own name.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from mribench.data.index import COLUMNS, SliceIndex, filter_mask
-from mribench.errors import DataError, TaskError
-from mribench.physics.masks import MaskSpec
+from mribench.api.metric_names import known_metric_names
+from mribench.data.index import COLUMNS
+from mribench.errors import TaskError
+from mribench.physics.masks import MASK_KEYS, MaskSpec
 from mribench.registry import suggest
 
 SPLITS = ("train_P", "test_P", "train_Q", "test_Q")
 EVAL_SPLITS = ("test_P", "test_Q")
 DEFAULT_METRICS = ("ssim", "psnr", "nmse")
-_TOP_KEYS = {"name", "version", "description", "card", "source", "target", "splits", "mask", "metrics", "include"}
+FAMILIES = {"d22": "Darestani, Liu & Heckel (ICML 2022)", "lh24": "Lin & Heckel (2024)"}
+"""Task families by paper."""
+ALIASES_FILE = "_aliases.yaml"
+
+_TOP_KEYS = {
+    "name",
+    "version",
+    "family",
+    "description",
+    "card",
+    "source",
+    "target",
+    "splits",
+    "mask",
+    "metrics",
+    "scoring",
+    "include",
+}
 _SIDE_KEYS = {"filter", "test_filter", "mask", "label"}
-_SPLIT_KEYS = {"test_fraction", "seed", "max_volumes"}
+_SPLIT_KEYS = {"test_fraction", "seed", "max_volumes", "test_slices", "same_volumes"}
+_SCORING_KEYS = {"output_normalization", "target_normalization"}
+TEST_SLICES = ("all", "middle")
+OUTPUT_NORMALIZATIONS = ("none", "lh24")
+TARGET_NORMALIZATIONS = ("none",)
 
 
 @dataclass(frozen=True)
@@ -62,16 +81,24 @@ class TaskSpec:
         name: task id (YAML file stem).
         version: integer version; bump whenever splits, masks or metrics change.
         description: one line.
-        card: data card (shift, paper, notes).
+        card: data card (shift, paper, table, notes, differences on the embedded data).
         source: distribution P (training / in-distribution).
         target: distribution Q (out-of-distribution).
-        test_fraction: fraction of each pool's volumes put in its test split.
+        test_fraction: fraction of a pool's volumes put in its test split when the data root has no
+            official train / validation folders for it (see :func:`mribench.tasks.make_splits`).
         split_seed: mixed into the split hash.
         max_volumes: optional cap on volumes per split.
         metrics: metric names.
         sha256: hash of the resolved definition.
         raw: the resolved mapping (after includes).
         origin: the YAML file it was loaded from (empty for tasks built in code).
+        family: ``d22``, ``lh24`` or empty (a user's task).
+        test_slices: ``all`` or ``middle`` (one slice per test volume, ``num_slices // 2``, as D22).
+        same_volumes: P and Q hold the same volumes; only the mask differs (acceleration shifts).
+        output_normalization: ``none`` or ``lh24`` (each reconstruction matched to its target's
+            mean and standard deviation before scoring).
+        target_normalization: ``none`` (targets scored as stored).
+        alias: the short name this task was loaded by (empty when loaded by its own name).
     """
 
     name: str
@@ -87,6 +114,12 @@ class TaskSpec:
     sha256: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     origin: str = field(default="", compare=False)
+    family: str = ""
+    test_slices: str = "all"
+    same_volumes: bool = False
+    output_normalization: str = "none"
+    target_normalization: str = "none"
+    alias: str = field(default="", compare=False)
 
     def side(self, split: str) -> Side:
         """The distribution (P or Q) a split belongs to."""
@@ -94,6 +127,16 @@ class TaskSpec:
 
     def mask_for(self, split: str) -> MaskSpec:
         return self.side(split).mask
+
+    @property
+    def normalize_output(self) -> bool:
+        """Whether reconstructions are matched to their target's mean and std before scoring."""
+        return self.output_normalization == "lh24"
+
+    @property
+    def paper(self) -> str:
+        """The paper the task mirrors (from its family), or ``""``."""
+        return FAMILIES.get(self.family, "")
 
 
 # --------------------------------------------------------------------------- loading
@@ -104,8 +147,7 @@ def tasks_dir() -> Path:
     pkg = resources.files("mribench") / "_tasks"
     if pkg.is_dir():
         return Path(str(pkg))
-    checkout = Path(__file__).resolve().parent.parent / "tasks"
-    return checkout
+    return Path(__file__).resolve().parents[2] / "tasks"
 
 
 def _search_dirs() -> list[Path]:
@@ -113,33 +155,82 @@ def _search_dirs() -> list[Path]:
     return [*dirs, tasks_dir()]
 
 
-def list_tasks() -> list[str]:
-    """Names of all known tasks (shipped and on ``$MRIBENCH_TASKS_PATH``)."""
-    names: set[str] = set()
-    for d in _search_dirs():
+def _task_files() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for d in reversed(_search_dirs()):  # earlier folders win
         if d.is_dir():
-            names.update(p.stem for p in d.glob("*.yaml"))
-    return sorted(names)
+            out.update({p.stem: p for p in d.glob("*.yaml") if not p.name.startswith("_")})
+    return out
+
+
+def shipped_tasks() -> list[str]:
+    """Names of the tasks shipped with mribench (not those on ``$MRIBENCH_TASKS_PATH``)."""
+    d = tasks_dir()
+    return sorted(p.stem for p in d.glob("*.yaml") if not p.name.startswith("_")) if d.is_dir() else []
+
+
+def aliases() -> dict[str, str]:
+    """Short name -> task name, from ``_aliases.yaml`` of every task folder (earlier folders win).
+
+    Raises:
+        TaskError: a malformed alias file.
+    """
+    out: dict[str, str] = {}
+    for d in reversed(_search_dirs()):
+        f = d / ALIASES_FILE
+        if not f.is_file():
+            continue
+        try:
+            data = yaml.load(f.read_text(), Loader=_SafeLoader) or {}
+        except yaml.YAMLError as e:
+            raise TaskError(f"expected valid YAML in {f}, got: {e}") from None
+        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+            raise TaskError(f"expected a mapping of short name -> task name in {f}, got {data!r}")
+        out.update(data)
+    return out
+
+
+def list_tasks(family: str | None = None) -> list[str]:
+    """Names of all known tasks (shipped and on ``$MRIBENCH_TASKS_PATH``), optionally of one family.
+
+    Raises:
+        TaskError: an unknown family.
+    """
+    names = sorted(_task_files())
+    if family is None:
+        return names
+    if family not in FAMILIES:
+        raise TaskError(
+            f"expected a task family in {sorted(FAMILIES)}, got {family!r}{suggest(family, list(FAMILIES))}"
+        )
+    return [n for n in names if n.startswith(f"{family}-")]
+
+
+def resolve_name(name: str) -> str:
+    """The task name a name or alias stands for (YAML paths and unknown names pass through)."""
+    if name in _task_files():
+        return name
+    return aliases().get(name, name)
 
 
 def _find_task_file(name: str) -> Path:
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         return p
-    for d in _search_dirs():
-        f = d / f"{name}.yaml"
-        if f.is_file():
-            return f
+    files = _task_files()
+    if name in files:
+        return files[name]
+    known = sorted({*files, *aliases()})
     raise TaskError(
-        f"expected a known task name or YAML path, got {name!r}{suggest(name, list_tasks())} "
-        f"(known: {', '.join(list_tasks())})"
+        f"expected a known task name, alias or YAML path, got {name!r}{suggest(name, known)} "
+        f"(known: {', '.join(known)}; `mribench tasks list`)"
     )
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "filter":
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("filter", "test_filter"):
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -162,7 +253,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise TaskError(f"expected a mapping at the top of {path.name}, got {type(data).__name__}")
     inc = data.pop("include", None)
     if inc is not None:
-        base = _read_yaml(_find_task_file(str(path.parent / inc) if str(inc).endswith(".yaml") else inc), (*seen, path))
+        target = str(path.parent / inc) if str(inc).endswith(".yaml") else resolve_name(str(inc))
+        base = _read_yaml(_find_task_file(target), (*seen, path))
         base.pop("name", None)
         data = _deep_merge(base, data)
     return data
@@ -171,11 +263,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _mask(d: Any, where: str) -> MaskSpec:
     if not isinstance(d, dict):
         raise TaskError(f"expected a mapping for {where}, got {d!r}")
-    unknown = set(d) - {"type", "acceleration", "center_fraction", "seed"}
+    unknown = set(d) - set(MASK_KEYS)
     if unknown:
-        raise TaskError(f"expected mask keys type/acceleration/center_fraction/seed in {where}, got {sorted(unknown)}")
+        raise TaskError(f"expected mask keys {'/'.join(MASK_KEYS)} in {where}, got {sorted(unknown)}")
     try:
-        return MaskSpec(**d)
+        return MaskSpec.from_dict(d)
     except (ValueError, TypeError) as e:
         raise TaskError(f"{where}: {e}") from None
 
@@ -191,11 +283,17 @@ def _check_filter(f: Any, where: str) -> dict[str, Any]:
     return dict(f)
 
 
+def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise TaskError(f"expected {where} in {allowed}, got {value!r}")
+    return str(value)
+
+
 def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
     """Validate a task mapping (after includes) into a :class:`TaskSpec`.
 
     Raises:
-        TaskError: naming the offending key and what was expected.
+        TaskError: naming the offending key and what was expected (unknown metric names included).
     """
     unknown = set(data) - _TOP_KEYS
     if unknown:
@@ -204,9 +302,14 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
             f"task {name}: expected top-level keys {sorted(_TOP_KEYS)}, got {k!r}{suggest(k, list(_TOP_KEYS))}"
         )
     version = data.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise TaskError(f"task {name}: expected a positive integer 'version', got {version!r}")
+    family = data.get("family", "") or ""
+    if family and family not in FAMILIES:
+        raise TaskError(f"task {name}: expected family in {sorted(FAMILIES)} (or none), got {family!r}")
     default_mask = data.get("mask", {"type": "equispaced", "acceleration": 4})
+    if not isinstance(default_mask, dict):
+        raise TaskError(f"task {name}: expected a mapping for 'mask', got {default_mask!r}")
     sides = []
     for key in ("source", "target"):
         s = data.get(key)
@@ -215,7 +318,10 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
         bad = set(s) - _SIDE_KEYS
         if bad:
             raise TaskError(f"task {name}: expected keys {sorted(_SIDE_KEYS)} in '{key}', got {sorted(bad)}")
-        mask = _mask({**default_mask, **s.get("mask", {})}, f"task {name} {key}.mask")
+        side_mask = s.get("mask", {}) or {}
+        if not isinstance(side_mask, dict):
+            raise TaskError(f"task {name}: expected a mapping for {key}.mask, got {side_mask!r}")
+        mask = _mask({**default_mask, **side_mask}, f"task {name} {key}.mask")
         sides.append(
             Side(
                 str(s.get("label", key)),
@@ -235,9 +341,30 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
     for k, v in mv.items():
         if k not in SPLITS or not isinstance(v, int) or v < 1:
             raise TaskError(f"task {name}: expected max_volumes {{split in {SPLITS}: positive int}}, got {k}: {v!r}")
+    same = sp.get("same_volumes", False)
+    if not isinstance(same, bool):
+        raise TaskError(f"task {name}: expected splits.same_volumes true or false, got {same!r}")
+    if same and sides[0].filter != sides[1].filter:
+        raise TaskError(f"task {name}: expected the same filter on both sides with splits.same_volumes, got two")
+    test_slices = _choice(sp.get("test_slices", "all"), TEST_SLICES, f"task {name}: splits.test_slices")
+    sc = data.get("scoring", {}) or {}
+    if not isinstance(sc, dict) or set(sc) - _SCORING_KEYS:
+        raise TaskError(f"task {name}: expected scoring keys {sorted(_SCORING_KEYS)}, got {sc!r}")
+    out_norm = _choice(
+        sc.get("output_normalization", "none"), OUTPUT_NORMALIZATIONS, f"task {name}: scoring.output_normalization"
+    )
+    tgt_norm = _choice(
+        sc.get("target_normalization", "none"), TARGET_NORMALIZATIONS, f"task {name}: scoring.target_normalization"
+    )
     metrics = data.get("metrics", list(DEFAULT_METRICS))
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics) or not metrics:
         raise TaskError(f"task {name}: expected 'metrics' as a non-empty list of names, got {metrics!r}")
+    known = known_metric_names()
+    for m in metrics:
+        if m not in known:
+            raise TaskError(
+                f"task {name}: expected known metric names, got {m!r}{suggest(m, known)} (known: {', '.join(known)})"
+            )
     resolved = {**data, "name": name}
     digest = _digest(resolved)
     return TaskSpec(
@@ -253,6 +380,11 @@ def parse_task(data: dict[str, Any], name: str) -> TaskSpec:
         metrics=tuple(metrics),
         sha256=digest,
         raw=resolved,
+        family=str(family),
+        test_slices=test_slices,
+        same_volumes=same,
+        output_normalization=out_norm,
+        target_normalization=tgt_norm,
     )
 
 
@@ -271,127 +403,12 @@ def _digest(resolved: dict[str, Any]) -> str:
 
 
 def load_task(name: str) -> TaskSpec:
-    """Load a task by name (``anatomy``) or YAML path, resolving ``include:``.
+    """Load a task by name (``d22-anatomy``), alias (``anatomy``) or YAML path, resolving ``include:``.
 
     Raises:
         TaskError: unknown name (with a suggestion) or invalid definition.
     """
-    path = _find_task_file(name)
+    resolved = resolve_name(name)
+    path = _find_task_file(resolved)
     spec = parse_task(_read_yaml(path), path.stem)
-    return dataclasses.replace(spec, origin=str(path.resolve()))
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _unit_hash(key: str) -> float:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-
-
-def manifest_hash(rows: pd.DataFrame | Iterable[tuple[str, int]]) -> str:
-    """sha256 of the sorted ``file<TAB>slice`` lines of a split."""
-    if isinstance(rows, pd.DataFrame):
-        rows = zip(rows["file"].tolist(), rows["slice"].tolist(), strict=True)
-    text = "\n".join(f"{f}\t{s}" for f, s in sorted((str(f), int(s)) for f, s in rows))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Split:
-    """The slices of one split, sorted by (file, slice), with its manifest hash (computed on first use)."""
-
-    name: str
-    rows: pd.DataFrame
-
-    @functools.cached_property
-    def manifest(self) -> str:
-        return manifest_hash(self.rows)
-
-    @property
-    def num_volumes(self) -> int:
-        return int(self.rows["file"].nunique())
-
-
-def make_splits(task: TaskSpec, index: SliceIndex | pd.DataFrame, names: Iterable[str] = SPLITS) -> dict[str, Split]:
-    """Assign volumes to the task's four splits.
-
-    A volume matching both P and Q goes to one side only (by a hash), so no volume is in two
-    splits. Within a side, a volume is in the test split when its hash falls below
-    ``test_fraction``. Caps keep the volumes with the smallest hashes.
-
-    Args:
-        task: the task.
-        index: the slice index (or its table).
-        names: the splits to build (each is the same whichever others are built).
-
-    Raises:
-        DataError: if a split that the task needs is empty.
-    """
-    wanted_splits = set(names)
-    if not wanted_splits <= set(SPLITS):
-        raise ValueError(f"expected split names in {SPLITS}, got {sorted(wanted_splits - set(SPLITS))}")
-    table = index.table if isinstance(index, SliceIndex) else index
-    # integer codes and positions rather than repeated DataFrame filters and sorts (this runs in
-    # every evaluation); each split's rows are taken from the table once, in (file, slice) order
-    codes, uniques = pd.factorize(table["file"].to_numpy(dtype=object), sort=True)  # codes in name order
-    file_names = [str(f) for f in uniques.tolist()]
-    order = np.lexsort((table["slice"].to_numpy(), codes))
-    matched = {side: filter_mask(table, s.filter) for side, s in (("P", task.source), ("Q", task.target))}
-    pools = {side: {file_names[c] for c in np.unique(codes[m]).tolist()} for side, m in matched.items()}
-    both = pools["P"] & pools["Q"]
-    for f in both:
-        pools["Q" if _unit_hash(f"{task.split_seed}:side:{f}") < 0.5 else "P"].discard(f)
-    code_of = {f: c for c, f in enumerate(file_names)}
-    out: dict[str, Split] = {}
-    for side, spec in (("P", task.source), ("Q", task.target)):
-        u = {f: _unit_hash(f"{task.split_seed}:{f}") for f in pools[side]}
-        ranked = sorted(u, key=lambda f: (u[f], f))
-        test = [f for f in ranked if u[f] < task.test_fraction]
-        train = [f for f in ranked if u[f] >= task.test_fraction]
-        for kind, chosen in (("train", train), ("test", test)):
-            name = f"{kind}_{side}"
-            if name not in wanted_splits:
-                continue
-            if name in task.max_volumes:
-                chosen = chosen[: task.max_volumes[name]]
-            keep = matched[side]
-            if kind == "test" and spec.test_filter:
-                keep = keep & filter_mask(table, spec.test_filter)
-            chosen_codes = np.zeros(len(file_names), dtype=bool)
-            chosen_codes[[code_of[f] for f in chosen]] = True
-            pos = order[keep[order] & chosen_codes[codes[order]]]
-            out[name] = Split(name, table.take(pos).reset_index(drop=True))
-    return out
-
-
-def load_split_csv(path: str | os.PathLike[str], index: SliceIndex | pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Import a split CSV in the format of Lin & Heckel's public code.
-
-    The CSV has one row per volume (or per annotated slice) with ``filename``, ``start_slice`` and
-    ``end_slice`` (exclusive); other columns are metadata.
-
-    Returns:
-        ``(rows, missing)``: the slice-index rows selected (sorted by file, slice) and the file names
-        listed in the CSV but absent from the index (reported, never silently dropped).
-
-    Raises:
-        DataError: if the CSV lacks the required columns.
-    """
-    table = index.table if isinstance(index, SliceIndex) else index
-    p = Path(path)
-    try:
-        df = pd.read_csv(p)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"expected a readable split CSV at {p}, got {type(e).__name__}: {e}") from None
-    need = {"filename", "start_slice", "end_slice"}
-    if not need <= set(df.columns):
-        raise DataError(f"expected columns {sorted(need)} in {p.name}, got {list(df.columns)}")
-    wanted: set[tuple[str, int]] = set()
-    for r in df.itertuples(index=False):
-        fname = os.path.basename(str(r.filename))
-        wanted.update((fname, s) for s in range(int(r.start_slice), int(r.end_slice)))
-    present = set(table["file"])
-    missing = sorted({f for f, _ in wanted if f not in present})
-    keys = pd.MultiIndex.from_frame(table[["file", "slice"]])
-    sel = table[keys.isin(list(wanted))]
-    return sel.sort_values(["file", "slice"]).reset_index(drop=True), missing
+    return dataclasses.replace(spec, origin=str(path.resolve()), alias=name if resolved != name else "")
