@@ -16,7 +16,6 @@ from mribench.models.complex_unet import ComplexUnetRecon, rss_real_imag
 from mribench.physics.fft import ifft2c, rss
 from mribench.physics.masks import MaskSpec, volume_mask
 from mribench.physics.sensitivity import MAP_PRESETS, acs_columns, fill_zero_entries, sensitivities
-from mribench.workflows.training import ttt as ttt_module
 from mribench.workflows.training.selfsup import d22_joint_loss, rss_l1_loss, selfsup_loss, split_measurements
 from mribench.workflows.training.ttt import TTTModel
 from mribench.workflows.training.ttt_settings import SETTINGS_FILE, load_table, ttt_settings
