@@ -191,7 +191,9 @@ def test_lh24_schedule_equals_torch_onecycle_as_lin_and_heckel_configure_it(tota
     opt2 = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     got = _lrs(opt2, make_scheduler(opt2, total, 0, "onecycle-lh24", 0.01), total)
     assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
-    assert got[0] == pytest.approx(4e-5) and got[-1] == pytest.approx(4e-5) and max(got) == pytest.approx(1e-3, rel=5e-3)
+    assert (
+        got[0] == pytest.approx(4e-5) and got[-1] == pytest.approx(4e-5) and max(got) == pytest.approx(1e-3, rel=5e-3)
+    )
 
 
 def test_onecycle_short_trainings_and_constant_schedule() -> None:

@@ -207,6 +207,7 @@ def _mri_batch(tmp_path: Path, slices: int = 3) -> tuple[torch.Tensor, torch.Ten
     return kspace * mask, mask, meta
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
     masked, mask, meta = _mri_batch(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,17 @@ def test_d22_losses_by_hand(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="RSS target"):
         rss_l1_loss(pred, target[:, :-1])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_d22_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
+    _, masked, mask, nlf = _batch(tmp_path)
+    model = _model(input="rss-real-imag", maps="bart-ecalib").double()
+    sens = model.estimate_maps(masked, nlf)
+    kw = {"lr": 1e-2, "window": 2, "max_steps": 10}
+    img_c, st_c = TTTModel(model, **kw).adapt_images(masked, mask, sens, [1, 2])
+    gpu = TTTModel(copy.deepcopy(model), **kw).to("cuda")
+    img_g, st_g = gpu.adapt_images(masked.cuda(), mask.cuda(), sens.cuda(), [1, 2])
+    assert img_g.device.type == "cuda" and [s["steps"] for s in st_g] == [s["steps"] for s in st_c]
+    assert torch.allclose(img_g.cpu(), img_c, rtol=0, atol=1e-9 * float(img_c.abs().max()))

@@ -589,7 +589,7 @@ def _train_eval(
     model.eval()
     ttt_info: dict[str, Any] | None = None
     if cfg.recipe in TTT_RECIPES and cfg.ttt is not None:
-        model, ttt_info = _wrap_ttt(model, cfg, d.spec)
+        model, ttt_info = wrap_ttt(model, cfg, d.spec)
     info = _model_info(cfg.name, model_file, cfg, chosen, {"ttt": ttt_info} if ttt_info else None)
     scores, t_eval = _evaluate(model, info, d, out, cfg, device, progress)
     result = RecipeResult(
@@ -599,7 +599,7 @@ def _train_eval(
     return result
 
 
-def _wrap_ttt(model: Any, cfg: RecipeConfig, spec: TaskSpec) -> tuple[Any, dict[str, Any]]:
+def wrap_ttt(model: Any, cfg: RecipeConfig, spec: TaskSpec) -> tuple[Any, dict[str, Any]]:
     """The trained network wrapped in its recipe's test-time training (see :attr:`RecipeConfig.ttt`)."""
     try:
         from mribench.workflows.training.ttt import TTTModel
@@ -891,4 +891,5 @@ __all__ = [
     "parse_recipe_config",
     "recipe_card",
     "run_recipe",
+    "wrap_ttt",
 ]

@@ -50,8 +50,9 @@ loop-style loss differs from itself by as much), and mean SSIMs over 32 slices d
 (benchmark: +0.0008 and +0.0017 at 32x32 and 64x48, standard errors 0.0007 and 0.0013; the loop
 itself at two intra-op threads instead of one differs from its one-thread run by 0.0022).
 
-Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, nothing else running; the reference is the
-loop at its best thread count). Where per-operation overheads bound the loop (small images, a tiny
+Speed (``benchmarks/ttt.py --variant fast``, measured before the ``d22`` variant existed, which runs
+the same machinery; 2-core Xeon (AVX-512) VM, nothing else running; the reference is the loop at
+its best thread count). Where per-operation overheads bound the loop (small images, a tiny
 network) vectorising pays most: 32 slices, 4 coils, U-Net chans 8 / 2 pools, W=20, at most 200
 steps, the loop at one thread (two are no faster) takes 19.7-23.5 s at 32x32 and 29.0-31.4 s at
 64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2``
@@ -70,7 +71,8 @@ norms are slower; unfold + batched products are ~4x slower; bfloat16 gains nothi
 resolution and at most 1.4x deeper), instance norm and leaky ReLU ~16%, the rest ~5% or less each;
 per slice and step the vectorised path needs ~2.9 ms of CPU against the loop's ~7.3 ms, and two
 workers reach 92-98% parallel efficiency (nothing when another process holds a core). On a GPU,
-where the loop is bound by kernel launches, the ratio should be far larger (not measured).
+where the loop is bound by kernel launches, the ratio should be far larger (not measured yet:
+``bash benchmarks/gpu.sh`` measures it at the embedded and at the paper's size).
 """
 
 from __future__ import annotations
