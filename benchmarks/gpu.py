@@ -234,10 +234,16 @@ def row_metrics(args: argparse.Namespace) -> dict[str, Any]:
 
     seconds = timed(lambda: ssim(target, recon, 1.0))
     out["metrics"]["ssim"] = {"slices_per_second": n / seconds}
-    for name, fn in (("lpips_vgg", lpips), ("dists", dists)):
+    k = min(n, 16)
+    for name in ("lpips_vgg", "dists"):
         random = bool(missing_weights(name))
-        k = min(n, 16)
-        seconds = timed(lambda fn=fn, r=random, k=k: fn(target[:k], recon[:k], allow_random_weights=r))
+
+        def perceptual(name: str = name, random: bool = random) -> Any:
+            if name == "dists":
+                return dists(target[:k], recon[:k], allow_random_weights=random)
+            return lpips(target[:k], recon[:k], allow_random_weights=random)
+
+        seconds = timed(perceptual)
         out["metrics"][name] = {"slices_per_second": k / seconds, "random_weights": random}
     return out
 

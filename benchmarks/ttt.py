@@ -131,7 +131,7 @@ def train_model(
     sens = sensitivities(masked, nlf, opts["maps"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = ComplexUnetRecon(chans=chans, num_pool_layers=pools, **opts)
+        model = ComplexUnetRecon(chans=chans, num_pool_layers=pools, input=opts["input"], maps=opts["maps"])
     target = rss(coil_images(kspace)) if variant == "d22" else combine_coils(kspace, sens)
     loss_fn = d22_joint_loss if variant == "d22" else joint_loss
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -67,7 +67,7 @@ SHIPPED = {  # recipe -> (shipped name, description, training data)
     ),
 }
 # recipe key -> (model name, recipe run, config option of main(), overrides of that config)
-SELFSUP = {
+SELFSUP: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "sup-d22": ("unet-d22-sim-knee", "sup-d22", "d22_config", {"train_on": "P"}),
     "sup-d22-q": ("unet-d22-sim-brain", "sup-d22", "d22_config", {"train_on": "Q"}),
     "ttt-d22": ("ttt-d22-sim-knee", "ttt-d22", "d22_config", {"train_on": "P"}),
@@ -193,7 +193,7 @@ def _evaluate_network(r: Any, recipe: str, args: argparse.Namespace) -> dict[str
         device=args.device,
     )
     sp = res.summary["splits"]
-    entry = {
+    entry: dict[str, Any] = {
         "name": name,
         "run_dir": run_dir,
         "ttt": ttt_config,
@@ -270,7 +270,9 @@ def _ttt_d22_analysis(runs: Path) -> dict[str, Any]:
     from mribench.analysis.gap import fraction_gap_closed_ci, performance_gap_ci
 
     q_adapt, p_plain = runs / EXTRA_EVAL["ttt-d22-q"][0], runs / EXTRA_EVAL["ttt-d22"][0]
-    (q_sup, p_sup, q_ttt, p_ttt), groups = _paired_test_q(runs / "sup-d22-q", runs / "sup-d22", q_adapt, runs / "ttt-d22")
+    (q_sup, p_sup, q_ttt, p_ttt), groups = _paired_test_q(
+        runs / "sup-d22-q", runs / "sup-d22", q_adapt, runs / "ttt-d22"
+    )
     g = performance_gap_ci(q_sup.to_numpy(), p_sup.to_numpy(), groups)
     # gap_before: the supervised gap; gap_after: Q-trained self-supervised + TTT minus P-trained + TTT
     f = fraction_gap_closed_ci(q_sup.to_numpy(), p_sup.to_numpy(), q_ttt.to_numpy(), p_ttt.to_numpy(), groups)
@@ -278,17 +280,30 @@ def _ttt_d22_analysis(runs: Path) -> dict[str, Any]:
     (p_self, p_self_ttt), groups_p = _paired_test_q(p_plain, runs / "ttt-d22", split="test_P")
     (p_self_q, p_self_ttt_q), _ = _paired_test_q(p_plain, runs / "ttt-d22")
     return {
-        "supervised_gap": {"ssim": g.gap, "ci": [g.low, g.high], "p_value": g.p_value, "n_slices": g.n,
-                           "n_volumes": g.n_groups, "q_trained": g.q_trained, "p_trained": g.p_trained},
+        "supervised_gap": {
+            "ssim": g.gap,
+            "ci": [g.low, g.high],
+            "p_value": g.p_value,
+            "n_slices": g.n,
+            "n_volumes": g.n_groups,
+            "q_trained": g.q_trained,
+            "p_trained": g.p_trained,
+        },
         "fraction_closed": f.fraction,
         "ci": [f.low, f.high],
         "gap_after": f.gap_after.mean,
         "gap_after_ci": [f.gap_after.low, f.gap_after.high],
-        "ssim_test_Q": {"sup_q": float(q_sup.mean()), "sup_p": float(p_sup.mean()),
-                        "selfsup_q_ttt": float(q_ttt.mean()), "selfsup_p_ttt": float(p_ttt.mean())},
+        "ssim_test_Q": {
+            "sup_q": float(q_sup.mean()),
+            "sup_p": float(p_sup.mean()),
+            "selfsup_q_ttt": float(q_ttt.mean()),
+            "selfsup_p_ttt": float(p_ttt.mean()),
+        },
         # acceptance: TTT changes an in-distribution self-supervised model by < 0.02 SSIM (paper: ~0.005)
-        "in_distribution_ttt_change": {"q_trained_test_Q": _diff(q_self, q_self_ttt, groups_q),
-                                       "p_trained_test_P": _diff(p_self, p_self_ttt, groups_p)},
+        "in_distribution_ttt_change": {
+            "q_trained_test_Q": _diff(q_self, q_self_ttt, groups_q),
+            "p_trained_test_P": _diff(p_self, p_self_ttt, groups_p),
+        },
         "ttt_gain_p_trained_test_Q": _diff(p_self_q, p_self_ttt_q, groups),
     }
 

@@ -324,7 +324,9 @@ def stacked_unet(
             and its 3x3 patches are computed once.
         prefix: prefix of the names in ``params``.
     """
-    out: torch.Tensor | Patches = image if isinstance(image, tuple) else (_patches3x3(image), tuple(image.shape[-2:]))
+    out: torch.Tensor | Patches = (
+        image if isinstance(image, tuple) else (_patches3x3(image), (int(image.shape[-2]), int(image.shape[-1])))
+    )
     stack = []
     for i, layer in enumerate(unet.down_sample_layers):
         _expect(layer, ConvBlock, f"{prefix}down_sample_layers.{i}")
@@ -410,5 +412,7 @@ def stacked_norm_unet(net: NormUnet, params: dict[str, torch.Tensor], image: tor
     Returns:
         complex (S, H, W).
     """
-    out = stacked_norm_unet_apply(net, params, stacked_norm_unet_inputs(net, image), tuple(image.shape[-2:]))
+    out = stacked_norm_unet_apply(
+        net, params, stacked_norm_unet_inputs(net, image), (int(image.shape[-2]), int(image.shape[-1]))
+    )
     return torch.complex(out[:, 0], out[:, 1])

@@ -750,14 +750,15 @@ def _run_diverse(
 ) -> RecipeResult:
     groups = diverse_groups(cfg, d)
     mask = d.spec.mask_for("train_P")
+    group_by = (cfg.diverse or {})["group_by"]
     singles: dict[str, Any] = {}
     for value, rows in groups.items():
         sub = out / "singles" / _slug(value)
         masks = [MaskSampler.from_spec(mask, cfg.accelerations, cfg.masks == "task")] * len(rows)
         desc = {
-            "group_by": cfg.diverse["group_by"],
+            "group_by": group_by,
             "groups": [value],
-            "n_slices": len(rows),  # type: ignore[index]
+            "n_slices": len(rows),
             "n_volumes": int(rows["file"].nunique()),
         }
         scfg = _with_name(cfg, f"{cfg.name}-{_slug(value)}")
@@ -766,9 +767,9 @@ def _run_diverse(
     union = pd.concat(list(groups.values()), ignore_index=True)
     masks = [MaskSampler.from_spec(mask, cfg.accelerations, cfg.masks == "task")] * len(union)
     desc = {
-        "group_by": cfg.diverse["group_by"],
+        "group_by": group_by,
         "groups": sorted(groups),
-        "n_slices": len(union),  # type: ignore[index]
+        "n_slices": len(union),
         "n_volumes": int(union["file"].nunique()),
     }
     result = _train_eval(cfg, d, out, union, masks, device, progress, on_epoch, desc)

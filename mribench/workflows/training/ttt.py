@@ -950,7 +950,7 @@ class TTTModel:
     def _grouped_loss(self, params: Params, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-slice TTT losses of all live slices, one batched pass. Returns (train (S,), val (S,))."""
         size = data["sens"].shape[-2:]
-        out = stacked_norm_unet_apply(self.model.net, params, data, (int(size[0]), int(size[1])))
+        out = stacked_norm_unet_apply(self.model.net, params, dict(data), (int(size[0]), int(size[1])))
         return sampled_selfsup_losses(torch.complex(out[:, 0], out[:, 1]), data)
 
 
