@@ -121,9 +121,19 @@ def synthetic_slices(n: int, h: int, w: int, coils: int, seed: int) -> tuple[tor
 
 
 def train_model(
-    chans: int, pools: int, h: int, w: int, coils: int, steps: int, lr: float, variant: str = "d22", slices: int = 16
+    chans: int,
+    pools: int,
+    h: int,
+    w: int,
+    coils: int,
+    steps: int,
+    lr: float,
+    variant: str = "d22",
+    slices: int = 16,
+    device: str = "cpu",
 ) -> ComplexUnetRecon:
-    """A tiny ComplexUnetRecon trained with the variant's joint loss (seeded, global RNG state restored)."""
+    """A ComplexUnetRecon trained with the variant's joint loss for a few steps on ``device`` (seeded,
+    global RNG state restored; ESPIRiT runs on the CPU). Returned on the CPU, in eval mode."""
     kspace, mask, _ = synthetic_slices(slices, h, w, coils, seed=1)
     nlf = round(w * MASK.cf)
     masked = kspace * mask
@@ -133,23 +143,26 @@ def train_model(
         torch.manual_seed(0)
         model = ComplexUnetRecon(chans=chans, num_pool_layers=pools, input=opts["input"], maps=opts["maps"])
     target = rss(coil_images(kspace)) if variant == "d22" else combine_coils(kspace, sens)
+    dev = torch.device(device)
+    model, masked, mask, sens, target = (t.to(dev) for t in (model, masked, mask, sens, target))  # type: ignore[assignment]
     loss_fn = d22_joint_loss if variant == "d22" else joint_loss
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
         loss_fn(model.predict_image(masked, mask, sens), target, masked, mask, sens).backward()
         opt.step()
-    return model.eval()
+    return model.cpu().eval()
 
 
-def network_flops(model: ComplexUnetRecon, h: int, w: int) -> int:
+def network_flops(model: ComplexUnetRecon, h: int, w: int, device: str = "cpu") -> int:
     """Floating-point operations of one slice's Adam step in the network (forward and backward of
     the convolutions and matrix products, as counted by ``torch.utils.flop_counter``; the k-space
     loss, normalisation and activations come on top). Both paths do this arithmetic per slice and step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = copy.deepcopy(model.net).float().cpu()
-    x = torch.randn(1, 1, h, w, 2)
+    dev = torch.device(device)
+    net = copy.deepcopy(model.net).float().to(dev)
+    x = torch.randn(1, 1, h, w, 2, device=dev)
     with FlopCounterMode(display=False) as counter:
         net(x).abs().sum().backward()
     return int(counter.get_total_flops())
@@ -214,7 +227,16 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, dict[str, object
 
 def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
     model = train_model(
-        args.chans, args.pools, h, w, args.coils, args.train_steps, args.lr, args.variant, args.train_slices
+        args.chans,
+        args.pools,
+        h,
+        w,
+        args.coils,
+        args.train_steps,
+        args.lr,
+        args.variant,
+        args.train_slices,
+        args.device,
     )
     kspace, mask, target = synthetic_slices(args.slices, h, w, args.coils, seed=2)
     if args.double:  # float64 check: both paths then give the same iterates (up to ~1e-12)
@@ -286,7 +308,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
         "rows": rows,
         "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean()),
     }
-    flops = network_flops(model, h, w)
+    flops = network_flops(model, h, w, args.device)
     out["network_gflop_per_step"] = flops / 1e9
     ref_ssim = torch.tensor(loop["ssim"])  # type: ignore[arg-type]
     for row in rows.values():
