@@ -383,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.row:
         args.device = args.device or ("cuda" if cuda else "cpu")
         if args.device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(args.device))
+            dev = torch.device(args.device)
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            torch.cuda.set_device(index)  # explicit (set_device needs an index)
+            args.device = f"cuda:{index}"
         result = ROW_FUNCTIONS[args.row](args)
         text = json.dumps(result, indent=2, default=float)
         if args.json:

@@ -367,7 +367,10 @@ def main() -> None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             parser.error(f"--device {args.device}: no CUDA device is available")
-        torch.cuda.set_device(device)  # explicit: every tensor of the run goes to this device
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_device(index)  # explicit (set_device needs an index): every tensor goes to this device
+        args.device = f"cuda:{index}"
+        device = torch.device(args.device)
     results = []
     peak = matmul_gflops(torch.get_num_threads(), device=args.device)
     for size in args.sizes.split(","):
