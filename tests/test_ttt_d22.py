@@ -219,3 +219,17 @@ def test_d22_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
     img_g, st_g = gpu.adapt_images(masked.cuda(), mask.cuda(), sens.cuda(), [1, 2])
     assert img_g.device.type == "cuda" and [s["steps"] for s in st_g] == [s["steps"] for s in st_c]
     assert torch.allclose(img_g.cpu(), img_c, rtol=0, atol=1e-9 * float(img_c.abs().max()))
+
+
+@pytest.mark.parametrize("variant", ["d22", "fast"])
+def test_both_variants_vectorised_engines_equal_the_loop_in_float64(tmp_path: Path, variant: str) -> None:
+    _, masked, mask, nlf = _batch(tmp_path, slices=3)
+    model = _model(input="rss-real-imag", maps="bart-ecalib").double()
+    sens = model.estimate_maps(masked, nlf)
+    kw = {"lr": 1e-2, "window": 2, "max_steps": 12, "variant": variant}
+    img_l, st_l = TTTModel(model, vectorized=False, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
+    assert all(s["steps"] > 6 for s in st_l)
+    for engine in ("grouped", "vmap"):
+        img_v, st_v = TTTModel(model, engine=engine, max_parallel=2, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
+        assert [s["steps"] for s in st_v] == [s["steps"] for s in st_l]
+        assert torch.allclose(img_v, img_l, rtol=0, atol=1e-10 * float(img_l.abs().max()))
