@@ -6,7 +6,8 @@ Usage::
 
     python benchmarks/ttt.py [--slices 32] [--sizes 64x48] [--coils 4] [--chans 8] [--pools 2]
                              [--window 20] [--max-steps 200] [--loop-threads 1,default] [--workers 2]
-                             [--engine grouped|vmap] [--repeats 1] [--preset embedded] [--json out.json]
+                             [--engine grouped|vmap] [--variant d22|fast] [--repeats 1]
+                             [--preset embedded|paper] [--device cuda] [--json out.json]
 
 Rows: the loop at each of ``--loop-threads`` intra-op thread counts (default: one and torch's
 default); the vectorised path at one thread; the vectorised path with ``--workers`` slice groups
@@ -18,8 +19,16 @@ path at torch's default intra-op threads. ``--repeats`` runs the rows round-robi
 and keeps each row's fastest run (interleaved timing on a shared machine). ``--sizes
 32x32,64x48,96x64`` sweeps image sizes; ``--preset embedded`` measures at the embedded
 benchmark's size (256x132 knee slices, 16 coils) with the network of
-``baselines/anatomy/embedded-ttt.yaml`` (16 channels, 3 pools), 8 slices and at most 80 steps.
-Target (DESIGN.md): >= 5x slices/hour at mean SSIM within 0.002. In float32 the paths' iterates
+``baselines/anatomy/embedded-ttt.yaml`` (16 channels, 3 pools), 8 slices and at most 80 steps;
+``--preset paper`` at the paper's size (320x320, 15 coils, U-Net 64 channels / 4 pools), 8 slices,
+at most 100 steps: the GPU target's setting. ``--variant`` picks the TTT variant (``d22``, default:
+Darestani et al.'s input, loop order and maps, with their network input ``rss-real-imag`` and
+``bart-ecalib`` maps; ``fast``: mribench's earlier variant, with which the figures of the
+``ttt-fast`` card were measured). Target (DESIGN.md): >= 5x slices/hour at mean SSIM within 0.002,
+on a GPU at the paper's size; on a CPU the rate is reported as a fraction of the machine's float32
+matrix-product rate (the last line of each table). With ``--device cuda`` every timing is
+synchronised with the device, adaptation and networks run there (ESPIRiT and SSIM on the CPU), and
+the ceiling is the device's float32 matrix-product rate. In float32 the paths' iterates
 differ by rounding (the same arithmetic in another order), which the L1 loss and the stopping rule
 amplify into different trajectories, so per-slice SSIMs differ by a few 1e-3 either way; the paired
 mean difference is reported with its standard error (the loop rows at different thread counts
@@ -45,9 +54,9 @@ from mribench.metrics import ssim
 from mribench.models.complex_unet import ComplexUnetRecon
 from mribench.physics.fft import fft2c, ifft2c, rss
 from mribench.physics.masks import MaskSpec, volume_mask
-from mribench.physics.operators import combine_coils
-from mribench.physics.sensitivity import estimate_sensitivities
-from mribench.workflows.training.selfsup import joint_loss
+from mribench.physics.operators import coil_images, combine_coils
+from mribench.physics.sensitivity import sensitivities
+from mribench.workflows.training.selfsup import d22_joint_loss, joint_loss
 from mribench.workflows.training.ttt import TTTModel
 
 MASK = MaskSpec("equispaced", acceleration=4, center_fraction=0.16)
@@ -63,6 +72,21 @@ PRESETS: dict[str, dict[str, object]] = {
         "max_steps": 80,
         "train_steps": 20,
     },
+    "paper": {
+        "sizes": "320x320",
+        "coils": 15,
+        "chans": 64,
+        "pools": 4,
+        "slices": 8,
+        "max_steps": 100,
+        "train_steps": 20,
+        "train_slices": 4,
+    },
+}
+#: Per variant: the network's input and coil-map preset, and the training loss of the benchmark model.
+VARIANT_MODELS = {
+    "d22": {"input": "rss-real-imag", "maps": "bart-ecalib"},
+    "fast": {"input": "coil-combined", "maps": "mribench"},
 }
 
 
@@ -96,48 +120,69 @@ def synthetic_slices(n: int, h: int, w: int, coils: int, seed: int) -> tuple[tor
     return kspace, mask, rss(ifft2c(kspace))
 
 
-def train_model(chans: int, pools: int, h: int, w: int, coils: int, steps: int, lr: float) -> ComplexUnetRecon:
-    """A tiny ComplexUnetRecon trained with the joint loss (seeded, global RNG state restored)."""
-    kspace, mask, _ = synthetic_slices(16, h, w, coils, seed=1)
+def train_model(
+    chans: int,
+    pools: int,
+    h: int,
+    w: int,
+    coils: int,
+    steps: int,
+    lr: float,
+    variant: str = "d22",
+    slices: int = 16,
+    device: str = "cpu",
+) -> ComplexUnetRecon:
+    """A ComplexUnetRecon trained with the variant's joint loss for a few steps on ``device`` (seeded,
+    global RNG state restored; ESPIRiT runs on the CPU). Returned on the CPU, in eval mode."""
+    kspace, mask, _ = synthetic_slices(slices, h, w, coils, seed=1)
     nlf = round(w * MASK.cf)
     masked = kspace * mask
-    sens = estimate_sensitivities(masked, nlf)
-    target = combine_coils(kspace, sens)
-    with torch.random.fork_rng():
+    opts = VARIANT_MODELS[variant]
+    sens = sensitivities(masked, nlf, opts["maps"])
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = ComplexUnetRecon(chans=chans, num_pool_layers=pools)
+        model = ComplexUnetRecon(chans=chans, num_pool_layers=pools, input=opts["input"], maps=opts["maps"])
+    target = rss(coil_images(kspace)) if variant == "d22" else combine_coils(kspace, sens)
+    dev = torch.device(device)
+    model, masked, mask, sens, target = (t.to(dev) for t in (model, masked, mask, sens, target))  # type: ignore[assignment]
+    loss_fn = d22_joint_loss if variant == "d22" else joint_loss
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        joint_loss(model.predict_image(masked, mask, sens), target, masked, mask, sens).backward()
+        loss_fn(model.predict_image(masked, mask, sens), target, masked, mask, sens).backward()
         opt.step()
-    return model.eval()
+    return model.cpu().eval()
 
 
-def network_flops(model: ComplexUnetRecon, h: int, w: int) -> int:
+def network_flops(model: ComplexUnetRecon, h: int, w: int, device: str = "cpu") -> int:
     """Floating-point operations of one slice's Adam step in the network (forward and backward of
     the convolutions and matrix products, as counted by ``torch.utils.flop_counter``; the k-space
     loss, normalisation and activations come on top). Both paths do this arithmetic per slice and step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = copy.deepcopy(model.net).float().cpu()
-    x = torch.randn(1, 1, h, w, 2)
+    dev = torch.device(device)
+    net = copy.deepcopy(model.net).float().to(dev)
+    x = torch.randn(1, 1, h, w, 2, device=dev)
     with FlopCounterMode(display=False) as counter:
         net(x).abs().sum().backward()
     return int(counter.get_total_flops())
 
 
-def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """float32 matrix-product rate (GFLOP/s) at ``threads`` intra-op threads: near this machine's peak."""
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """float32 matrix-product rate (GFLOP/s): near the peak of this machine's CPU cores (at ``threads``
+    intra-op threads) or of a CUDA device (TF32 off, as torch's default for matrix products)."""
+    dev = torch.device(device)
     default = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
         a @ b
+        _sync(dev)
         best = math.inf
         for _ in range(repeats):
             t0 = time.perf_counter()
             a @ b
+            _sync(dev)
             best = min(best, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(default)
@@ -181,7 +226,18 @@ def _variants(args: argparse.Namespace) -> dict[str, tuple[int, dict[str, object
 
 
 def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
-    model = train_model(args.chans, args.pools, h, w, args.coils, args.train_steps, args.lr)
+    model = train_model(
+        args.chans,
+        args.pools,
+        h,
+        w,
+        args.coils,
+        args.train_steps,
+        args.lr,
+        args.variant,
+        args.train_slices,
+        args.device,
+    )
     kspace, mask, target = synthetic_slices(args.slices, h, w, args.coils, seed=2)
     if args.double:  # float64 check: both paths then give the same iterates (up to ~1e-12)
         model, kspace, mask, target = model.double(), kspace.to(torch.complex128), mask.double(), target.double()
@@ -190,7 +246,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
     masked = kspace * mask
     _sync(device)
     t0 = time.perf_counter()
-    sens = estimate_sensitivities(masked, round(w * MASK.cf))
+    sens = sensitivities(masked, round(w * MASK.cf), VARIANT_MODELS[args.variant]["maps"])
     _sync(device)
     sens_seconds = time.perf_counter() - t0
     seeds = list(range(args.slices))
@@ -200,6 +256,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
         "max_steps": args.max_steps,
         "max_parallel": args.parallel,
         "engine": args.engine,
+        "variant": args.variant,
     }
     variants = _variants(args)
     default_threads = torch.get_num_threads()
@@ -243,6 +300,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
         "slices": args.slices,
         "coils": args.coils,
         "engine": args.engine,
+        "variant": args.variant,
         "chans": args.chans,
         "pools": args.pools,
         "reference": reference,
@@ -250,7 +308,7 @@ def run(args: argparse.Namespace, h: int, w: int) -> dict[str, object]:
         "rows": rows,
         "ssim_before_ttt": float(ssim(target, base, target.amax(dim=(-2, -1))).mean()),
     }
-    flops = network_flops(model, h, w)
+    flops = network_flops(model, h, w, args.device)
     out["network_gflop_per_step"] = flops / 1e9
     ref_ssim = torch.tensor(loop["ssim"])  # type: ignore[arg-type]
     for row in rows.values():
@@ -275,6 +333,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=1e-3, help="training and TTT learning rate")
     parser.add_argument("--train-steps", type=int, default=100)
+    parser.add_argument("--train-slices", type=int, default=16, help="synthetic slices the model is trained on")
+    parser.add_argument("--variant", choices=("d22", "fast"), default="d22", help="TTT variant (TTTModel.variant)")
     parser.add_argument("--parallel", type=int, default=64, help="most slices adapted at once (vectorised)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads of --omp (default: torch's)")
     parser.add_argument(
@@ -294,8 +354,8 @@ def main() -> None:
         "--preset",
         choices=tuple(PRESETS),
         default=None,
-        help="set --sizes, --coils, --chans, --pools, --slices, --max-steps and --train-steps "
-        "together (overriding those options)",
+        help="set --sizes, --coils, --chans, --pools, --slices, --max-steps, --train-steps (and for "
+        "'paper' --train-slices) together (overriding those options)",
     )
     args = parser.parse_args()
     if args.preset:
@@ -303,8 +363,16 @@ def main() -> None:
             setattr(args, name, value)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: no CUDA device is available")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_device(index)  # explicit (set_device needs an index): every tensor goes to this device
+        args.device = f"cuda:{index}"
+        device = torch.device(args.device)
     results = []
-    peak = matmul_gflops(torch.get_num_threads()) if args.device == "cpu" else None
+    peak = matmul_gflops(torch.get_num_threads(), device=args.device)
     for size in args.sizes.split(","):
         h, w = (int(v) for v in size.lower().split("x"))
         r = run(args, h, w)
@@ -312,7 +380,7 @@ def main() -> None:
         results.append(r)
         print(
             f"\nTTT, {r['slices']} slices {r['size']}, {r['coils']} coils, U-Net chans {r['chans']} pools {r['pools']}, "
-            f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, "
+            f"W={args.window}, max {args.max_steps} steps, engine {r['engine']}, variant {r['variant']}, "
             f"{'float64' if args.double else 'float32'}, {os.cpu_count()} CPUs, device {_device_name(args.device)}"
         )
         print(
@@ -333,16 +401,18 @@ def main() -> None:
         )
         ref_rate = r["rows"][r["reference"]]["network_gflops"]  # type: ignore[index]
         line = f"  GFLOP/s: the network's convolutions and products per second ({r['network_gflop_per_step']:.3f} GFLOP per slice and step)"
-        if peak is not None:
-            line += (
-                f"; float32 matrix products on this machine: {peak:.0f} GFLOP/s at {torch.get_num_threads()} "
-                f"threads, {peak / ref_rate:.1f}x the reference's rate: no implementation of the same arithmetic "
-                f"can be faster than that"
-            )
+        where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else _device_name(args.device)
+        best_rate = max(float(row["network_gflops"]) for row in r["rows"].values())  # type: ignore[attr-defined]
+        r["fraction_of_matmul_peak"] = {n: float(row["network_gflops"]) / peak for n, row in r["rows"].items()}  # type: ignore[attr-defined]
+        line += (
+            f"; float32 matrix products: {peak:.0f} GFLOP/s ({where}); the reference runs at "
+            f"{100 * ref_rate / peak:.0f}% of that, the fastest row at {100 * best_rate / peak:.0f}% (no "
+            f"implementation of the same arithmetic can exceed 100%)"
+        )
         print(line)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"args": vars(args), "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

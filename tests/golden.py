@@ -100,7 +100,7 @@ def generate_volumes(files: set[str], root: Path) -> Path:
 
 def task_folder(volumes: dict[str, str], data: Path, out: Path) -> Path:
     """A data folder holding only a task's chosen volumes (links into ``data``, same layout)."""
-    for f, rel in _paths(set(volumes.values())).items():
+    for rel in _paths(set(volumes.values())).values():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(data / rel, out / rel)
     os.symlink(data / "annotations.csv", out / "annotations.csv")

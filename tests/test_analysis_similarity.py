@@ -192,6 +192,7 @@ def test_embed_items_reports_counts_and_leaves_global_rng_untouched(tmp_path: Pa
     assert (np.random.get_state()[1] == np_state[1]).all() and torch.equal(torch.get_rng_state(), torch_state)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_blockwise_on_cuda_equals_cpu() -> None:
     g = torch.Generator().manual_seed(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -109,6 +110,48 @@ def test_diverse_groups_exclude_test_and_q_volumes(diverse_root: Path) -> None:
         diverse_groups(load_recipe_config("diverse", {"diverse": {"group_by": "anatomy"}}), d)
 
 
+def test_diverse_groups_of_column_combinations_with_equal_sizes() -> None:
+    """P_i = every contrast x scanner present (Lin & Heckel), each subsampled to the same number of slices."""
+    rows = []
+    sizes = {("PD", "Skyra"): (3, 4), ("PD", "Aera"): (2, 5), ("PDFS", "Skyra"): (4, 3), ("PDFS", "Aera"): (1, 2)}
+    for (contrast, scanner), (volumes, slices) in sizes.items():
+        for v in range(volumes):
+            for sl in range(slices):
+                f = f"knee_{contrast}_{scanner}_{v}.h5"
+                rows.append({"file": f, "slice": sl, "anatomy": "knee", "contrast": contrast, "system_model": scanner})
+    for v in range(4):
+        rows += [{"file": f"brain_{v}.h5", "slice": 0, "anatomy": "brain", "contrast": "T2", "system_model": "Skyra"}]
+    table = pd.DataFrame(rows)
+    task = parse_task({**TASK, "splits": {"test_fraction": 0.01}}, "t")  # (almost) no test volumes
+    d = _Data(task, Path("."), table, make_splits(task, table, allow_empty=True))
+    by = {"group_by": ["contrast", "system_model"], "min_volumes": 1}
+    groups = diverse_groups(load_recipe_config("diverse", {"diverse": by}), d)
+    test = set(d.splits["test_P"].rows["file"])
+    expect = {f"{c} x {m}": n * k - sum(f"knee_{c}_{m}" in t for t in test) * k for (c, m), (n, k) in sizes.items()}
+    assert {k: len(g) for k, g in groups.items()} == expect
+    assert all(set(g["contrast"]) == {k.split(" x ")[0]} for k, g in groups.items())
+    equal = diverse_groups(load_recipe_config("diverse", {"diverse": {**by, "equal_size": True}}), d)
+    n = min(expect.values())
+    assert {len(g) for g in equal.values()} == {n} and set(equal) == set(groups)
+    again = diverse_groups(load_recipe_config("diverse", {"diverse": {**by, "equal_size": True}}), d)
+    assert all(equal[k].equals(again[k]) for k in equal)  # seeded: the same subsample every time
+    for k, g in equal.items():  # a subset of the group, in (file, slice) order
+        assert g.merge(groups[k]).shape[0] == n and g.sort_values(["file", "slice"]).index.tolist() == list(range(n))
+    picked = diverse_groups(
+        load_recipe_config(
+            "diverse", {"diverse": {**by, "groups": [["PD", "Skyra"], "PDFS x Skyra"], "group_size": 3}}
+        ),
+        d,
+    )
+    assert set(picked) == {"PD x Skyra", "PDFS x Skyra"} and {len(g) for g in picked.values()} == {3}
+    with pytest.raises(Exception, match="group_size"):
+        diverse_groups(load_recipe_config("diverse", {"diverse": {**by, "group_size": 1000}}), d)
+    with pytest.raises(ValueError, match="slice-index columns"):
+        diverse_groups(load_recipe_config("diverse", {"diverse": {"group_by": ["contrast", "scanner"]}}), d)
+    with pytest.raises(ValueError, match="diverse keys"):
+        load_recipe_config("diverse", {"diverse": {"group_bye": "contrast"}})
+
+
 def test_diverse_recipe_end_to_end(diverse_root: Path, tmp_path: Path) -> None:
     task = _write(tmp_path / "t.yaml", DIVERSE_TASK)
     cfg = {**TINY, "diverse": {"min_volumes": 1}}
@@ -127,8 +170,8 @@ def test_cli_lists_recipes() -> None:
 
 
 def test_cli_prints_and_writes_the_config_files(tmp_path: Path) -> None:
-    res = CliRunner().invoke(baseline_app, ["config", "ttt"])
-    assert res.exit_code == 0 and res.output == config_yaml("ttt")
+    res = CliRunner().invoke(baseline_app, ["config", "ttt-d22"])
+    assert res.exit_code == 0 and res.output == config_yaml("ttt-d22")
     res = CliRunner().invoke(baseline_app, ["config", "--write", str(tmp_path)])
     assert res.exit_code == 0
     assert all((tmp_path / n / "config.yaml").read_text() == config_yaml(n) for n in RECIPES)
@@ -267,10 +310,12 @@ def test_ttt_recipe_trains_with_the_joint_loss_and_evaluates_with_ttt(
         "evaluation": {"batch_size": 1, "limit": 1},
     }
     out = tmp_path / "ttt"
-    r = run_recipe("ttt", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
+    r = run_recipe("ttt-fast", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
     assert r.history[0]["train_loss"] > 0 and 0 < r.scores["test_Q"] < 1
     run = json.loads((out / "run.json").read_text())
-    assert run["model"]["details"]["arch"] == "unet-complex" and run["model"]["details"]["ttt"]["window"] == 2
+    ttt = run["model"]["details"]["ttt"]
+    assert run["model"]["details"]["arch"] == "unet-complex" and ttt["window"] == 2
+    assert ttt["variant"] == "fast" and ttt["lr"] == 3e-3 and ttt["holdout_in_input"] is True
     n_train = json.loads((out / "baseline.json").read_text())["training_data"]["n_slices"]
     assert len(list((out / "training" / "sens_cache").glob("*.npy"))) == n_train  # one ESPIRiT per slice, cached
 
@@ -287,8 +332,65 @@ def test_ttt_recipe_without_adaptation_evaluates_the_trained_network(
         "evaluation": {"batch_size": 1, "limit": 1},
     }
     out = tmp_path / "ttt-q"
-    r = run_recipe("ttt", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
+    r = run_recipe("ttt-fast", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
     assert r.config.ttt is None and r.config.train_on == "Q" and 0 < r.scores["test_Q"] < 1
     run = json.loads((out / "run.json").read_text())
     assert run["model"]["details"]["arch"] == "unet-complex" and "ttt" not in run["model"]["details"]
     assert json.loads((out / "baseline.json").read_text())["config"]["ttt"] is None
+
+
+def test_d22_recipes_train_their_unet_and_evaluate_with_their_ttt(
+    tiny_root: Path, task_yaml: Path, tmp_path: Path
+) -> None:
+    """sup-d22 and ttt-d22 at a tiny size: RSS-magnitude losses, the task's fixed mask, D22 TTT settings."""
+    pytest.importorskip("sigpy")
+    tiny = {
+        **TINY,
+        "training": {"model": {"chans": 2, "num_pool_layers": 1}, "batch_size": 3, "lr": 3e-3},
+        "evaluation": {"batch_size": 1, "limit": 1},
+    }
+    sup = run_recipe(
+        "sup-d22", str(task_yaml), config=tiny, epochs=1, device="cpu", out=tmp_path / "s", data_root=tiny_root
+    )
+    assert sup.config.masks == "task" and sup.config.training.loss == "d22-sup" and 0 < sup.scores["test_Q"] < 1
+    assert not (tmp_path / "s" / "training" / "sens_cache").exists()  # their input and loss need no maps
+    base = json.loads((tmp_path / "s" / "baseline.json").read_text())
+    assert base["config"]["training"]["schedule"] == "constant" and base["model"]["config"]["input"] == "rss-real-imag"
+
+    cfg = {**tiny, "ttt": {"shift": "anatomy", "window": 2, "max_steps": 6}}
+    out = tmp_path / "t"
+    r = run_recipe("ttt-d22", str(task_yaml), config=cfg, epochs=1, device="cpu", out=out, data_root=tiny_root)
+    assert r.config.training.loss == "d22-joint" and 0 < r.scores["test_Q"] < 1
+    ttt = json.loads((out / "run.json").read_text())["model"]["details"]["ttt"]
+    assert ttt["variant"] == "d22" and ttt["stopping_rule"] == "d22" and ttt["maps"] == "bart-ecalib"
+    assert ttt["lr"] == 1e-5 and ttt["window"] == 2 and ttt["max_steps"] == 6  # the table's lr, explicit W and cap
+    assert ttt["settings"]["shift"] == "anatomy" and ttt["settings"]["overridden"] == {"window": 2, "max_steps": 6}
+    cached = list((out / "training" / "sens_cache").glob("*_bart-ecalib.npy"))
+    n_train = json.loads((out / "baseline.json").read_text())["training_data"]["n_slices"]
+    assert len(cached) == n_train  # the BART-like maps of the self-supervised loss, one per training slice
+    with pytest.raises(ValueError, match="shift"):  # the tiny task's card names no shift: no silent default
+        run_recipe(
+            "ttt-d22", str(task_yaml), config=tiny, epochs=1, device="cpu", out=tmp_path / "u", data_root=tiny_root
+        )
+
+
+def test_task_masks_are_fixed_and_lh24_recipes_use_their_schedule() -> None:
+    cfg = load_recipe_config("sup-p")
+    t = cfg.training
+    assert (t.epochs, t.lr, t.warmup_fraction, t.schedule, t.grad_clip, t.batch_size) == (
+        60,
+        1e-3,
+        0.01,
+        "onecycle-lh24",
+        1.0,
+        1,
+    )
+    assert cfg.masks == "fresh" and t.model == {"chans": 32, "num_pool_layers": 4, "drop_prob": 0.0}
+    d22 = load_recipe_config("sup-d22").training
+    assert (d22.lr, d22.schedule, d22.batch_size, d22.grad_clip, d22.model["chans"]) == (1e-5, "constant", 1, 0.0, 64)
+    with pytest.raises(ValueError, match="masks"):
+        load_recipe_config("sup-p", {"masks": "fixed"})
+    with pytest.raises(ValueError, match="accelerations"):
+        load_recipe_config("sup-d22", {"accelerations": [4, 8]})
+    with pytest.raises(ValueError, match="ttt section"):
+        load_recipe_config("sup-p", {"ttt": {"window": 2}})

@@ -26,7 +26,12 @@ from mribench.workflows.training.data import (
     spread_subset,
 )
 from mribench.workflows.training.early_stopping import early_stopping_epoch, should_stop
-from mribench.workflows.training.schedule import WarmupLinearDecay, make_scheduler, warmup_steps_for
+from mribench.workflows.training.schedule import (
+    OneCycleLinear,
+    WarmupLinearDecay,
+    make_scheduler,
+    warmup_steps_for,
+)
 from mribench.workflows.training.supervised import STATE_FILE, TrainConfig, ValSet, checkpoint_path, read_history, train
 
 TASK = {
@@ -153,6 +158,93 @@ def test_warmup_then_linear_decay_values() -> None:
         WarmupLinearDecay(5, 5)
     with pytest.raises(ValueError, match="warmup_fraction"):
         warmup_steps_for(10, 1.0)
+
+
+def _lrs(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
+    out = []
+    for i in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if i < steps - 1:  # torch's OneCycleLR refuses a step past its total
+            sched.step()
+    return out
+
+
+@pytest.mark.parametrize("total", [250, 1000, 3017])
+def test_lh24_schedule_equals_torch_onecycle_as_lin_and_heckel_configure_it(total: int) -> None:
+    """Lin & Heckel's main.py: OneCycleLR(pct_start=0.01, linear, div_factor=25, final_div_factor=1, no momentum)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=0.0)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=1e-3,
+        total_steps=total,
+        pct_start=0.01,
+        anneal_strategy="linear",
+        cycle_momentum=False,
+        base_momentum=0.0,
+        max_momentum=0.0,
+        div_factor=25.0,
+        final_div_factor=1.0,
+    )
+    want = _lrs(opt, ref, total)
+    opt2 = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    got = _lrs(opt2, make_scheduler(opt2, total, 0, "onecycle-lh24", 0.01), total)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+    assert (
+        got[0] == pytest.approx(4e-5) and got[-1] == pytest.approx(4e-5) and max(got) == pytest.approx(1e-3, rel=5e-3)
+    )
+
+
+def test_onecycle_short_trainings_and_constant_schedule() -> None:
+    f = OneCycleLinear(100, 0.01)  # torch divides by zero here (its warm-up ends at step 0)
+    assert f(0) == pytest.approx(0.04) and f(1) == 1.0 and f(99) == pytest.approx(0.04)
+    assert all(0.04 - 1e-12 <= f(s) <= 1.0 for s in range(100))
+    assert OneCycleLinear(1, 0.01)(0) == pytest.approx(0.04)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
+    assert _lrs(opt, make_scheduler(opt, 7, 0, "constant"), 7) == [1e-5] * 7
+    with pytest.raises(ValueError, match="schedule"):
+        make_scheduler(opt, 7, 0, "cosine")
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="cosine")
+
+
+def test_task_masks_are_the_volume_masks_in_every_epoch(splits: dict, tiny_root: Path) -> None:
+    """``fixed`` samplers (recipes' ``masks: task``, Darestani et al.'s fixed mask) give the evaluator's masks."""
+    spec = splits["task"].mask_for("train_P")
+    rows = splits["train_P"].rows
+    ds = TrainingSlices(rows, tiny_root, MaskSampler.from_spec(spec, fixed=True), seed=3)
+    val = ValidationSlices(rows, tiny_root, spec)
+    for epoch in (1, 2):
+        ds.set_epoch(epoch)
+        for i in range(len(rows)):
+            a, b = ds[i], val[i]
+            assert torch.equal(a["mask"], b["mask"]) and a["num_low_frequencies"] == b["num_low_frequencies"]
+    with pytest.raises(ValueError, match="accelerations"):
+        MaskSampler.from_spec(spec, [4, 8], fixed=True)
+
+
+def test_d22_losses_train_the_complex_unet(splits: dict, tiny_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sigpy")
+    model = {**TINY, "input": "rss-real-imag", "maps": "bart-ecalib"}
+    for loss in ("d22-sup", "d22-joint"):
+        cfg = TrainConfig(
+            arch="unet-complex",
+            model=model,
+            loss=loss,
+            epochs=2,
+            lr=3e-3,
+            schedule="constant",
+            batch_size=2,
+            grad_clip=0.0,
+        )
+        res = train(cfg, splits["train_P"].rows, tiny_root, tmp_path / loss, masks=MaskSampler())
+        losses = [h["train_loss"] for h in res.history]
+        assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+        maps = list((tmp_path / loss / "sens_cache").glob("*_bart-ecalib.npy"))
+        assert len(maps) == (len(splits["train_P"].rows) if loss == "d22-joint" else 0)
+    with pytest.raises(ValueError, match="unet-complex"):
+        TrainConfig(arch="unet", loss="d22-sup")
 
 
 def _hist(values: list[float]) -> list[dict]:

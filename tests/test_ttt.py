@@ -17,7 +17,14 @@ from mribench.models.complex_unet import ComplexUnetRecon
 from mribench.physics.masks import MaskSpec, volume_mask
 from mribench.physics.sensitivity import estimate_sensitivities
 from mribench.tasks import parse_task
-from mribench.workflows.training.ttt import StackedAdam, TTTModel, adapt, load_ttt, should_stop
+from mribench.workflows.training.ttt import (
+    StackedAdam,
+    TTTModel,
+    adapt,
+    load_ttt,
+    should_stop,
+    should_stop_d22,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: intra-op threads only add overhead
 
@@ -36,6 +43,10 @@ def test_should_stop_rule() -> None:
     assert not should_stop([5.0 - 0.1 * i for i in range(40)], w)  # still improving
     flat = [1.0] * 40
     assert not should_stop(flat, w)  # equal means: keep going
+    # D22: checked at epoch e on the e errors recorded before it (v_0..v_{e-1}), e > 3W
+    assert not should_stop_d22([1.0] * (3 * w - 1) + [2.0], w)  # e = 3W: too early
+    assert should_stop_d22([1.0] * (3 * w) + [2.0], w)  # e = 3W + 1
+    assert not should_stop_d22(flat, w) and not should_stop_d22([5.0 - 0.1 * i for i in range(40)], w)
 
 
 def test_stacked_adam_matches_torch_adam() -> None:
@@ -83,19 +94,64 @@ def _quad_loss(params: dict[str, torch.Tensor], data: dict[str, torch.Tensor]) -
     return ((w - data["a"]) ** 2).sum(), ((w - data["b"]) ** 2).sum()
 
 
-def test_vectorized_adapt_equals_the_loop_with_staggered_stopping() -> None:
+@pytest.mark.parametrize("rule", ["d22", "fast"])
+def test_vectorized_adapt_equals_the_loop_with_staggered_stopping(rule: str) -> None:
     params, data = _quadratics()
-    vec = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60)
-    ref = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, vectorized=False)
+    vec = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, rule=rule)
+    ref = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, vectorized=False, rule=rule)
     assert vec.steps == ref.steps and vec.stopped == ref.stopped
     assert len(set(vec.steps)) >= 4  # slices stop at different steps (the stack shrinks)
     assert vec.stopped[:4] == [True] * 4 and vec.steps[4] == 60 and not vec.stopped[4]
     assert all(k > 9 for k in vec.steps)  # never before 3W
     assert torch.allclose(vec.params["w"], ref.params["w"], rtol=0, atol=1e-12)
+    recorded = 0 if rule == "d22" else 1  # d22: no loss at the returned (stepped) parameters
     for i, k in enumerate(vec.steps):
-        assert len(vec.val_losses[i]) == k + 1 and vec.val_losses[i] == pytest.approx(ref.val_losses[i], abs=1e-12)
+        assert len(vec.val_losses[i]) == k + recorded
+        assert vec.val_losses[i] == pytest.approx(ref.val_losses[i], abs=1e-12)
     with pytest.raises(ValueError, match="window"):
         adapt(_quad_loss, params, data, lr=0.1, window=0)
+    with pytest.raises(ValueError, match="rule"):
+        adapt(_quad_loss, params, data, lr=0.1, rule="best")
+
+
+def _d22_notebook_loop(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lr: float, window_size: int, num_epochs: int):
+    """Darestani et al.'s TTT loop (``unet/anatomy_shift.ipynb``, ``inference``), transcribed line by line
+    for one parameter tensor: returns the final parameters, the epoch it broke at and the recorded errors."""
+    p = p.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([p], lr=lr)
+    verrors: list[float] = []
+    epoch = -1
+    for epoch in range(num_epochs):
+        optimizer.zero_grad()
+        loss = ((p - a) ** 2).sum()
+        verror = float(((p.detach() - b) ** 2).sum())
+        loss.backward()
+        optimizer.step()
+        if epoch > 3 * window_size:
+            if sum(verrors[-window_size:]) / window_size > sum(verrors[-2 * window_size : -window_size]) / window_size:
+                break
+        verrors.append(verror)
+    return p.detach(), epoch, verrors
+
+
+def test_d22_rule_returns_the_last_parameters_of_the_papers_loop() -> None:
+    """The ``d22`` rule stops where the paper's loop breaks and returns its last (stepped) parameters."""
+    params, data = _quadratics()
+    got = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, rule="d22")
+    loop = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, rule="d22", vectorized=False)
+    fast = adapt(_quad_loss, params, data, lr=0.1, window=3, max_steps=60, rule="fast")
+    for i in range(5):
+        final, epoch, verrors = _d22_notebook_loop(params["w"], data["a"][i], data["b"][i], 0.1, 3, 60)
+        assert got.steps[i] == epoch + 1  # the break happens after the step of that epoch
+        assert torch.allclose(got.params["w"][i], final, rtol=0, atol=1e-12)
+        assert torch.allclose(loop.params["w"][i], final, rtol=0, atol=1e-12)
+        assert got.val_losses[i][: len(verrors)] == pytest.approx(verrors, abs=1e-12)
+        if got.stopped[i]:
+            # the parameters returned are not the best-validation ones, nor those the rule last saw
+            best = min(range(len(got.val_losses[i])), key=got.val_losses[i].__getitem__)
+            assert best < got.steps[i] - 1
+            # the fast rule (mribench's) keeps the last validated parameters: not the paper's
+            assert fast.steps[i] != got.steps[i] and not torch.allclose(fast.params["w"][i], final)
 
 
 def test_worker_threads_share_the_slices_and_give_the_same_iterates() -> None:
@@ -151,6 +207,7 @@ def _mri_batch(tmp_path: Path, slices: int = 3) -> tuple[torch.Tensor, torch.Ten
     return kspace * mask, mask, meta
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
     masked, mask, meta = _mri_batch(tmp_path)
@@ -278,7 +335,10 @@ def test_ttt_through_the_evaluator(tiny_root: Path, tmp_path: Path, monkeypatch:
     path = save_checkpoint(_model(), tmp_path / "unet-complex.safetensors", extra={"lr": 3e-4})
     lm = load_ttt(path, window=1, max_steps=3)
     ttt = lm.model
-    assert isinstance(ttt, TTTModel) and ttt.lr == 3e-4 and lm.info.details["ttt"]["max_steps"] == 3
+    assert isinstance(ttt, TTTModel) and ttt.lr == 1e-5 and lm.info.details["ttt"]["max_steps"] == 3
+    assert lm.info.details["ttt"]["variant"] == "d22" and lm.info.name.startswith("ttt-d22-")
+    fast = load_ttt(path, variant="fast", window=1, max_steps=3)  # the fast variant: the training lr
+    assert fast.model.lr == 3e-4 and fast.info.details["ttt"]["variant"] == "fast"
     r = evaluate(
         lm, task, data=tiny_root, run_dir=tmp_path / "run", options=EvalOptions(limit=1), runtime=Runtime(batch_size=2)
     )

@@ -1,10 +1,24 @@
-"""A U-Net on the complex coil-combined image, as in Darestani, Liu & Heckel (ICML 2022).
+"""The U-Net of Darestani, Liu & Heckel (ICML 2022): two channels in, a complex image out.
 
-``f`` maps the zero-filled coil-combined image ``A^H y`` (computed with ESPIRiT sensitivities, at the
-encoded matrix size) to a complex image. The network is fastmri's ``NormUnet``: a ``Unet(in_chans=2,
-out_chans=2)`` on the real and imaginary parts, with per-instance normalisation (mean and std of the
-real and of the imaginary channel, undone at the output, so ``f(c x) = c f(x)`` for real ``c > 0``)
-and padding to multiples of 16.
+``f`` maps a two-channel zero-filled image at the encoded matrix size to a complex image (its two
+output channels are the real and imaginary part; the reconstruction is ``|f|``). The input is one
+of (:data:`INPUTS`):
+
+- ``"rss-real-imag"`` (D22's input): the root-sum-of-squares over coils of the real parts and of
+  the imaginary parts of the zero-filled coil images, ``(sqrt(sum_c Re(x_c)^2), sqrt(sum_c
+  Im(x_c)^2))`` with ``x_c = IFFT(y_c)`` (their ``rss_torch`` on a (C, H, W, 2) tensor); no coil
+  maps are needed for it;
+- ``"coil-combined"`` (mribench's earlier choice): the sensitivity-weighted coil combination
+  ``A^H y`` (real and imaginary part), with the model's coil maps.
+
+Coil maps (``maps``, :data:`mribench.physics.sensitivity.MAP_PRESETS`) enter the self-supervised
+losses ``|y - A f|`` and, for ``"coil-combined"``, the input.
+
+The network is fastmri's ``NormUnet``: a ``Unet(in_chans=2, out_chans=2)`` with per-instance
+normalisation (mean and std of each input channel, undone at the output, so ``f(c x) = c f(x)``
+for real ``c > 0``) and padding to multiples of 16. D22 instead feed a plain U-Net k-space scaled by
+a factor that makes ``|f(x)|_2 = |x|_2`` (five fixed-point iterations per slice); the instance
+normalisation is ours and serves the same purpose (inputs on one scale whatever the raw intensity).
 """
 
 from __future__ import annotations
@@ -18,8 +32,27 @@ from fastmri.models.varnet import NormUnet
 
 from mribench.api.model import SliceMeta
 from mribench.physics.fft import center_crop
-from mribench.physics.operators import adjoint
-from mribench.physics.sensitivity import estimate_sensitivities
+from mribench.physics.operators import adjoint, coil_images
+from mribench.physics.sensitivity import MAP_PRESETS, sensitivities
+
+#: Network inputs (see the module docstring).
+INPUTS = ("coil-combined", "rss-real-imag")
+
+
+def rss_real_imag(masked_kspace: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
+    """D22's two-channel input as a complex image: RSS over coils of the real and of the imaginary parts.
+
+    Args:
+        masked_kspace: complex (B, C, H, W).
+        points: optional (B, 1, 1, W) or (B, 1, H, W) mask applied first.
+
+    Returns:
+        complex (B, H, W) ``sqrt(sum_c Re(x_c)^2) + i sqrt(sum_c Im(x_c)^2)``, ``x_c = IFFT(y_c)``.
+    """
+    k = masked_kspace if points is None else masked_kspace * points.to(masked_kspace.real.dtype)
+    coils = torch.view_as_real(coil_images(k))  # (B, C, H, W, 2)
+    parts = coils.square().sum(dim=1).sqrt()  # (B, H, W, 2)
+    return torch.view_as_complex(parts.contiguous())
 
 
 def complex_to_net(image: torch.Tensor) -> torch.Tensor:
@@ -39,6 +72,10 @@ class ComplexUnetRecon(torch.nn.Module):
         chans: channels of the first U-Net layer.
         num_pool_layers: down-sampling levels.
         drop_prob: dropout.
+        input: ``"coil-combined"`` (default, as checkpoints written before the option) or
+            ``"rss-real-imag"`` (D22), see :data:`INPUTS`.
+        maps: coil-map preset of the losses and the coil-combined input (``"mribench"`` default, as
+            before the option; ``"bart-ecalib"``: D22).
 
     Attributes:
         arch: ``"unet-complex"`` (the checkpoint architecture name).
@@ -49,10 +86,48 @@ class ComplexUnetRecon(torch.nn.Module):
 
     arch = "unet-complex"
 
-    def __init__(self, chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0) -> None:
+    def __init__(
+        self,
+        chans: int = 32,
+        num_pool_layers: int = 4,
+        drop_prob: float = 0.0,
+        input: str = "coil-combined",
+        maps: str = "mribench",
+    ) -> None:
         super().__init__()
-        self.config = {"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob}
+        if input not in INPUTS:
+            raise ValueError(f"expected input in {INPUTS}, got {input!r}")
+        if maps not in MAP_PRESETS:
+            raise ValueError(f"expected maps in {sorted(MAP_PRESETS)}, got {maps!r}")
+        self.config: dict[str, object] = {"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob}
+        if input != "coil-combined" or maps != "mribench":  # checkpoints of the defaults keep their config
+            self.config.update(input=input, maps=maps)
+        self.input = input
+        self.maps = maps
         self.net = NormUnet(chans=chans, num_pools=num_pool_layers, in_chans=2, out_chans=2, drop_prob=drop_prob)
+
+    def estimate_maps(self, masked_kspace: torch.Tensor, num_low_frequencies: int) -> torch.Tensor:
+        """Coil maps of the model's preset. complex (B, C, H, W) -> complex64 (B, C, H, W)."""
+        return sensitivities(masked_kspace, num_low_frequencies, self.maps)
+
+    def zero_filled_input(
+        self, masked_kspace: torch.Tensor, points: torch.Tensor, sens: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The network's input image from the k-space at ``points``.
+
+        Args:
+            masked_kspace: complex (B, C, H, W).
+            points: (B, 1, 1, W) column mask or (B, 1, H, W) point mask.
+            sens: complex (B, C, H, W) (needed for ``"coil-combined"`` only).
+
+        Returns:
+            complex (B, H, W).
+        """
+        if self.input == "rss-real-imag":
+            return rss_real_imag(masked_kspace, points)
+        if sens is None:
+            raise ValueError("expected coil maps for the coil-combined input, got none")
+        return adjoint(masked_kspace, sens.to(masked_kspace.dtype), points.to(masked_kspace.real.dtype))
 
     def image_to_image(self, image: torch.Tensor) -> torch.Tensor:
         """``f``: complex (B, H, W) -> complex (B, H, W)."""
@@ -71,22 +146,23 @@ class ComplexUnetRecon(torch.nn.Module):
         """
         return stacked_norm_unet(self.net, params, image)
 
-    def predict_image(self, masked_kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
-        """``f(A^H y)`` at the encoded size.
+    def predict_image(self, masked_kspace: torch.Tensor, mask: torch.Tensor, sens: torch.Tensor | None) -> torch.Tensor:
+        """``f`` of the zero-filled input at the encoded size.
 
         Args:
             masked_kspace: complex (B, C, H, W).
             mask: (B, 1, 1, W).
-            sens: complex (B, C, H, W), e.g. from :func:`estimate_sensitivities`.
+            sens: complex (B, C, H, W), e.g. from :meth:`estimate_maps` (unused by the
+                ``"rss-real-imag"`` input: may be ``None`` then).
 
         Returns:
             complex (B, H, W).
         """
-        return self.image_to_image(adjoint(masked_kspace, sens.to(masked_kspace.dtype), mask))
+        return self.image_to_image(self.zero_filled_input(masked_kspace, mask, sens))
 
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, meta: SliceMeta) -> torch.Tensor:
-        """ReconModel protocol: ESPIRiT maps, ``|f(A^H y)|`` centre-cropped. Returns real (B, h, w)."""
-        sens = estimate_sensitivities(masked_kspace, meta.num_low_frequencies)
+        """ReconModel protocol: ``|f(input)|`` centre-cropped. Returns real (B, h, w)."""
+        sens = self.estimate_maps(masked_kspace, meta.num_low_frequencies) if self.input == "coil-combined" else None
         image = self.predict_image(masked_kspace, mask, sens)
         return center_crop(image.abs(), meta.target_size)
 

@@ -55,6 +55,11 @@ def adjoint(kspace: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor) -> tor
     return (sens.conj() * _ifft2c(mask * kspace)).sum(dim=-3)
 
 
+def coil_images(kspace: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal inverse FFT of each coil, in the input's precision. complex (..., H, W) -> same."""
+    return _ifft2c(kspace)
+
+
 def combine_coils(kspace: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
     """Sensitivity-weighted coil combination of fully sampled k-space (the complex training target).
 

@@ -14,23 +14,82 @@ fastMRI knee slice on 2 cores. Compute the maps once per slice and cache them wh
 real-size data (training: ``sens_cache`` of :class:`mribench.workflows.training.data.TrainingSlices`; models
 that estimate maps per call, e.g. the complex U-Net validated every epoch and then evaluated with
 and without test-time training: :func:`cached_sensitivities`).
+
+Two named settings (:data:`MAP_PRESETS`, :func:`sensitivities`):
+
+- ``"bart-ecalib"`` (Darestani, Liu & Heckel 2022, who call BART 0.6.00's ``ecalib -d0 -m1`` on the
+  under-sampled k-space): BART's defaults, kernel 6x6 (``-k 6``), calibration region of at most 24
+  fully sampled lines (``-r 24``), null-space threshold ``-t 0.001`` and eigenvalue crop ``-c 0.8``;
+  then, as their code does before applying the maps (:func:`fill_zero_entries`), every zero entry of
+  a coil's map is replaced by that coil's largest magnitude.
+- ``"mribench"``: this project's earlier choice (sigpy's defaults, crop 0.95 and threshold 0.02,
+  every auto-calibration line, no filling): kept for the ``ttt-fast`` variant and the networks
+  trained with it.
+
+sigpy against BART (``bart-ecalib`` is sigpy with BART's options; BART itself is no dependency):
+
+- threshold: BART keeps the calibration kernels whose singular value exceeds ``sqrt(t)`` times the
+  largest (``calib.c``, ``number_of_kernels``: ``val[i] / val[0] > sqrtf(threshold)``), sigpy those
+  above ``thresh`` times the largest, so ``-t 0.001`` is sigpy's ``thresh = sqrt(0.001) = 0.0316``;
+- calibration region: BART finds the largest fully sampled centred block up to 24x24; sigpy takes a
+  square block of ``calib_width``. With the read-out fully sampled both are ``min(24, lines)``
+  wide in the phase-encoding direction; sigpy's block is also that many rows tall (BART's 24 rows)
+  when fewer than 24 lines are sampled;
+- eigenvectors: BART diagonalises each pixel's coil matrix, sigpy runs ``max_iter`` power
+  iterations (equal where the largest eigenvalue is separated from the next);
+- phase: BART rotates it relative to the first principal component, sigpy relative to the first
+  coil. The maps then differ by one phase per pixel, common to all coils: the loss
+  ``|y - A f|`` is unchanged for an image whose phase follows, and the magnitude output ``|f|``
+  does not see it;
+- kernel: a 6x6 kernel needs at least 12 calibration lines to leave a null space; with fewer
+  (small embedded images), :func:`kernel_width_for` halves the region (BART would fail).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-#: sigpy's and BART's defaults.
+#: sigpy's defaults (the ``"mribench"`` preset).
 DEFAULT_CROP = 0.95
 DEFAULT_THRESH = 0.02
 MAX_KERNEL_WIDTH = 6
+#: BART ``ecalib`` defaults (``-c``, ``-t``, ``-r``); ``-t`` as sigpy's threshold (see the module docstring).
+BART_CROP = 0.8
+BART_THRESH = 0.001
+BART_CALIB_SIZE = 24
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """ESPIRiT settings of one named preset.
+
+    Attributes:
+        crop: eigenvalue threshold below which maps are zero.
+        thresh: sigpy's relative singular-value threshold of the calibration matrix.
+        calib_size: most calibration lines used (``None``: every auto-calibration line).
+        fill_zeros: replace zero map entries by the coil's largest magnitude (:func:`fill_zero_entries`).
+    """
+
+    crop: float
+    thresh: float
+    calib_size: int | None
+    fill_zeros: bool
+
+
+#: Named coil-map settings (see the module docstring).
+MAP_PRESETS: dict[str, MapSettings] = {
+    "bart-ecalib": MapSettings(BART_CROP, math.sqrt(BART_THRESH), BART_CALIB_SIZE, True),
+    "mribench": MapSettings(DEFAULT_CROP, DEFAULT_THRESH, None, False),
+}
 
 
 def acs_columns(num_cols: int, num_low_frequencies: int) -> tuple[int, int]:
@@ -122,42 +181,53 @@ def cached_sensitivities(max_bytes: int = 1 << 30) -> Iterator[_MapCache]:
         _CACHE = None
 
 
-def _cache_key(kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int) -> str:
+def _calib_lines(num_rows: int, num_low_frequencies: int, calib_size: int | None) -> int:
+    """Calibration lines used: every auto-calibration line, or at most ``calib_size`` (centred)."""
+    lines = min(num_low_frequencies, num_rows)
+    return lines if calib_size is None else min(lines, calib_size)
+
+
+def _cache_key(
+    kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int, calib_size: int | None
+) -> str:
     """Hash of the inputs ESPIRiT reads: the calibration block, the shape and the settings."""
     start, _ = acs_columns(kspace.shape[-1], num_low_frequencies)
     block = np.ascontiguousarray(kspace[:, :, start : start + min(num_low_frequencies, kspace.shape[-2])])
     h = hashlib.blake2b(block.tobytes(), digest_size=20)
-    h.update(repr((kspace.shape, str(kspace.dtype), num_low_frequencies, crop, thresh, max_iter)).encode())
+    h.update(repr((kspace.shape, str(kspace.dtype), num_low_frequencies, crop, thresh, max_iter, calib_size)).encode())
     return h.hexdigest()
 
 
 def _espirit_cached(
-    kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int
+    kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int, calib_size: int | None
 ) -> np.ndarray:
     cache = _CACHE
     if cache is None:
-        return _espirit_one(kspace, num_low_frequencies, crop, thresh, max_iter)
-    key = _cache_key(kspace, num_low_frequencies, crop, thresh, max_iter)
+        return _espirit_one(kspace, num_low_frequencies, crop, thresh, max_iter, calib_size)
+    key = _cache_key(kspace, num_low_frequencies, crop, thresh, max_iter, calib_size)
     maps = cache.get(key)
     if maps is None:
-        maps = _espirit_one(kspace, num_low_frequencies, crop, thresh, max_iter)
+        maps = _espirit_one(kspace, num_low_frequencies, crop, thresh, max_iter, calib_size)
         cache.put(key, maps)
     return maps.copy()
 
 
-def _espirit_one(kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int) -> np.ndarray:
+def _espirit_one(
+    kspace: np.ndarray, num_low_frequencies: int, crop: float, thresh: float, max_iter: int, calib_size: int | None
+) -> np.ndarray:
     """ESPIRiT maps of one slice. complex (C, H, W) -> complex64 (C, H, W)."""
     import sigpy.mri  # imported lazily: numba compilation makes the import take seconds
 
     num_coils, num_rows, num_cols = kspace.shape
     start, stop = acs_columns(num_cols, num_low_frequencies)
-    calib_width = min(num_low_frequencies, num_rows)
-    block = kspace[:, :, start : start + calib_width]
-    if not np.all(np.any(block != 0, axis=(0, 1))):
+    if not np.all(np.any(kspace[:, :, start:stop] != 0, axis=(0, 1))):
         raise ValueError(
             f"expected fully sampled auto-calibration columns {start}..{stop - 1}, got unsampled (all-zero) "
             f"columns among them (hint: pass the mask's num_low_frequencies)"
         )
+    calib_width = _calib_lines(num_rows, num_low_frequencies, calib_size)
+    start += (min(num_low_frequencies, num_rows) - calib_width) // 2  # the central calib_width of the lines
+    block = kspace[:, :, start : start + calib_width]
     # sigpy reads its square calibration region from the centre of its input (rows and columns
     # from n // 2 - width // 2). The rows are fully sampled; put the ACS columns where sigpy reads
     # them. ESPIRiT kernels depend on the calibration values only, not on their k-space position.
@@ -183,6 +253,7 @@ def estimate_sensitivities(
     crop: float = DEFAULT_CROP,
     thresh: float = DEFAULT_THRESH,
     max_iter: int = 100,
+    calib_size: int | None = None,
 ) -> torch.Tensor:
     """ESPIRiT coil sensitivities from the fully sampled centre of under-sampled k-space.
 
@@ -193,6 +264,8 @@ def estimate_sensitivities(
         crop: maps are zeroed where the ESPIRiT eigenvalue is below this (outside the object).
         thresh: relative singular-value threshold of the calibration matrix.
         max_iter: power iterations per pixel.
+        calib_size: use at most this many (central) auto-calibration lines (BART's ``-r``);
+            ``None``: all of them.
 
     Returns:
         complex64 tensor shaped like ``masked_kspace`` (on its device) with
@@ -207,8 +280,52 @@ def estimate_sensitivities(
         )
     if not 0.0 <= crop < 1.0:
         raise ValueError(f"expected crop in [0, 1), got {crop}")
+    if calib_size is not None and calib_size < 2:
+        raise ValueError(f"expected calib_size >= 2 or None, got {calib_size}")
     batch = masked_kspace if masked_kspace.ndim == 4 else masked_kspace.unsqueeze(0)
     data = batch.detach().to("cpu", torch.complex64).numpy()
-    maps = np.stack([_espirit_cached(k, int(num_low_frequencies), crop, thresh, max_iter) for k in data])
+    maps = np.stack([_espirit_cached(k, int(num_low_frequencies), crop, thresh, max_iter, calib_size) for k in data])
     out = torch.from_numpy(maps).to(masked_kspace.device)
     return out if masked_kspace.ndim == 4 else out[0]
+
+
+def fill_zero_entries(maps: torch.Tensor) -> torch.Tensor:
+    """Darestani et al.'s treatment of the cropped maps: zero entries become the coil's maximum.
+
+    Their code applies, per coil ``s`` of shape (H, W, 2) (real and imaginary part),
+    ``s[abs(s) == 0] = abs(s).max()``: every real or imaginary component that is exactly zero (both,
+    outside the crop region) is set to the largest absolute component of that coil's map. Done here on
+    the real view exactly so.
+
+    Args:
+        maps: complex (C, H, W) or (B, C, H, W).
+
+    Returns:
+        complex, same shape and dtype (a new tensor).
+    """
+    if not maps.is_complex() or maps.ndim not in (3, 4):
+        raise ValueError(f"expected complex maps (C, H, W) or (B, C, H, W), got {maps.dtype} {tuple(maps.shape)}")
+    real = torch.view_as_real(maps).clone()  # (..., C, H, W, 2)
+    peak = real.abs().amax(dim=(-3, -2, -1), keepdim=True)  # per coil
+    real = torch.where(real == 0, peak.expand_as(real), real)
+    return torch.view_as_complex(real.contiguous())
+
+
+def sensitivities(masked_kspace: torch.Tensor, num_low_frequencies: int, preset: str = "bart-ecalib") -> torch.Tensor:
+    """Coil maps of a named preset (:data:`MAP_PRESETS`): ESPIRiT, then the preset's zero filling.
+
+    Args:
+        masked_kspace: complex (C, H, W) or (B, C, H, W), as :func:`estimate_sensitivities`.
+        num_low_frequencies: fully sampled central columns.
+        preset: ``"bart-ecalib"`` (Darestani et al.) or ``"mribench"``.
+
+    Returns:
+        complex64, shaped like ``masked_kspace``.
+    """
+    if preset not in MAP_PRESETS:
+        raise ValueError(f"expected a coil-map preset in {sorted(MAP_PRESETS)}, got {preset!r}")
+    s = MAP_PRESETS[preset]
+    maps = estimate_sensitivities(
+        masked_kspace, num_low_frequencies, crop=s.crop, thresh=s.thresh, calib_size=s.calib_size
+    )
+    return fill_zero_entries(maps) if s.fill_zeros else maps

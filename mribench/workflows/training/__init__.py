@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "ValidationSlices": "mribench.workflows.training.data",
     "ShapeBatchSampler": "mribench.workflows.training.data",
     "WarmupLinearDecay": "mribench.workflows.training.schedule",
+    "OneCycleLinear": "mribench.workflows.training.schedule",
+    "SCHEDULES": "mribench.workflows.training.schedule",
     "make_scheduler": "mribench.workflows.training.schedule",
     "early_stopping_epoch": "mribench.workflows.training.early_stopping",
     "should_stop": "mribench.workflows.training.early_stopping",
@@ -28,11 +30,16 @@ _EXPORTS: dict[str, str] = {
     "forward": "mribench.physics.operators",
     "adjoint": "mribench.physics.operators",
     "joint_loss": "mribench.workflows.training.selfsup",
+    "rss_l1_loss": "mribench.workflows.training.selfsup",
+    "d22_joint_loss": "mribench.workflows.training.selfsup",
+    "sensitivities": "mribench.physics.sensitivity",
     "selfsup_loss": "mribench.workflows.training.selfsup",
     "split_measurements": "mribench.workflows.training.selfsup",
     "ComplexUnetRecon": "mribench.models.complex_unet",
     "TTTModel": "mribench.workflows.training.ttt",
     "load_ttt": "mribench.workflows.training.ttt",
+    "ttt_settings": "mribench.workflows.training.ttt_settings",
+    "TTTSettings": "mribench.workflows.training.ttt_settings",
 }
 
 

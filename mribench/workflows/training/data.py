@@ -36,7 +36,7 @@ from fastmri.data.subsample import MaskFunc
 from mribench.api.model import SliceMeta
 from mribench.data.slices import SliceRequest, read_sample, slice_meta, volume_max
 from mribench.errors import DataError
-from mribench.physics.masks import MASK_TYPES, MaskSpec
+from mribench.physics.masks import MASK_TYPES, MaskSpec, volume_mask
 
 SHAPE_COLUMNS = ("coils", "kspace_h", "kspace_w", "target_h", "target_w")
 
@@ -49,6 +49,11 @@ class MaskSampler:
         type: ``"equispaced"`` or ``"random"`` (fastmri mask functions).
         accelerations: accelerations to draw from (uniformly, per sample).
         center_fractions: matching centre fractions; ``None`` takes the standard ones.
+        center_lines: a fixed number of centre lines (Darestani et al.) instead of a fraction.
+        center_lines_min_width: below this width the centre lines scale with it.
+        task_mask: instead of fresh masks, every sample gets this task mask of its volume
+            (:func:`mribench.physics.masks.volume_mask`), the same in every epoch: Darestani et al.
+            train on one fixed mask (one acceleration only).
     """
 
     type: str = "equispaced"
@@ -56,6 +61,7 @@ class MaskSampler:
     center_fractions: tuple[float, ...] | None = None
     center_lines: int | None = None
     center_lines_min_width: int | None = None
+    task_mask: MaskSpec | None = None
 
     def __post_init__(self) -> None:
         if self.type not in MASK_TYPES:
@@ -66,14 +72,23 @@ class MaskSampler:
             raise ValueError(
                 f"expected one centre fraction per acceleration {self.accelerations}, got {self.center_fractions}"
             )
+        if self.task_mask is not None and len(self.accelerations) != 1:
+            raise ValueError(f"expected one acceleration with fixed (task) masks, got {self.accelerations}")
         for spec in self.specs():  # validates accelerations / centre fractions
             del spec
 
     @classmethod
-    def from_spec(cls, spec: MaskSpec, accelerations: Sequence[int] | None = None) -> MaskSampler:
-        """The task's mask type at its acceleration (or at ``accelerations``, standard centre fractions)."""
+    def from_spec(cls, spec: MaskSpec, accelerations: Sequence[int] | None = None, fixed: bool = False) -> MaskSampler:
+        """The task's mask type at its acceleration (or at ``accelerations``, standard centre fractions).
+
+        ``fixed``: the task's own per-volume masks instead of fresh ones (needs ``accelerations`` unset).
+        """
         if accelerations:
+            if fixed:
+                raise ValueError("expected no training accelerations with the task's fixed masks, got some")
             return cls(spec.type, tuple(int(a) for a in accelerations))
+        if fixed:
+            return cls(spec.type, (spec.acceleration,), task_mask=spec)
         if spec.center_lines is not None:  # D22: a fixed number of centre lines
             return cls(spec.type, (spec.acceleration,), None, spec.center_lines, spec.center_lines_min_width)
         pairs = spec.choices
@@ -120,6 +135,7 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
         root: str | os.PathLike[str],
         full_kspace: bool = False,
         sens_cache: str | os.PathLike[str] | None = None,
+        sens_preset: str = "mribench",
     ) -> None:
         if rows.empty:
             raise DataError("expected slices to train/validate on, got an empty split")
@@ -134,6 +150,7 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
         self.root = Path(root)
         self.full_kspace = full_kspace
         self.sens_cache = Path(sens_cache) if sens_cache is not None else None
+        self.sens_preset = sens_preset
         self._records = self.rows.to_dict("records")
 
     def __len__(self) -> int:
@@ -188,23 +205,26 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if self.full_kspace:
             item["kspace"] = kspace
         if self.sens_cache is not None:
-            item["sens"] = self._sensitivities(self.sens_cache, r, masked, int(num_low))
+            item["sens"] = self._sensitivities(self.sens_cache, r, masked, int(num_low), self.sens_preset)
         return item
 
     @staticmethod
-    def _sensitivities(cache: Path, r: dict[str, Any], masked_kspace: torch.Tensor, num_low: int) -> torch.Tensor:
-        """ESPIRiT maps (C, H, W) of a slice, cached on disk.
+    def _sensitivities(
+        cache: Path, r: dict[str, Any], masked_kspace: torch.Tensor, num_low: int, preset: str = "mribench"
+    ) -> torch.Tensor:
+        """ESPIRiT maps (C, H, W) of a slice (a :data:`mribench.physics.sensitivity.MAP_PRESETS` preset), cached on disk.
 
         The maps depend on the fully sampled centre only (``num_low`` columns, identical under every
-        training mask of that centre size), so one file per (volume, slice, centre size) serves all
-        epochs; ESPIRiT is far too slow to rerun per step.
+        training mask of that centre size), so one file per (volume, slice, centre size, preset)
+        serves all epochs; ESPIRiT is far too slow to rerun per step.
         """
-        f = cache / f"{Path(str(r['file'])).stem}_{int(r['slice'])}_{num_low}.npy"
+        suffix = "" if preset == "mribench" else f"_{preset}"  # files of the earlier preset keep their names
+        f = cache / f"{Path(str(r['file'])).stem}_{int(r['slice'])}_{num_low}{suffix}.npy"
         if f.is_file():
             return torch.from_numpy(np.load(f))
-        from mribench.physics.sensitivity import estimate_sensitivities
+        from mribench.physics.sensitivity import sensitivities
 
-        sens = estimate_sensitivities(masked_kspace, num_low)  # complex64 (C, H, W)
+        sens = sensitivities(masked_kspace, num_low, preset)  # complex64 (C, H, W)
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_name(f".{f.stem}.tmp{os.getpid()}.npy")
         np.save(tmp, sens.numpy())
@@ -213,7 +233,7 @@ class _SliceReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
 
 class TrainingSlices(_SliceReader):
-    """One slice per item, masked with a fresh random mask per (epoch, item).
+    """One slice per item, masked with a fresh random mask per (epoch, item) (or the task's, ``fixed``).
 
     Items are dicts: ``masked_kspace`` complex64 (C, H, W); ``mask`` float32 (1, 1, W); ``target``
     float32 (h, w); ``volume_max`` float32 (); ``num_low_frequencies``, ``acceleration``, ``slice``
@@ -227,7 +247,8 @@ class TrainingSlices(_SliceReader):
         seed: training seed (masks depend on ``(seed, epoch, item)`` only).
         full_kspace: also return the fully sampled k-space (self-supervised losses need it).
         sens_cache: folder caching ESPIRiT coil sensitivities; when set, items also hold ``sens``
-            complex64 (C, H, W) (the complex U-Net's joint loss needs them).
+            complex64 (C, H, W) (the complex U-Net's self-supervised losses need them).
+        sens_preset: the maps' preset (:data:`mribench.physics.sensitivity.MAP_PRESETS`).
     """
 
     def __init__(
@@ -238,8 +259,9 @@ class TrainingSlices(_SliceReader):
         seed: int = 0,
         full_kspace: bool = False,
         sens_cache: str | os.PathLike[str] | None = None,
+        sens_preset: str = "mribench",
     ) -> None:
-        super().__init__(rows, root, full_kspace, sens_cache)
+        super().__init__(rows, root, full_kspace, sens_cache, sens_preset)
         per_row = [masks] * len(self) if isinstance(masks, MaskSampler) else list(masks)
         if len(per_row) != len(self):
             raise ValueError(f"expected one mask sampler or one per row ({len(self)}), got {len(per_row)}")
@@ -254,8 +276,14 @@ class TrainingSlices(_SliceReader):
 
     def mask_for(self, i: int, num_cols: int, padding: tuple[int, int]) -> tuple[torch.Tensor, int, int]:
         """The mask of item ``i`` in the current epoch: ``(mask (W,), num_low_frequencies, acceleration)``."""
+        sampler = self.masks[i]
+        if sampler.task_mask is not None:  # the task's mask of this volume (as the evaluator uses it), every epoch
+            file = str(self._records[i]["file"])
+            mask = volume_mask(sampler.task_mask, num_cols, file, padding)
+            c = sampler.task_mask.choice(num_cols, file)
+            return mask, c.num_low_frequencies, c.acceleration
         choice, mseed = sample_seed(self.seed, self.epoch, i)
-        funcs = self._funcs[self.masks[i]]
+        funcs = self._funcs[sampler]
         spec, func = funcs[choice % len(funcs)]
         mask, num_low = (func or spec.func(num_cols))((1, num_cols, 1), seed=mseed)
         return _limit_padding(mask.reshape(num_cols).to(torch.float32), padding), int(num_low), spec.acceleration

@@ -1,22 +1,40 @@
 """Baseline recipes: train a model on a task's data, evaluate it, leave a run directory.
 
-Recipes (defaults in :data:`DEFAULTS`; ``baselines/<name>/config.yaml`` is generated from them):
+Recipes (defaults in :data:`DEFAULTS`, ``baselines/<name>/config.yaml`` is generated from them). Lin & Heckel
+(2024, "LH24") recipes train the fastMRI U-Net (32 channels, 4 pools; ``training.arch: varnet``
+for the VarNet) with the SSIM loss (volume max), Adam with their one-cycle schedule (linear warm-up
+over 1% of the steps from lr/25 to lr 1e-3, linear decay back to 4e-5), 60 epochs, gradient
+clipping 1.0, batch 1 and a fresh mask per sample:
 
 - ``sup-p``: supervised on the source distribution P (``train_P``).
 - ``sup-q``: supervised on the target distribution Q (``train_Q``): the reference for the gap.
 - ``joint``: supervised on P + Q (each slice with its own side's mask).
-- ``diverse``: Lin & Heckel's diverse training: P_1..P_m are the groups of a slice-index column
-  (``diverse.group_by``, e.g. ``contrast``, ``site``, ``field``) within a pool (default: the
-  task's source filter with that column freed); one model per P_i and one on their union. Test
+- ``diverse``: Lin & Heckel's diverse training: P_1..P_m are the groups of one slice-index column
+  or of a combination of columns (``diverse.group_by``: ``contrast``, or ``[contrast,
+  system_model]`` for their contrast x scanner distributions) within a pool (default: the task's
+  source filter with those columns freed); optionally subsampled to equal size
+  (``diverse.equal_size`` / ``diverse.group_size``); one model per P_i and one on their union. Test
   volumes of the task and every volume of Q's pool are excluded. The run directory is the union
   model; ``singles/<P_i>/`` hold the single-distribution models and ``diverse.json`` compares the
   union with the best single P_i (by test_Q SSIM).
-- ``ttt``: the complex U-Net trained on P with the joint supervised + self-supervised loss, evaluated
-  with test-time training (Darestani et al.; :mod:`mribench.workflows.training.ttt`). ``ttt: null`` evaluates
-  the trained network without adaptation (e.g. the same training on Q, the reference of the
-  self-supervised gap).
 - ``early-stop``: ``sup-p`` with Lin & Heckel's early stopping on a held-out part of ``train_P``
   (:mod:`mribench.workflows.training.early_stopping`); the chosen epoch is evaluated.
+
+Darestani, Liu & Heckel (2022, "D22") recipes train their U-Net (64 channels, 4 pools, two-channel
+input: the RSS over coils of the real and of the imaginary parts, :mod:`mribench.models.complex_unet`)
+with Adam at a constant lr 1e-5, batch 1, 300 epochs, the task's fixed mask (``masks: task``), no
+gradient clipping, against the RSS magnitude of the fully sampled coil images:
+
+- ``sup-d22``: supervised, ``|x - |f||_1 / |x|_1``: the reference pair of their gap (run it with
+  ``train_on: P`` and ``train_on: Q``).
+- ``ttt-d22``: self-supervised training (that loss plus ``|y - A f|_1 / |y|_1``, BART-like coil
+  maps), evaluated with their test-time training (:mod:`mribench.workflows.training.ttt`, variant
+  ``d22``; lr, W and the step cap from ``ttt_d22.yaml`` by the task card's shift). ``ttt: null``
+  evaluates the trained network without adaptation.
+- ``ttt-fast``: mribench's earlier self-supervised recipe (complex coil-combined target and input,
+  this project's maps, mribench's schedule) evaluated with TTT variant ``fast`` (held-out points
+  removed from the input, lr = the training lr, W = 20, at most 1000 steps). Named so that it is
+  never taken for the paper's.
 
 Run directory (``out``, default ``mribench-runs/baselines/<task>/<recipe>``)::
 
@@ -33,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -69,31 +89,62 @@ from mribench.workflows.training.supervised import (
 ProgressFn = Callable[[int, int, str], None]
 
 _UNET = {"chans": 32, "num_pool_layers": 4, "drop_prob": 0.0}
-_TRAIN = {
+#: Lin & Heckel (2024): fastMRI U-Net, SSIM loss, Adam with their one-cycle schedule, 60 epochs.
+_LH24_TRAIN = {
     "arch": "unet",
     "model": _UNET,
     "loss": "ssim",
-    "epochs": 30,
+    "epochs": 60,
     "lr": 1e-3,
     "weight_decay": 0.0,
-    "warmup_fraction": 0.05,
+    "warmup_fraction": 0.01,
+    "schedule": "onecycle-lh24",
     "batch_size": 1,
     "grad_clip": 1.0,
     "seed": 0,
     "num_workers": 0,
     "val_batch_size": 8,
 }
+#: Darestani, Liu & Heckel (2022): their U-Net, Adam at a constant lr 1e-5, batch 1, no clipping.
+_D22_UNET = {"chans": 64, "num_pool_layers": 4, "drop_prob": 0.0, "input": "rss-real-imag", "maps": "bart-ecalib"}
+_D22_TRAIN = {
+    "arch": "unet-complex",
+    "model": _D22_UNET,
+    "loss": "d22-sup",
+    "epochs": 300,
+    "lr": 1e-5,
+    "weight_decay": 0.0,
+    "warmup_fraction": 0.0,
+    "schedule": "constant",
+    "batch_size": 1,
+    "grad_clip": 0.0,
+    "seed": 0,
+    "num_workers": 0,
+    "val_batch_size": 8,
+}
+#: mribench's earlier training defaults (kept by ``ttt-fast``).
+_FAST_TRAIN = {
+    **_LH24_TRAIN,
+    "arch": "unet-complex",
+    "loss": "joint",
+    "model": {"chans": 32, "num_pool_layers": 4},
+    "epochs": 30,
+    "warmup_fraction": 0.05,
+    "schedule": "warmup-linear",
+}
 _EVAL = {"batch_size": 8, "limit": None}
 
 
 def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str, Any]:
+    training = extra.pop("training", _LH24_TRAIN)
     return {
         "recipe": name,
         "description": description,
         "train_on": train_on,
         "model_name": None,
-        "training": copy.deepcopy(_TRAIN),
+        "training": copy.deepcopy(training),
         "accelerations": None,
+        "masks": "fresh",
         "val_limit": 64,
         "evaluation": dict(_EVAL),
         **extra,
@@ -103,27 +154,25 @@ def _base(name: str, description: str, train_on: str, **extra: Any) -> dict[str,
 #: Default configuration of every recipe: the source of truth (``baselines/<name>/config.yaml`` is
 #: generated from it by :mod:`mribench.workflows.training.recipe_files`).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P.", "P"),
-    "sup-q": _base("sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap).", "Q"),
-    "joint": _base("joint", "U-Net trained supervised on P and Q together (each slice with its side's mask).", "P+Q"),
+    "sup-p": _base("sup-p", "U-Net trained supervised (SSIM loss) on the source distribution P (Lin & Heckel).", "P"),
+    "sup-q": _base(
+        "sup-q", "U-Net trained supervised on the target distribution Q (reference for the gap; Lin & Heckel).", "Q"
+    ),
+    "joint": _base(
+        "joint", "U-Net trained supervised on P and Q together (each slice with its side's mask; Lin & Heckel).", "P+Q"
+    ),
     "diverse": _base(
         "diverse",
         "Diverse training (Lin & Heckel): one model on the union of P_1..P_m vs one per P_i.",
         "diverse",
-        diverse={"group_by": "contrast", "pool": None, "groups": None, "min_volumes": 2},
-    ),
-    "ttt": _base(
-        "ttt",
-        "Complex U-Net trained with the joint supervised + self-supervised loss, evaluated with "
-        "test-time training (Darestani et al.).",
-        "P",
-        training={
-            **copy.deepcopy(_TRAIN),
-            "arch": "unet-complex",
-            "loss": "joint",
-            "model": {"chans": 32, "num_pool_layers": 4},
+        diverse={
+            "group_by": "contrast",
+            "pool": None,
+            "groups": None,
+            "min_volumes": 2,
+            "equal_size": False,
+            "group_size": None,
         },
-        ttt={"window": 20, "lr": None},
     ),
     "early-stop": _base(
         "early-stop",
@@ -138,8 +187,36 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "holdout_fraction": 0.1,
         },
     ),
+    "sup-d22": _base(
+        "sup-d22",
+        "Darestani et al.'s supervised U-Net (64 channels, 2-channel RSS input, normalised L1 against the RSS "
+        "magnitude, Adam lr 1e-5, the task's fixed mask): the reference pair of their gap (train_on P and Q).",
+        "P",
+        training=_D22_TRAIN,
+        masks="task",
+    ),
+    "ttt-d22": _base(
+        "ttt-d22",
+        "Darestani et al.'s self-supervised U-Net (supervised + k-space loss) evaluated with their test-time "
+        "training (lr, W and step cap by shift from ttt_d22.yaml).",
+        "P",
+        training={**_D22_TRAIN, "loss": "d22-joint"},
+        masks="task",
+        ttt={"variant": "d22", "shift": None},
+    ),
+    "ttt-fast": _base(
+        "ttt-fast",
+        "mribench's earlier self-supervised complex U-Net (coil-combined target and input) evaluated with the "
+        "fast TTT variant (not the paper's: held-out points left out of the input, lr = training lr, W = 20).",
+        "P",
+        training=_FAST_TRAIN,
+        ttt={"variant": "fast", "window": 20, "lr": None, "max_steps": 1000},
+    ),
 }
 
+#: Recipes that evaluate with test-time training (their ``ttt`` section).
+TTT_RECIPES = ("ttt-d22", "ttt-fast")
+_D22_RECIPES = ("sup-d22", "ttt-d22")
 RECIPES = tuple(DEFAULTS)
 _TOP = {
     "recipe",
@@ -148,6 +225,7 @@ _TOP = {
     "model_name",
     "training",
     "accelerations",
+    "masks",
     "val_limit",
     "evaluation",
     "diverse",
@@ -155,6 +233,10 @@ _TOP = {
     "early_stopping",
 }
 _TRAIN_ON = ("P", "Q", "P+Q", "diverse")
+#: Training masks: ``fresh`` (a new random mask per sample and epoch, Lin & Heckel) or ``task`` (the
+#: task's mask of each volume, fixed: Darestani et al.'s one fixed mask).
+MASK_MODES = ("fresh", "task")
+_DIVERSE_KEYS = {"group_by", "pool", "groups", "min_volumes", "equal_size", "group_size"}
 
 
 @dataclass(frozen=True)
@@ -168,11 +250,16 @@ class RecipeConfig:
         model_name: name recorded in the evaluation (default ``<recipe>-<arch>``).
         training: the :class:`TrainConfig`.
         accelerations: training accelerations (``None``: the task's mask of each side).
+        masks: ``fresh`` or ``task`` (:data:`MASK_MODES`).
         val_limit: slices per validation set per epoch (spread over the split; ``None``: all).
         evaluation: ``{"batch_size", "limit"}`` passed to :func:`mribench.evaluate`.
-        diverse: ``{"group_by", "pool", "groups", "min_volumes"}`` for ``diverse``.
-        ttt: keyword arguments of ``TTTModel`` (``lr: null`` = the training learning rate); ``None``
-            evaluates the ``ttt`` recipe's network without test-time training.
+        diverse: ``{"group_by", "pool", "groups", "min_volumes", "equal_size", "group_size"}`` for
+            ``diverse`` (see :func:`diverse_groups`).
+        ttt: ``TTTModel`` keyword arguments of the TTT recipes. ``variant: d22``: ``shift`` (``null``:
+            the task card's) selects lr, W and the step cap from ``ttt_d22.yaml``; an explicit
+            ``lr``/``window``/``max_steps`` overrides the table and is recorded as such.
+            ``variant: fast``: ``lr: null`` = the training learning rate. ``None`` evaluates the
+            recipe's network without test-time training.
         early_stopping: ``{"key", "patience", "threshold", "mode", "holdout_fraction"}``.
     """
 
@@ -182,6 +269,7 @@ class RecipeConfig:
     training: TrainConfig
     model_name: str | None = None
     accelerations: tuple[int, ...] | None = None
+    masks: str = "fresh"
     val_limit: int | None = 64
     evaluation: dict[str, Any] = field(default_factory=lambda: dict(_EVAL))
     diverse: dict[str, Any] | None = None
@@ -196,6 +284,7 @@ class RecipeConfig:
             "model_name": self.model_name,
             "training": self.training.to_dict(),
             "accelerations": list(self.accelerations) if self.accelerations else None,
+            "masks": self.masks,
             "val_limit": self.val_limit,
             "evaluation": dict(self.evaluation),
             "diverse": self.diverse,
@@ -246,9 +335,18 @@ def parse_recipe_config(data: Mapping[str, Any]) -> RecipeConfig:
         allowed = {"key", "patience", "threshold", "mode", "holdout_fraction"}
         if set(es) - allowed:
             raise ValueError(f"expected early_stopping keys {sorted(allowed)}, got {sorted(es)}")
+    masks = data.get("masks", "fresh")
+    if masks not in MASK_MODES:
+        raise ValueError(f"expected masks in {MASK_MODES}, got {masks!r}")
+    if masks == "task" and acc is not None:
+        raise ValueError(f"expected no training accelerations with masks: task (the task's own masks), got {acc}")
     dv = data.get("diverse")
     if data.get("train_on") == "diverse" and not (dv and dv.get("group_by")):
-        raise ValueError("expected diverse.group_by (a slice-index column) for train_on: diverse, got none")
+        raise ValueError("expected diverse.group_by (a slice-index column or a list of them) for train_on: diverse")
+    if dv is not None and set(dv) - _DIVERSE_KEYS:
+        raise ValueError(f"expected diverse keys among {sorted(_DIVERSE_KEYS)}, got {sorted(set(dv) - _DIVERSE_KEYS)}")
+    if data.get("ttt") is not None and name not in TTT_RECIPES:
+        raise ValueError(f"expected a ttt section only in the recipes {TTT_RECIPES}, got one in {name!r}")
     return RecipeConfig(
         recipe=str(name),
         description=str(data.get("description", "")),
@@ -256,6 +354,7 @@ def parse_recipe_config(data: Mapping[str, Any]) -> RecipeConfig:
         training=TrainConfig.from_dict(data.get("training") or {}),
         model_name=data.get("model_name"),
         accelerations=tuple(acc) if acc else None,
+        masks=str(masks),
         val_limit=vl,
         evaluation={**_EVAL, **ev},
         diverse=dict(dv) if dv else None,
@@ -268,6 +367,10 @@ def load_recipe_config(
     name: str, overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None, *, epochs: int | None = None
 ) -> RecipeConfig:
     """A recipe's defaults merged with overrides (a mapping or a YAML file) and ``epochs``.
+
+    Mappings merge key by key, except ``training.model`` (the architecture's keyword arguments),
+    which an override replaces as a whole; in ``sup-d22`` and ``ttt-d22`` a replaced complex U-Net
+    keeps D22's ``input`` and ``maps`` unless it names others.
 
     Raises:
         ValueError: unknown recipe (with a suggestion) or invalid keys.
@@ -288,6 +391,11 @@ def load_recipe_config(
     if over.get("recipe", name) != name:
         raise ValueError(f"expected a config for recipe {name!r}, got one for {over.get('recipe')!r}")
     data = _merge(DEFAULTS[name], over)
+    training = data.get("training") or {}
+    if name in _D22_RECIPES and training.get("arch") == "unet-complex" and isinstance(training.get("model"), dict):
+        # model kwargs are replaced as a whole; a D22 recipe's network keeps D22's input and maps
+        # unless the override names others
+        training["model"] = {"input": _D22_UNET["input"], "maps": _D22_UNET["maps"], **training["model"]}
     if epochs is not None:
         data["training"]["epochs"] = int(epochs)
     return parse_recipe_config(data)
@@ -349,7 +457,7 @@ def _training_rows(cfg: RecipeConfig, d: _Data) -> tuple[pd.DataFrame, list[Mask
         if r.empty:
             raise DataError(f"expected training slices in {s} of task {d.spec.name}, got none under {d.root}")
         rows.append(r)
-        masks += [MaskSampler.from_spec(d.spec.mask_for(s), cfg.accelerations)] * len(r)
+        masks += [MaskSampler.from_spec(d.spec.mask_for(s), cfg.accelerations, cfg.masks == "task")] * len(r)
     return pd.concat(rows, ignore_index=True), masks
 
 
@@ -482,8 +590,8 @@ def _train_eval(
     load_weights(model, model_file)
     model.eval()
     ttt_info: dict[str, Any] | None = None
-    if cfg.recipe == "ttt" and cfg.ttt is not None:
-        model, ttt_info = _wrap_ttt(model, cfg)
+    if cfg.recipe in TTT_RECIPES and cfg.ttt is not None:
+        model, ttt_info = wrap_ttt(model, cfg, d.spec)
     info = _model_info(cfg.name, model_file, cfg, chosen, {"ttt": ttt_info} if ttt_info else None)
     scores, t_eval = _evaluate(model, info, d, out, cfg, device, progress)
     result = RecipeResult(
@@ -493,21 +601,36 @@ def _train_eval(
     return result
 
 
-def _wrap_ttt(model: Any, cfg: RecipeConfig) -> tuple[Any, dict[str, Any]]:
+def wrap_ttt(model: Any, cfg: RecipeConfig, spec: TaskSpec) -> tuple[Any, dict[str, Any]]:
+    """The trained network wrapped in its recipe's test-time training (see :attr:`RecipeConfig.ttt`)."""
     try:
         from mribench.workflows.training.ttt import TTTModel
     except ImportError as e:
-        raise ModelError(f"expected mribench.workflows.training.ttt for the ttt recipe, got: {e}") from None
+        raise ModelError(f"expected mribench.workflows.training.ttt for the {cfg.recipe} recipe, got: {e}") from None
     kw = dict(cfg.ttt or {})
-    if kw.get("lr") is None:
-        kw["lr"] = cfg.training.lr  # Darestani et al.: adapt with the training learning rate
+    variant = kw.get("variant", "d22")
     try:
-        ttt = TTTModel(model, **kw)
+        if variant == "fast":
+            if kw.get("lr") is None:
+                kw["lr"] = cfg.training.lr  # the fast variant adapts with the training learning rate
+                kw["settings"] = {"source": "fast variant: the training learning rate"}
+            ttt = TTTModel(model, **kw)
+        else:
+            shift = kw.pop("shift", None) or spec.card.get("shift")
+            kw = {k: v for k, v in kw.items() if v is not None}
+            explicit = {"lr", "window", "max_steps"} <= set(kw)
+            try:
+                ttt = TTTModel.from_settings(model, str(shift), **kw)
+            except ValueError:
+                if not explicit:
+                    raise
+                # a shift the paper gives no settings for: the config's own, recorded as such
+                ttt = TTTModel(model, settings={"source": f"explicit (no table entry for shift {shift!r})"}, **kw)
     except TypeError as e:
         raise ValueError(
             f"expected TTTModel keyword arguments in the recipe's ttt section, got {sorted(kw)}: {e}"
         ) from None
-    return ttt, dict(getattr(ttt, "config", kw))
+    return ttt, dict(ttt.config)
 
 
 def _write_baseline(r: RecipeResult, d: _Data, data_desc: dict[str, Any], info: ModelInfo) -> None:
@@ -540,41 +663,83 @@ def _describe(d: _Data, split_names: list[str], rows: pd.DataFrame) -> dict[str,
 # --------------------------------------------------------------------------- diverse
 
 
+def _group_columns(dv: Mapping[str, Any]) -> list[str]:
+    by = dv.get("group_by")
+    cols = [by] if isinstance(by, str) else list(by or [])
+    if not cols or not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
+        raise ValueError(f"expected diverse.group_by as a column name or a list of distinct names, got {by!r}")
+    return cols
+
+
+def group_name(value: Any) -> str:
+    """The name of a group P_i: its column value, or the values of several columns joined by ``" x "``."""
+    return " x ".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
 def diverse_groups(cfg: RecipeConfig, d: _Data) -> dict[str, pd.DataFrame]:
     """The training rows of each P_i: groups of ``diverse.group_by`` within the pool.
 
-    The pool is ``diverse.pool`` (a slice-index filter) or the task's source filter without the
-    ``group_by`` key. Volumes of test_P/test_Q and every volume matching Q's filter are excluded.
+    ``group_by`` is one slice-index column or a list of them; with a list, every combination of
+    values present in the pool is one P_i (Lin & Heckel's contrast x scanner distributions:
+    ``[contrast, system_model]``), named ``"<value> x <value>"`` (:func:`group_name`). The pool is
+    ``diverse.pool`` (a slice-index filter) or the task's source filter without the ``group_by``
+    columns. Volumes of test_P/test_Q and every volume matching Q's filter are excluded.
+    ``diverse.groups`` keeps only the named groups. Groups with fewer than ``min_volumes`` volumes
+    are dropped. With ``equal_size: true`` every P_i is subsampled to the size of the smallest (in
+    slices), or to ``group_size`` slices when that is set; the subsample is a seeded random choice
+    of slices (``training.seed`` and the group's name, never the global RNG), sorted.
 
     Raises:
-        DataError: fewer than two groups with ``min_volumes`` volumes.
+        ValueError: unknown columns.
+        DataError: fewer than two groups with ``min_volumes`` volumes, or a group smaller than
+            ``group_size``.
     """
     dv = cfg.diverse or {}
-    col = str(dv["group_by"])
-    if col not in d.index.columns:
-        raise ValueError(
-            f"expected diverse.group_by to be a slice-index column, got {col!r}{suggest(col, list(d.index.columns))}"
-        )
+    cols = _group_columns(dv)
+    for col in cols:
+        if col not in d.index.columns:
+            raise ValueError(
+                f"expected diverse.group_by to name slice-index columns, got {col!r}{suggest(col, list(d.index.columns))}"
+            )
     pool_filter = dv.get("pool")
     if pool_filter is None:
-        pool_filter = {k: v for k, v in d.spec.source.filter.items() if k != col}
+        pool_filter = {k: v for k, v in d.spec.source.filter.items() if k not in cols}
     pool = apply_filter(d.index, dict(pool_filter))
     banned = set(d.splits["test_P"].rows["file"]) | set(d.splits["test_Q"].rows["file"])
     banned |= set(apply_filter(d.index, d.spec.target.filter)["file"])
     pool = pool[~pool["file"].isin(banned)]
     wanted = dv.get("groups")
+    wanted_names = None if wanted is None else {group_name(tuple(w)) if isinstance(w, list) else str(w) for w in wanted}
     groups: dict[str, pd.DataFrame] = {}
-    for value, g in pool.groupby(col, sort=True):
-        if wanted is not None and value not in wanted and str(value) not in map(str, wanted):
+    for value, g in pool.groupby(cols if len(cols) > 1 else cols[0], sort=True):
+        name = group_name(value)
+        if wanted_names is not None and name not in wanted_names:
             continue
         if g["file"].nunique() >= int(dv.get("min_volumes", 2)):
-            groups[str(value)] = g.sort_values(["file", "slice"]).reset_index(drop=True)
+            groups[name] = g.sort_values(["file", "slice"]).reset_index(drop=True)
     if len(groups) < 2:
         raise DataError(
-            f"expected at least two groups of {col!r} with >= {dv.get('min_volumes', 2)} training volumes "
-            f"in the diverse pool {pool_filter}, got {sorted(groups)} (hint: set diverse.pool/groups)"
+            f"expected at least two groups of {' x '.join(cols)} with >= {dv.get('min_volumes', 2)} training "
+            f"volumes in the diverse pool {pool_filter}, got {sorted(groups)} (hint: set diverse.pool/groups)"
         )
+    size = dv.get("group_size")
+    if dv.get("equal_size") or size is not None:
+        n = int(size) if size is not None else min(len(g) for g in groups.values())
+        small = {k: len(g) for k, g in groups.items() if len(g) < n}
+        if n < 1 or small:
+            raise DataError(f"expected every group to hold at least group_size={n} slices, got {small}")
+        groups = {k: _subsample(g, n, cfg.training.seed, k) for k, g in groups.items()}
     return groups
+
+
+def _subsample(rows: pd.DataFrame, n: int, seed: int, name: str) -> pd.DataFrame:
+    """``n`` of the rows, chosen by a generator seeded from (seed, group name), in (file, slice) order."""
+    if len(rows) == n:
+        return rows
+    digest = hashlib.sha256(f"{seed}:diverse:{name}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    keep = np.sort(rng.choice(len(rows), size=n, replace=False))
+    return rows.iloc[keep].reset_index(drop=True)
 
 
 def _run_diverse(
@@ -587,12 +752,13 @@ def _run_diverse(
 ) -> RecipeResult:
     groups = diverse_groups(cfg, d)
     mask = d.spec.mask_for("train_P")
+    group_by = (cfg.diverse or {})["group_by"]
     singles: dict[str, Any] = {}
     for value, rows in groups.items():
         sub = out / "singles" / slug(value, "group", basename=False)
-        masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(rows)
+        masks = [MaskSampler.from_spec(mask, cfg.accelerations, cfg.masks == "task")] * len(rows)
         desc = {
-            "group_by": cfg.diverse["group_by"],  # type: ignore[index]
+            "group_by": group_by,
             "groups": [value],
             "n_slices": len(rows),
             "n_volumes": int(rows["file"].nunique()),
@@ -601,9 +767,9 @@ def _run_diverse(
         r = _train_eval(scfg, d, sub, rows, masks, device, progress, on_epoch, desc)
         singles[value] = {"scores": r.scores, "run_dir": str(sub.relative_to(out)), "n_slices": len(rows)}
     union = pd.concat(list(groups.values()), ignore_index=True)
-    masks = [MaskSampler.from_spec(mask, cfg.accelerations)] * len(union)
+    masks = [MaskSampler.from_spec(mask, cfg.accelerations, cfg.masks == "task")] * len(union)
     desc = {
-        "group_by": cfg.diverse["group_by"],  # type: ignore[index]
+        "group_by": group_by,
         "groups": sorted(groups),
         "n_slices": len(union),
         "n_volumes": int(union["file"].nunique()),
@@ -713,12 +879,16 @@ def recipe_card(name: str) -> dict[str, Any]:
 __all__ = [
     "DEFAULTS",
     "RECIPES",
+    "MASK_MODES",
+    "TTT_RECIPES",
     "RecipeConfig",
     "RecipeResult",
     "default_out_dir",
     "diverse_groups",
+    "group_name",
     "load_recipe_config",
     "parse_recipe_config",
     "recipe_card",
     "run_recipe",
+    "wrap_ttt",
 ]

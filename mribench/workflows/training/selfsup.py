@@ -1,11 +1,17 @@
 """The training and self-supervised losses of Darestani, Liu & Heckel (ICML 2022).
 
-With ``A = mask * FFT * sensitivities``, ``y`` the measured multi-coil k-space and ``x`` the fully
-sampled coil-combined complex image, a network ``f`` is trained with the joint loss
+With ``A = mask * FFT * sensitivities``, ``y`` the measured multi-coil k-space and ``x`` the
+root-sum-of-squares (RSS) magnitude of the fully sampled coil images, D22 train a network ``f``
+(input: a zero-filled image, :mod:`mribench.models.complex_unet`) supervised with
 
-    L = |x - f(A^H y)|_1 / |x|_1 + |y - A f(A^H y)|_1 / |y|_1
+    L_sup = |x - |f||_1 / |x|_1                                     (:func:`rss_l1_loss`)
 
-and adapted at test time on the self-supervised (k-space) term alone. ``|.|_1`` of complex data is
+and self-supervised with ``L_sup + |y - A f|_1 / |y|_1`` (:func:`d22_joint_loss`); at test time
+``f`` is adapted on the k-space term alone (:mod:`mribench.workflows.training.ttt`). The
+denominators are constants (D22 detach them). :func:`joint_loss` is mribench's earlier variant (the
+``ttt-fast`` recipe): its image term compares the complex output with the coil-combined complex
+image ``x_c = sum_c conj(S_c) IFFT(k_c)``, which carries none of the RSS image's background where
+the maps are cropped. ``|.|_1`` of complex data is
 the sum of the absolute real and imaginary parts (the L1 norm of the real view, as the paper's
 code computes it on tensors with a trailing real/imaginary dimension). All losses are computed per
 slice and averaged over the batch.
@@ -102,6 +108,53 @@ def joint_loss(
     points = mask.to(pred_image.real.dtype)
     measured = points * masked_kspace
     kspace_term = _l1(forward(pred_image, sens.to(pred_image.dtype), points) - measured) / _l1(measured)
+    return _reduce(image_term + kspace_term, reduction)
+
+
+def rss_l1_loss(pred_image: torch.Tensor, rss_target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """D22's supervised loss ``|x - |f||_1 / |x|_1`` against the RSS magnitude ``x``.
+
+    Args:
+        pred_image: complex (B, H, W) ``f``.
+        rss_target: real (B, H, W), e.g. ``mribench.physics.rss(coil_images(kspace))`` at the
+            encoded size (D22 compute it from the fully sampled k-space, not the cropped file target).
+        reduction: ``"mean"`` over the batch or ``"none"``.
+
+    Returns:
+        real scalar, or (B,).
+    """
+    _check("pred_image", pred_image, 3)
+    if rss_target.shape != pred_image.shape or rss_target.is_complex():
+        raise ValueError(
+            f"expected a real RSS target of shape {tuple(pred_image.shape)}, got {rss_target.dtype} "
+            f"{tuple(rss_target.shape)}"
+        )
+    return _reduce(_l1(rss_target - pred_image.abs()) / _l1(rss_target).detach(), reduction)
+
+
+def d22_joint_loss(
+    pred_image: torch.Tensor,
+    rss_target: torch.Tensor,
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    sens: torch.Tensor,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """D22's self-supervised training loss ``|x - |f||_1/|x|_1 + |y - A f|_1/|y|_1``.
+
+    Args:
+        pred_image: complex (B, H, W).
+        rss_target: real (B, H, W) RSS magnitude of the fully sampled coil images.
+        masked_kspace: complex (B, C, H, W) ``y``.
+        mask: (B, 1, 1, W) sampling mask of ``A``.
+        sens: complex (B, C, H, W) maps of ``A`` (D22: ``bart-ecalib``, zero entries filled).
+        reduction: ``"mean"`` or ``"none"``.
+
+    Returns:
+        real scalar, or (B,).
+    """
+    image_term = rss_l1_loss(pred_image, rss_target, reduction="none")
+    kspace_term = selfsup_loss(pred_image, masked_kspace, mask, sens, reduction="none")
     return _reduce(image_term + kspace_term, reduction)
 
 

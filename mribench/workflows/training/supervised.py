@@ -1,9 +1,12 @@
 """Supervised training of reconstruction models, resumable and reproducible, with ID/OOD curves.
 
 One call of :func:`train` trains a ``UnetRecon`` / ``VarNetRecon`` (SSIM or L1 loss) or the complex
-U-Net (``loss="joint"``: supervised + self-supervised loss of Darestani et al., from
-:mod:`mribench.workflows.training.selfsup`) with Adam, linear warm-up + linear decay of the learning rate per
-step (:mod:`mribench.workflows.training.schedule`) and gradient clipping. After every epoch it
+U-Net of Darestani et al. (``d22-sup``: ``|x - |f||_1 / |x|_1`` against the RSS magnitude ``x``;
+``d22-joint``: that plus the self-supervised k-space term; ``joint``: mribench's earlier variant
+with a coil-combined complex target; :mod:`mribench.workflows.training.selfsup`) with Adam, a
+learning-rate schedule per step (:mod:`mribench.workflows.training.schedule`: Lin & Heckel's
+one-cycle, a constant rate, or mribench's warm-up + linear decay) and optional gradient clipping.
+After every epoch it
 
 1. validates: mean SSIM (volume max as data range) on each validation set, e.g. ID (``test_P`` or
    a held-out part of ``train_P``) and OOD (``test_Q``) — the curves that expose distributional
@@ -58,10 +61,12 @@ from mribench.workflows.training.data import (
     batch_meta,
     make_loader,
 )
-from mribench.workflows.training.schedule import make_scheduler, warmup_steps_for
+from mribench.workflows.training.schedule import SCHEDULES, make_scheduler, warmup_steps_for
 
 ProgressFn = Callable[[int, int, str], None]
-LOSSES = ("ssim", "l1", "joint")
+LOSSES = ("ssim", "l1", "joint", "d22-sup", "d22-joint")
+#: losses of the complex U-Net (``unet-complex``), and only of it
+COMPLEX_LOSSES = ("joint", "d22-sup", "d22-joint")
 ARCHS = ("unet", "varnet", "unet-complex")
 STATE_FILE = "train_state.pt"
 HISTORY_FILE = "history.json"
@@ -73,14 +78,19 @@ class TrainConfig:
     """Hyper-parameters of one training (hashed: a resume must use the same ones).
 
     Attributes:
-        arch: ``unet``, ``varnet`` or ``unet-complex`` (the latter needs ``loss="joint"``).
+        arch: ``unet``, ``varnet`` or ``unet-complex`` (the latter with one of :data:`COMPLEX_LOSSES`).
         model: keyword arguments of the architecture (e.g. ``{"chans": 16, "num_pool_layers": 3}``).
-        loss: ``ssim`` (fastmri SSIMLoss, data range = volume max), ``l1``, or ``joint``
-            (supervised + self-supervised loss of Darestani et al. for the complex U-Net).
+        loss: ``ssim`` (fastmri SSIMLoss, data range = volume max), ``l1``, or for the complex U-Net
+            ``d22-sup`` / ``d22-joint`` (Darestani et al.'s supervised / self-supervised training
+            losses against the RSS magnitude) or ``joint`` (mribench's earlier joint loss).
         epochs: number of epochs.
         lr: peak learning rate of Adam.
         weight_decay: Adam weight decay.
-        warmup_fraction: fraction of all steps spent warming up linearly; then linear decay to 0.
+        warmup_fraction: fraction of all steps spent warming up linearly (``warmup-linear`` and
+            ``onecycle-lh24``; ignored by ``constant``).
+        schedule: ``onecycle-lh24`` (Lin & Heckel: from lr/25 up to lr, then down to lr/25),
+            ``constant`` (Darestani et al.) or ``warmup-linear`` (mribench's earlier default:
+            warm-up, then linear decay to 0); :mod:`mribench.workflows.training.schedule`.
         batch_size: slices per step (equal shapes only; see :mod:`mribench.workflows.training.data`).
         grad_clip: max global gradient norm (``0`` disables clipping).
         seed: initialisation, masks, batch order, dropout.
@@ -100,17 +110,20 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     val_batch_size: int = 8
+    schedule: str = "warmup-linear"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"expected arch in {ARCHS}, got {self.arch!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"expected loss in {LOSSES}, got {self.loss!r}")
-        if (self.loss == "joint") != (self.arch == "unet-complex"):
+        if (self.loss in COMPLEX_LOSSES) != (self.arch == "unet-complex"):
             raise ValueError(
-                f"expected loss 'joint' together with arch 'unet-complex' (and only then), "
+                f"expected a loss in {COMPLEX_LOSSES} together with arch 'unet-complex' (and only then), "
                 f"got arch {self.arch!r} with loss {self.loss!r}"
             )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"expected schedule in {SCHEDULES}, got {self.schedule!r}")
         for name in ("epochs", "batch_size", "val_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
@@ -122,6 +135,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def needs_full_kspace(self) -> bool:
+        """Whether batches must carry the fully sampled k-space (the complex U-Net's losses)."""
+        return self.loss in COMPLEX_LOSSES
+
+    @property
+    def maps_preset(self) -> str | None:
+        """The coil-map preset batches must carry maps of (``None``: no maps needed)."""
+        if self.loss not in COMPLEX_LOSSES:
+            return None
+        if self.loss == "d22-sup" and self.model.get("input", "coil-combined") == "rss-real-imag":
+            return None  # D22's supervised loss with their input uses no maps
+        return str(self.model.get("maps", "mribench"))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -231,6 +258,8 @@ class Objective(torch.nn.Module):
         )  # (B,C,H,W) (B,1,1,W) (B,h,w)
         if self.loss == "joint":
             return _joint_objective(self.model, batch, meta)
+        if self.loss in ("d22-sup", "d22-joint"):
+            return _d22_objective(self.model, batch, joint=self.loss == "d22-joint")
         recon = self.model(masked_kspace, mask, meta)  # (B, h, w)
         if self.loss == "l1":
             return F.l1_loss(recon, target)
@@ -251,12 +280,34 @@ def _joint_objective(model: torch.nn.Module, batch: dict[str, Any], meta: SliceM
     masked_kspace, mask, kspace = batch["masked_kspace"], batch["mask"], batch["kspace"]  # complex (B, C, H, W)
     sens = batch.get("sens")
     if sens is None:  # no cache: per-step ESPIRiT (slow)
+        estimate: Callable[..., torch.Tensor] = getattr(model, "estimate_maps", estimate_sensitivities)
         lows = batch["num_low_frequencies"].tolist()
-        sens = torch.cat([estimate_sensitivities(masked_kspace[i : i + 1], int(n)) for i, n in enumerate(lows)])
+        sens = torch.cat([estimate(masked_kspace[i : i + 1], int(n)) for i, n in enumerate(lows)])
     predict_image: Callable[..., torch.Tensor] = getattr(model, "predict_image")  # noqa: B009 (ComplexUnetRecon)
     pred = predict_image(masked_kspace, mask, sens)  # complex (B, H, W)
     target_image = combine_coils(kspace, sens)  # complex (B, H, W) ground truth
     return joint_loss(pred, target_image, masked_kspace, mask, sens)  # type: ignore[no-any-return]
+
+
+def _d22_objective(model: torch.nn.Module, batch: dict[str, Any], joint: bool) -> torch.Tensor:
+    """Darestani et al.'s training losses against the RSS magnitude of the fully sampled coil images."""
+    from mribench.physics.fft import rss
+    from mribench.physics.operators import coil_images
+    from mribench.workflows.training.selfsup import d22_joint_loss, rss_l1_loss
+
+    masked_kspace, mask, kspace = batch["masked_kspace"], batch["mask"], batch["kspace"]  # complex (B, C, H, W)
+    sens = batch.get("sens")
+    needs_maps = joint or getattr(model, "input", "coil-combined") == "coil-combined"
+    if sens is None and needs_maps:  # no cache: per-step ESPIRiT (slow)
+        estimate: Callable[..., torch.Tensor] = getattr(model, "estimate_maps")  # noqa: B009 (ComplexUnetRecon)
+        lows = batch["num_low_frequencies"].tolist()
+        sens = torch.cat([estimate(masked_kspace[i : i + 1], int(n)) for i, n in enumerate(lows)])
+    predict_image: Callable[..., torch.Tensor] = getattr(model, "predict_image")  # noqa: B009 (ComplexUnetRecon)
+    pred = predict_image(masked_kspace, mask, sens)  # complex (B, H, W)
+    target = rss(coil_images(kspace))  # real (B, H, W), at the encoded size as D22 compute it
+    if joint:
+        return d22_joint_loss(pred, target, masked_kspace, mask, sens)  # type: ignore[arg-type]
+    return rss_l1_loss(pred, target)
 
 
 # --------------------------------------------------------------------------- validation
@@ -518,14 +569,26 @@ def train(
     model = build_model(config.arch, config.model, config.seed).to(dev)
     objective = Objective(model, config.loss).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    joint = config.loss == "joint"
+    preset = config.maps_preset
     ds = TrainingSlices(
-        train_rows, root, masks, seed=config.seed, full_kspace=joint, sens_cache=out / "sens_cache" if joint else None
+        train_rows,
+        root,
+        masks,
+        seed=config.seed,
+        full_kspace=config.needs_full_kspace,
+        sens_cache=out / "sens_cache" if preset is not None else None,
+        sens_preset=preset or "mribench",
     )
     sampler = ShapeBatchSampler(ds.shape_keys(), config.batch_size, seed=config.seed, rank=rank, world_size=world)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = make_scheduler(optimizer, total_steps, warmup_steps_for(total_steps, config.warmup_fraction))
+    scheduler = make_scheduler(
+        optimizer,
+        total_steps,
+        warmup_steps_for(total_steps, config.warmup_fraction),
+        config.schedule,
+        config.warmup_fraction,
+    )
 
     state = load_state(out)
     history: list[dict[str, Any]] = []
@@ -632,6 +695,7 @@ def train(
 
 __all__ = [
     "ARCHS",
+    "COMPLEX_LOSSES",
     "LOSSES",
     "Objective",
     "TrainConfig",

@@ -1,17 +1,25 @@
 """Test-time training (TTT) of Darestani, Liu & Heckel (ICML 2022), vectorised over slices.
 
-For every slice, a copy of the trained network ``f`` is adapted by Adam (the training learning rate)
-on the self-supervised loss ``|y_T - A_T f(A_T^H y_T)|_1 / |y_T|_1`` over the training part ``T`` of
-the sampled k-space locations; the held-out ~5% ``V`` give the self-validation loss
-``|y_V - A_V f(A_T^H y_T)|_1 / |y_V|_1``. The held-out points are left out of the network input
-too, otherwise the network could pass them through and the validation loss would not detect
-over-fitting.
+For every slice, a copy of the trained network ``f`` is adapted by Adam on the self-supervised
+loss ``|y_T - A_T f(x_0)|_1 / |y_T|_1`` over the training part ``T`` of the sampled k-space
+locations; the held-out ~5% ``V`` give the self-validation loss ``|y_V - A_V f(x_0)|_1 / |y_V|_1``.
 
-Stopping rule (shared by both implementations, :func:`should_stop`): with ``v_k`` the validation
-loss at the parameters after ``k`` Adam steps, adaptation stops at the first ``k > 3W`` where the
-mean of ``v_{k-W+1..k}`` exceeds the mean of ``v_{k-2W+1..k-W}``, or after ``max_steps`` steps.
-As in the paper, the output is the reconstruction at the stopping point (not the best-validation
-iterate): ``|f(A^H y)|`` with the stopped parameters and *all* measured points as input.
+Two variants (:class:`TTTModel`, ``variant``), both named in every run's details:
+
+* ``d22`` (default), the paper's: the network input ``x_0`` is the zero-filled image of *all*
+  measured points (the held-out points are zeroed in the loss only, as their code does), and the
+  loop is theirs (:func:`should_stop_d22`): at iteration ``e`` the losses are computed, Adam steps,
+  and adaptation stops when ``e > 3W`` and the mean of the last W recorded validation losses
+  (``v_{e-W..e-1}``) exceeds the mean of the W before; the network returned is the last one, after
+  ``e + 1`` steps; at most ``max_steps`` (2500) steps. Learning rate, W and the cap per shift and
+  architecture are data (``ttt_d22.yaml``, :mod:`mribench.workflows.training.ttt_settings`).
+* ``fast``, mribench's earlier variant (the ``ttt-fast`` recipe): the held-out points are removed
+  from the input too, and the rule (:func:`should_stop`) stops at the first ``k > 3W`` where the
+  mean of ``v_{k-W+1..k}`` exceeds that of ``v_{k-2W+1..k-W}`` and returns the parameters after
+  ``k`` steps.
+
+Either way the output is ``|f(x)|`` with the stopped parameters and *all* measured points in the
+input ``x``, centre-cropped.
 
 Implementations with the same iterates:
 
@@ -42,8 +50,9 @@ loop-style loss differs from itself by as much), and mean SSIMs over 32 slices d
 (benchmark: +0.0008 and +0.0017 at 32x32 and 64x48, standard errors 0.0007 and 0.0013; the loop
 itself at two intra-op threads instead of one differs from its one-thread run by 0.0022).
 
-Speed (``benchmarks/ttt.py``: 2-core Xeon (AVX-512) VM, nothing else running; the reference is the
-loop at its best thread count). Where per-operation overheads bound the loop (small images, a tiny
+Speed (``benchmarks/ttt.py --variant fast``, measured before the ``d22`` variant existed, which runs
+the same machinery; 2-core Xeon (AVX-512) VM, nothing else running; the reference is the loop at
+its best thread count). Where per-operation overheads bound the loop (small images, a tiny
 network) vectorising pays most: 32 slices, 4 coils, U-Net chans 8 / 2 pools, W=20, at most 200
 steps, the loop at one thread (two are no faster) takes 19.7-23.5 s at 32x32 and 29.0-31.4 s at
 64x48; the vectorised path at one thread is 3.6-3.9x and 2.4-2.9x faster, with ``workers=2``
@@ -62,7 +71,8 @@ norms are slower; unfold + batched products are ~4x slower; bfloat16 gains nothi
 resolution and at most 1.4x deeper), instance norm and leaky ReLU ~16%, the rest ~5% or less each;
 per slice and step the vectorised path needs ~2.9 ms of CPU against the loop's ~7.3 ms, and two
 workers reach 92-98% parallel efficiency (nothing when another process holds a core). On a GPU,
-where the loop is bound by kernel launches, the ratio should be far larger (not measured).
+where the loop is bound by kernel launches, the ratio should be far larger (not measured yet:
+``bash benchmarks/gpu.sh`` measures it at the embedded and at the paper's size).
 """
 
 from __future__ import annotations
@@ -93,8 +103,6 @@ from mribench.models.complex_unet import (
 from mribench.models.loaded import LoadedModel
 from mribench.physics.fft import center_crop
 from mribench.physics.masks import volume_seed
-from mribench.physics.operators import adjoint
-from mribench.physics.sensitivity import estimate_sensitivities
 from mribench.workflows.training.selfsup import selfsup_loss, split_measurements
 
 ENGINES = ("grouped", "vmap")
@@ -104,22 +112,53 @@ Batch = Mapping[str, torch.Tensor]
 LossFn = Callable[[Params, Batch], tuple[torch.Tensor, torch.Tensor]]
 
 
+def _window_means_rise(val_losses: Sequence[float], window: int) -> bool:
+    """``mean(last W) > mean(the W before)``."""
+    last = math.fsum(val_losses[-window:]) / window
+    before = math.fsum(val_losses[-2 * window : -window]) / window
+    return last > before
+
+
 def should_stop(val_losses: Sequence[float], window: int) -> bool:
-    """The self-validation stopping rule.
+    """The ``fast`` variant's stopping rule (mribench's), checked before the step.
 
     Args:
         val_losses: ``v_0 .. v_k``, the validation loss after 0..k Adam steps.
         window: W.
 
     Returns:
-        True when ``k > 3W`` and ``mean(v_{k-W+1..k}) > mean(v_{k-2W+1..k-W})``.
+        True when ``k > 3W`` and ``mean(v_{k-W+1..k}) > mean(v_{k-2W+1..k-W})``: the parameters
+        after ``k`` steps (the last validated ones) are returned.
     """
-    k = len(val_losses) - 1
-    if k <= 3 * window:
-        return False
-    last = math.fsum(val_losses[-window:]) / window
-    before = math.fsum(val_losses[-2 * window : -window]) / window
-    return last > before
+    return len(val_losses) - 1 > 3 * window and _window_means_rise(val_losses, window)
+
+
+def should_stop_d22(val_losses: Sequence[float], window: int) -> bool:
+    """Darestani et al.'s stopping rule, checked at iteration ("epoch") ``e`` after its Adam step.
+
+    Their loop, per epoch ``e = 0, 1, ...``: compute the losses at the parameters after ``e`` steps
+    (``v_e``), take the Adam step, then stop if ``e > 3W`` and the mean of the last W recorded
+    validation errors exceeds the mean of the W before, *before* ``v_e`` is recorded; the returned
+    network is the last one, after ``e + 1`` steps.
+
+    Args:
+        val_losses: the recorded ``v_0 .. v_{e-1}`` (``e`` values).
+        window: W.
+
+    Returns:
+        True when ``e > 3W`` and ``mean(v_{e-W..e-1}) > mean(v_{e-2W..e-W-1})``.
+    """
+    return len(val_losses) > 3 * window and _window_means_rise(val_losses, window)
+
+
+#: Stopping rules by variant: ``d22`` (the paper's loop, last parameters after the step) and
+#: ``fast`` (mribench's earlier rule: the parameters whose validation loss completed the window).
+RULES = ("d22", "fast")
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"expected a stopping rule in {RULES}, got {rule!r}")
 
 
 class StackedAdam:
@@ -228,7 +267,9 @@ class AdaptResult:
         params: name -> (S, ...) parameters at each slice's stopping point.
         steps: Adam steps per slice.
         stopped: whether the stopping rule fired (False: ``max_steps`` reached).
-        val_losses: per slice, the validation losses ``v_0 .. v_steps``.
+        val_losses: per slice, the validation losses ``v_0 .. v_steps`` (rule ``fast``) or
+            ``v_0 .. v_{steps-1}`` (rule ``d22``: no loss is computed at the returned parameters;
+            ``[v_0]`` when ``max_steps`` is 0).
         seconds: per slice, wall time of its adaptation (vectorised: the total divided by S).
     """
 
@@ -268,6 +309,7 @@ def adapt_vectorized(
     max_steps: int,
     batched: bool = False,
     workers: int = 1,
+    rule: str = "d22",
 ) -> AdaptResult:
     """Adapt independent copies of ``params`` to each of S slices at once.
 
@@ -288,12 +330,14 @@ def adapt_vectorized(
             together. Slices do not interact, so the iterates do not depend on it. ``loss_fn`` must
             then be safe to call from several threads (``torch.func.functional_call`` on one shared
             module is not: it swaps the module's parameters while it runs).
+        rule: ``"d22"`` (:func:`should_stop_d22`) or ``"fast"`` (:func:`should_stop`).
 
     Returns:
         :class:`AdaptResult`.
     """
     if workers < 1:
         raise ValueError(f"expected workers >= 1, got {workers}")
+    _check_rule(rule)
     t0 = time.perf_counter()
     n = _num_slices(data)
     stacked = {k: v.detach().unsqueeze(0).repeat(n, *([1] * v.ndim)) for k, v in params.items()}
@@ -302,7 +346,7 @@ def adapt_vectorized(
     stack = _Stack(list(range(n)), StackedAdam(stacked, lr), dict(data))
     parts = min(workers, n)
     if parts <= 1:
-        _run_stack(step_fn, stack, out, window, max_steps, None)
+        _run_stack(step_fn, stack, out, window, max_steps, None, rule)
     else:
         board = _Board(parts)
         bounds = [round(i * n / parts) for i in range(parts + 1)]
@@ -311,7 +355,7 @@ def adapt_vectorized(
         torch.set_num_threads(1)  # process-wide: each worker thread then runs its operations inline
         try:
             with ThreadPoolExecutor(parts) as pool:
-                for f in [pool.submit(_work, step_fn, s, out, window, max_steps, board) for s in stacks]:
+                for f in [pool.submit(_work, step_fn, s, out, window, max_steps, board, rule) for s in stacks]:
                     f.result()
         finally:
             torch.set_num_threads(threads)
@@ -393,9 +437,10 @@ def _work(
     window: int,
     max_steps: int,
     board: _Board,
+    rule: str,
 ) -> None:
     while stack is not None:
-        _run_stack(step_fn, stack, out, window, max_steps, board)
+        _run_stack(step_fn, stack, out, window, max_steps, board, rule)
         stack = board.take()
 
 
@@ -406,6 +451,7 @@ def _run_stack(
     window: int,
     max_steps: int,
     board: _Board | None,
+    rule: str = "d22",
 ) -> None:
     """Adapt the slices of ``stack`` until all have stopped (or half are handed to an idle worker)."""
     opt = stack.opt
@@ -413,22 +459,41 @@ def _run_stack(
         k = opt.steps
         grads, val = step_fn(opt.params, stack.data)
         keep: list[int] = []
-        for row, (i, v) in enumerate(zip(stack.ids, val.tolist(), strict=True)):
-            out.history[i].append(v)
-            early = should_stop(out.history[i], window)
-            if early or k == max_steps:
-                out.steps[i], out.stopped[i] = k, early
-                for name, final in out.final.items():
-                    final[i] = opt.params[name][row]
-            else:
-                keep.append(row)
-        if len(keep) < len(stack.ids):
-            index = torch.tensor(keep, dtype=torch.long)
-            grads = {name: g[index.to(g.device)] for name, g in grads.items()}
-            stack.keep(keep)
-        if not stack.ids:
-            break
-        opt.step(grads)
+        if rule == "d22":
+            # the paper's order: decide on v_0..v_{k-1}, record v_k, step, return the stepped parameters
+            fire = [should_stop_d22(out.history[i], window) for i in stack.ids]
+            for i, v in zip(stack.ids, val.tolist(), strict=True):
+                out.history[i].append(v)
+            if k < max_steps:
+                opt.step(grads)
+            for row, i in enumerate(stack.ids):
+                if fire[row] or opt.steps == max_steps:
+                    out.steps[i], out.stopped[i] = opt.steps, fire[row]
+                    for name, final in out.final.items():
+                        final[i] = opt.params[name][row]
+                else:
+                    keep.append(row)
+            if len(keep) < len(stack.ids):
+                stack.keep(keep)
+            if not stack.ids:
+                break
+        else:
+            for row, (i, v) in enumerate(zip(stack.ids, val.tolist(), strict=True)):
+                out.history[i].append(v)
+                early = should_stop(out.history[i], window)
+                if early or k == max_steps:
+                    out.steps[i], out.stopped[i] = k, early
+                    for name, final in out.final.items():
+                        final[i] = opt.params[name][row]
+                else:
+                    keep.append(row)
+            if len(keep) < len(stack.ids):
+                index = torch.tensor(keep, dtype=torch.long)
+                grads = {name: g[index.to(g.device)] for name, g in grads.items()}
+                stack.keep(keep)
+            if not stack.ids:
+                break
+            opt.step(grads)
         if board is not None and len(stack.ids) > 1 and board.wanted():
             half = len(stack.ids) // 2
             board.give(stack.take(list(range(half, len(stack.ids)))))
@@ -436,17 +501,36 @@ def _run_stack(
 
 
 def _run_one(
-    compute: Callable[[], tuple[torch.Tensor, torch.Tensor]], opt: torch.optim.Optimizer, window: int, max_steps: int
+    compute: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    opt: torch.optim.Optimizer,
+    window: int,
+    max_steps: int,
+    rule: str = "d22",
 ) -> tuple[int, bool, list[float]]:
     """Adapt one slice with a ``torch.optim`` optimizer; ``compute() -> (train_loss, val_loss)``.
 
+    Rule ``d22`` is Darestani et al.'s loop as their notebooks write it (per epoch: losses, backward,
+    Adam step, then the check on the errors recorded so far, then the new error is recorded).
+
     Returns ``(steps, stopped early, validation losses)``; the parameters are left at the stopping point.
     """
+    _check_rule(rule)
     vals: list[float] = []
     k = 0
     while True:
         opt.zero_grad(set_to_none=True)
         train, val = compute()
+        if rule == "d22":
+            early = should_stop_d22(vals, window)
+            vals.append(float(val.detach()))
+            if k == max_steps:  # max_steps == 0
+                return k, False, vals
+            train.backward()
+            opt.step()
+            k += 1
+            if early or k == max_steps:
+                return k, early, vals
+            continue
         vals.append(float(val.detach()))
         early = should_stop(vals, window)
         if early or k == max_steps:
@@ -456,7 +540,9 @@ def _run_one(
         k += 1
 
 
-def adapt_loop(loss_fn: LossFn, params: Params, data: Batch, *, lr: float, window: int, max_steps: int) -> AdaptResult:
+def adapt_loop(
+    loss_fn: LossFn, params: Params, data: Batch, *, lr: float, window: int, max_steps: int, rule: str = "d22"
+) -> AdaptResult:
     """Reference implementation: slice after slice, each with its own ``torch.optim.Adam``.
 
     Same arguments, rule and iterates as :func:`adapt_vectorized`.
@@ -468,7 +554,13 @@ def adapt_loop(loss_fn: LossFn, params: Params, data: Batch, *, lr: float, windo
         t0 = time.perf_counter()
         p = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         d = {k: v[i] for k, v in data.items()}
-        k, early, vals = _run_one(lambda: loss_fn(p, d), torch.optim.Adam(list(p.values()), lr=lr), window, max_steps)  # noqa: B023
+        k, early, vals = _run_one(
+            lambda: loss_fn(p, d),  # noqa: B023
+            torch.optim.Adam(list(p.values()), lr=lr),
+            window,
+            max_steps,
+            rule,
+        )
         steps.append(k)
         stopped.append(early)
         history.append(vals)
@@ -488,15 +580,19 @@ def adapt(
     max_steps: int = 1000,
     vectorized: bool = True,
     workers: int = 1,
+    rule: str = "d22",
 ) -> AdaptResult:
     """Adapt ``params`` to each slice of ``data`` (see :func:`adapt_vectorized`, :func:`adapt_loop`)."""
     if window < 1:
         raise ValueError(f"expected window >= 1, got {window}")
     if max_steps < 0:
         raise ValueError(f"expected max_steps >= 0, got {max_steps}")
+    _check_rule(rule)
     if not vectorized:
-        return adapt_loop(loss_fn, params, data, lr=lr, window=window, max_steps=max_steps)
-    return adapt_vectorized(loss_fn, params, data, lr=lr, window=window, max_steps=max_steps, workers=workers)
+        return adapt_loop(loss_fn, params, data, lr=lr, window=window, max_steps=max_steps, rule=rule)
+    return adapt_vectorized(
+        loss_fn, params, data, lr=lr, window=window, max_steps=max_steps, workers=workers, rule=rule
+    )
 
 
 def _num_slices(data: Batch) -> int:
@@ -535,15 +631,22 @@ def ttt_loss_fn(net: torch.nn.Module) -> LossFn:
 
 
 def adapt_copies_loop(
-    net: torch.nn.Module, data: Batch, full_input: torch.Tensor, *, lr: float, window: int, max_steps: int
+    net: torch.nn.Module,
+    data: Batch,
+    full_input: torch.Tensor,
+    *,
+    lr: float,
+    window: int,
+    max_steps: int,
+    rule: str = "d22",
 ) -> tuple[torch.Tensor, AdaptResult]:
     """The straightforward TTT: per slice, a deep copy of ``net`` called directly, ``torch.optim.Adam``.
 
     Args:
         net: ``ComplexUnetRecon.net``.
         data: per-slice TTT data (see :func:`ttt_loss_fn`), leading dim S.
-        full_input: complex (S, H, W) ``A^H y`` with all measured points (the output's input).
-        lr, window, max_steps: as :func:`adapt`.
+        full_input: complex (S, H, W) the zero-filled input with all measured points (the output's input).
+        lr, window, max_steps, rule: as :func:`adapt`.
 
     Returns:
         ``(images complex (S, H, W), result)`` with the same iterates as the vectorised path.
@@ -560,7 +663,7 @@ def adapt_copies_loop(
         def compute(m: torch.nn.Module = copy_i, d: Batch = d) -> tuple[torch.Tensor, torch.Tensor]:
             return ttt_losses(net_to_complex(m(complex_to_net(d["input"]))), d)
 
-        k, early, vals = _run_one(compute, torch.optim.Adam(copy_i.parameters(), lr=lr), window, max_steps)
+        k, early, vals = _run_one(compute, torch.optim.Adam(copy_i.parameters(), lr=lr), window, max_steps, rule)
         with torch.no_grad():
             images.append(net_to_complex(copy_i(complex_to_net(full_input[i : i + 1]))))
         steps.append(k)
@@ -573,21 +676,44 @@ def adapt_copies_loop(
     return torch.cat(images), result
 
 
+#: TTT variants: ``d22`` (Darestani et al.'s algorithm) and ``fast`` (mribench's earlier one).
+VARIANTS = ("d22", "fast")
+
+
 @dataclass
 class TTTModel:
     """Test-time training around a trained :class:`ComplexUnetRecon` (ReconModel protocol).
 
     Every call adapts an independent copy of the trained weights to each slice of the batch and
-    returns ``|f(A^H y)|`` centre-cropped to ``meta.target_size``. The trained model is never
+    returns ``|f(input)|`` centre-cropped to ``meta.target_size``. The trained model is never
     modified.
 
+    Variants (``variant``; both are recorded in :attr:`config`, neither replaces the other silently):
+
+    - ``"d22"`` (default): Darestani et al.'s algorithm. The network input is the zero-filled image
+      of *all* measured k-space points; the self-validation points are zeroed in the training loss
+      only. Their loop order and stopping rule (:func:`should_stop_d22`): the network returned is the
+      last one, one Adam step after the last validation error the rule saw. With
+      :meth:`from_settings` the learning rate, W and the step cap come from the per-shift table
+      (``ttt_d22.yaml``: lr 1e-5 for the U-Net, W 100 or 20, at most 2500 steps).
+    - ``"fast"``: mribench's earlier variant (the ``ttt-fast`` recipe). The self-validation points
+      are also removed from the network input, and the parameters returned are those whose
+      validation error completed the rising window (:func:`should_stop`).
+
+    The coil maps (of the self-supervised loss and a coil-combined input) are the model's preset
+    (``model.maps``; D22: ``bart-ecalib``). D22 draw the held-out points as ``m // 20`` random
+    indices with replacement (slightly under 5% distinct); here exactly ``round(0.05 m)`` distinct
+    points are drawn (:func:`mribench.workflows.training.selfsup.split_measurements`).
+
     Attributes:
-        model: the trained network (best trained with :func:`mribench.workflows.training.selfsup.joint_loss`).
-        lr: Adam learning rate (the training learning rate).
-        window: W of the stopping rule (100, or 20 for speed).
-        max_steps: most Adam steps per slice.
+        model: the trained network (D22: trained with
+            :func:`mribench.workflows.training.selfsup.d22_joint_loss`).
+        lr: Adam learning rate (default: D22's for the U-Net).
+        window: W of the stopping rule (default: D22's for the anatomy shift).
+        max_steps: most Adam steps per slice (default: D22's 2500).
         val_fraction: share of the sampled k-space locations held out for self-validation.
         seed: mixed with the file name and slice index to seed each slice's split.
+        variant: ``"d22"`` or ``"fast"`` (see above).
         vectorized: adapt the slices of a call together (default) or one by one (reference).
         engine: how the vectorised path evaluates S weight sets: ``"grouped"`` (default; one batched
             pass, :func:`mribench.models.complex_unet.stacked_norm_unet_apply`, and the
@@ -595,7 +721,8 @@ class TTTModel:
             (``torch.func.vmap`` over ``functional_call`` and :func:`ttt_losses`: generic, several
             times slower). Both give the loop's iterates.
         max_parallel: most slices adapted together (memory bound); larger batches are chunked.
-        sens_fn: ``(masked_kspace, num_low_frequencies) -> sens``, default ESPIRiT.
+        sens_fn: ``(masked_kspace, num_low_frequencies) -> sens``; default the model's
+            :meth:`~mribench.models.complex_unet.ComplexUnetRecon.estimate_maps`.
         last_stats: per slice of the last call: ``file, slice, steps, stopped, val_loss,
             adapt_seconds, seconds`` (seconds include the sensitivity estimation; in the vectorised
             path both are the chunk's time divided by its number of slices).
@@ -604,20 +731,24 @@ class TTTModel:
             the per-operation synchronisation of intra-op threads, which also keeps it robust when
             other processes load the machine; 1 (default) keeps torch's threading (GPU, many
             cores). Results do not depend on it.
+        settings: where ``lr``, ``window``, ``max_steps`` and ``val_fraction`` come from (recorded in
+            :attr:`config`): the table entry of :meth:`from_settings`, or ``{"source": "explicit"}``.
     """
 
     model: ComplexUnetRecon
-    lr: float = 1e-3
+    lr: float = 1e-5
     window: int = 100
-    max_steps: int = 1000
+    max_steps: int = 2500
     val_fraction: float = 0.05
     seed: int = 0
+    variant: str = "d22"
     vectorized: bool = True
     engine: str = "grouped"
     max_parallel: int = 32
-    sens_fn: Callable[[torch.Tensor, int], torch.Tensor] = estimate_sensitivities
+    sens_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None
     last_stats: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 1
+    settings: dict[str, Any] = field(default_factory=lambda: {"source": "explicit"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ComplexUnetRecon):
@@ -632,7 +763,47 @@ class TTTModel:
             raise ValueError(f"expected val_fraction in (0, 1), got {self.val_fraction}")
         if self.engine not in ENGINES:
             raise ValueError(f"expected engine in {ENGINES}, got {self.engine!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"expected variant in {VARIANTS}, got {self.variant!r}")
         self.model.eval()
+
+    @classmethod
+    def from_settings(
+        cls,
+        model: ComplexUnetRecon,
+        shift: str,
+        *,
+        settings_file: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> TTTModel:
+        """D22's TTT for a shift: ``lr``, ``window``, ``max_steps``, ``val_fraction`` from the table.
+
+        Args:
+            model: the trained network.
+            shift: a task card's ``shift`` (``anatomy``, ``dataset``, ``modality``/``contrast``,
+                ``acceleration``).
+            settings_file: another table of the layout of ``ttt_d22.yaml``.
+            **options: other fields (``variant``, ``vectorized``, ...); a field that the table
+                sets is overridden here only explicitly, and the override is recorded.
+
+        Raises:
+            ValueError: a shift without settings (see :func:`ttt_settings`).
+        """
+        from mribench.workflows.training.ttt_settings import ttt_settings
+
+        st = ttt_settings(shift, model.arch, settings_file)
+        kw = st.kwargs()
+        overridden = {k: options[k] for k in kw if k in options and options[k] != kw[k]}
+        kw.update({k: v for k, v in options.items() if k not in ("settings",)})
+        record = {"source": "table", **st.provenance()}
+        if overridden:
+            record["overridden"] = overridden
+        return cls(model, settings=record, **kw)
+
+    @property
+    def rule(self) -> str:
+        """The stopping rule of the variant (:data:`RULES`)."""
+        return "d22" if self.variant == "d22" else "fast"
 
     @property
     def config(self) -> dict[str, Any]:
@@ -640,6 +811,11 @@ class TTTModel:
         return {
             "arch": self.model.arch,
             "model": dict(self.model.config),
+            "variant": self.variant,
+            "stopping_rule": self.rule,
+            "holdout_in_input": self.variant == "fast",
+            "input": self.model.input,
+            "maps": self.model.maps if self.sens_fn is None else getattr(self.sens_fn, "__name__", "custom"),
             "lr": self.lr,
             "window": self.window,
             "max_steps": self.max_steps,
@@ -647,6 +823,7 @@ class TTTModel:
             "seed": self.seed,
             "vectorized": self.vectorized,
             "engine": self.engine,
+            "settings": dict(self.settings),
         }
 
     def to(self, device: torch.device | str) -> TTTModel:
@@ -664,7 +841,8 @@ class TTTModel:
             # tensors created under inference_mode cannot be saved for backward: copy them.
             k, m = masked_kspace.clone(), mask.clone()
             t0 = time.perf_counter()
-            sens = self.sens_fn(k, meta.num_low_frequencies).to(k.device)
+            sens_fn = self.sens_fn or self.model.estimate_maps
+            sens = sens_fn(k, meta.num_low_frequencies).to(k.device)
             sens_seconds = (time.perf_counter() - t0) / k.shape[0]
             seeds = [volume_seed(f"{meta.file}:{s}", self.seed) for s in meta.slices]
             images, stats = self.adapt_images(k, m, sens, seeds)
@@ -681,11 +859,11 @@ class TTTModel:
         Args:
             masked_kspace: complex (B, C, H, W).
             mask: (B, 1, 1, W).
-            sens: complex (B, C, H, W).
+            sens: complex (B, C, H, W) maps of the loss (and of a coil-combined input).
             seeds: B seeds of the self-validation splits.
 
         Returns:
-            ``(images, stats)``: complex (B, H, W) ``f(A^H y)`` at the stopping points, and per slice
+            ``(images, stats)``: complex (B, H, W) ``f(input)`` at the stopping points, and per slice
             ``{"steps", "stopped", "val_loss", "adapt_seconds"}``.
         """
         if len(seeds) != masked_kspace.shape[0]:
@@ -703,14 +881,15 @@ class TTTModel:
             train_pts.append(tr)
             val_pts.append(va)
         train = torch.cat(train_pts).to(dtype)
+        full_input = self.model.zero_filled_input(k, mask.to(dtype), sens)
         data = {
-            "input": adjoint(k, sens, train),
+            # d22: the held-out points stay in the input (zeroed in the loss only); fast: removed
+            "input": full_input if self.variant == "d22" else self.model.zero_filled_input(k, train, sens),
             "kspace": k,
             "sens": sens,
             "train_points": train,
             "val_points": torch.cat(val_pts).to(dtype),
         }
-        full_input = adjoint(k, sens, mask.to(dtype))
         n = masked_kspace.shape[0]
         chunk = self.max_parallel if self.vectorized else n
         results = [
@@ -736,26 +915,22 @@ class TTTModel:
     def _adapt_part(self, part: Batch, full: torch.Tensor, params: Params) -> tuple[torch.Tensor, AdaptResult]:
         """Adapt to the slices of ``part`` (TTT data, leading dim S) and reconstruct from ``full`` (S, H, W)."""
         net = self.model.net
+        lr, window, max_steps, rule = self.lr, self.window, self.max_steps, self.rule
         if not self.vectorized:
-            return adapt_copies_loop(
-                net,
-                {n: t.unsqueeze(1) for n, t in part.items()},
-                full,
-                lr=self.lr,
-                window=self.window,
-                max_steps=self.max_steps,
-            )
+            per_slice = {n: t.unsqueeze(1) for n, t in part.items()}
+            return adapt_copies_loop(net, per_slice, full, lr=lr, window=window, max_steps=max_steps, rule=rule)
         if self.engine == "grouped":
             consts = {**stacked_norm_unet_inputs(net, part["input"]), **sampled_selfsup_data(part)}
             res = adapt_vectorized(
                 self._grouped_loss,
                 params,
                 consts,
-                lr=self.lr,
-                window=self.window,
-                max_steps=self.max_steps,
+                lr=lr,
+                window=window,
+                max_steps=max_steps,
                 batched=True,
                 workers=self.workers,
+                rule=rule,
             )
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -766,9 +941,10 @@ class TTTModel:
                 ttt_loss_fn(net),
                 params,
                 {n: t.unsqueeze(1) for n, t in part.items()},
-                lr=self.lr,
-                window=self.window,
-                max_steps=self.max_steps,
+                lr=lr,
+                window=window,
+                max_steps=max_steps,
+                rule=rule,
             )
             t0 = time.perf_counter()
             out = _apply(net, res.params, full)
@@ -778,7 +954,7 @@ class TTTModel:
     def _grouped_loss(self, params: Params, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-slice TTT losses of all live slices, one batched pass. Returns (train (S,), val (S,))."""
         size = data["sens"].shape[-2:]
-        out = stacked_norm_unet_apply(self.model.net, params, data, (int(size[0]), int(size[1])))
+        out = stacked_norm_unet_apply(self.model.net, params, dict(data), (int(size[0]), int(size[1])))
         return sampled_selfsup_losses(torch.complex(out[:, 0], out[:, 1]), data)
 
 
@@ -899,15 +1075,20 @@ def sampled_selfsup_losses(pred: torch.Tensor, data: Batch) -> tuple[torch.Tenso
     return train, val.detach()
 
 
-def load_ttt(checkpoint: str | os.PathLike[str], name: str | None = None, **options: Any) -> LoadedModel:
+def load_ttt(
+    checkpoint: str | os.PathLike[str], name: str | None = None, *, shift: str | None = None, **options: Any
+) -> LoadedModel:
     """A :class:`TTTModel` around a ``unet-complex`` checkpoint, as a loaded model for the evaluator.
 
     Args:
         checkpoint: a ``.safetensors`` checkpoint of a :class:`ComplexUnetRecon` (needs
             ``"unet-complex"`` in ``mribench.models.builtin.ARCHITECTURES``).
-        name: model name in results (default ``ttt-<file stem>``).
-        **options: :class:`TTTModel` fields; ``lr`` defaults to the checkpoint's ``extra["lr"]``
-            (the training learning rate) when it has one.
+        name: model name in results (default ``ttt-<variant>-<file stem>``).
+        shift: take ``lr``, ``window``, ``max_steps`` and ``val_fraction`` from the per-shift table
+            (:meth:`TTTModel.from_settings`); otherwise the :class:`TTTModel` defaults (D22's U-Net
+            settings for the anatomy shift) or ``options``.
+        **options: :class:`TTTModel` fields. With ``variant="fast"`` and no ``lr``, the checkpoint's
+            training learning rate (``extra["lr"]``) is used, as that variant always did.
 
     Raises:
         ModelError: unreadable checkpoint or another architecture.
@@ -918,11 +1099,12 @@ def load_ttt(checkpoint: str | os.PathLike[str], name: str | None = None, **opti
     if not isinstance(model, ComplexUnetRecon):
         raise ModelError(f"expected a unet-complex checkpoint for test-time training, got a {details['arch']} one")
     train_lr = details.get("extra", {}).get("lr")
-    if "lr" not in options and isinstance(train_lr, (int, float)):
+    if options.get("variant") == "fast" and "lr" not in options and isinstance(train_lr, (int, float)):
         options["lr"] = float(train_lr)
-    ttt = TTTModel(model, **options)
+        options.setdefault("settings", {"source": "fast variant: the training learning rate"})
+    ttt = TTTModel.from_settings(model, shift, **options) if shift is not None else TTTModel(model, **options)
     info = ModelInfo(
-        name or f"ttt-{Path(checkpoint).stem}",
+        name or f"ttt-{ttt.variant}-{Path(checkpoint).stem}",
         "checkpoint",
         checkpoint_identity(checkpoint),
         {**details, "path": str(checkpoint), "ttt": ttt.config},
@@ -942,6 +1124,8 @@ def _apply(net: torch.nn.Module, params: Params, images: torch.Tensor) -> torch.
 
 __all__ = [
     "ENGINES",
+    "RULES",
+    "VARIANTS",
     "AdaptResult",
     "StackedAdam",
     "TTTModel",
@@ -953,6 +1137,7 @@ __all__ = [
     "sampled_selfsup_data",
     "sampled_selfsup_losses",
     "should_stop",
+    "should_stop_d22",
     "ttt_loss_fn",
     "ttt_losses",
 ]
