@@ -39,7 +39,7 @@ def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         if not checkpoint:
             raise ModelError(
-                f"expected --checkpoint for {arch} (a .safetensors or .pt state dict), got none "
+                f"expected --checkpoint for {arch} (a .safetensors, .pt or .ckpt state dict), got none "
                 f"(hint: mribench never reports scores of randomly initialised networks)"
             )
         return load_checkpoint_model(checkpoint, name=arch, expect_arch=arch)
@@ -50,6 +50,7 @@ def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
 MODELS.register("zero-filled", _zero_filled)
 MODELS.register("unet", _arch_factory("unet"))
 MODELS.register("varnet", _arch_factory("varnet"))
+MODELS.register("unet-d22", _arch_factory("unet-d22"))
 
 
 def load_checkpoint_model(path: str, name: str | None = None, expect_arch: str | None = None) -> LoadedModel:
