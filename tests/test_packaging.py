@@ -55,3 +55,4 @@ def test_wheel_ships_tasks_and_baselines(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mribench/_tasks/anatomy.yaml" in names
     assert any(n.startswith("mribench/_baselines/") and n.endswith(".safetensors") for n in names)
+    assert "mribench/models/zoo.yaml" in names

@@ -23,10 +23,8 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show, validate tasks and export their splits.")
 data_app = typer.Typer(no_args_is_help=True, help="Generate, index, inspect and verify data.")
-models_app = typer.Typer(no_args_is_help=True, help="List models.")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
-app.add_typer(models_app, name="models")
 
 
 def _mount() -> None:
@@ -35,11 +33,13 @@ def _mount() -> None:
     from mribench.cli.convert import convert, datasets
     from mribench.cli.leaderboard import leaderboard_app, submit_command
     from mribench.cli.metrics import metrics_app, weights_app
+    from mribench.cli.models import models_app
 
     app.add_typer(weights_app, name="weights")
     app.add_typer(metrics_app, name="metrics")
     app.add_typer(leaderboard_app, name="leaderboard")
     app.add_typer(baseline_app, name="baseline")
+    app.add_typer(models_app, name="models")
     app.command("submit", help="Build a leaderboard entry from a run directory.")(submit_command)
     data_app.command("convert", help="Convert another dataset to the fastMRI format.")(convert)
     data_app.command("datasets", help="Datasets the converters support, with licences and sources.")(datasets)
@@ -294,22 +294,6 @@ def tasks_splits(
     for n, s in splits.items():
         t.add_row(n, str(s.num_volumes), str(len(s.rows)), s.manifest)
     console.print(t)
-
-
-# ----------------------------------------------------------------------------- models
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """List registered models (built-ins, shipped baselines, plugins)."""
-    from mribench.models import MODELS
-
-    t = Table("model", "how to use")
-    for n in MODELS.names():
-        hint = "--checkpoint FILE" if n in ("unet", "varnet") else ""
-        t.add_row(n, hint)
-    console.print(t)
-    console.print("[dim]Also: a checkpoint path, package.module:attr, or path/to/file.py:attr.[/dim]")
 
 
 # ----------------------------------------------------------------------------- data
