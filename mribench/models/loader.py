@@ -1,7 +1,7 @@
 """Resolve a model by name, checkpoint path, ``module:attr``, ``file.py:attr`` or entry point.
 
-Names (the :data:`MODELS` registry, in this order of registration): the built-in ``zero-filled``;
-the architectures ``unet``, ``varnet``, ``unet-d22`` (weights from ``--checkpoint``);
+Names (the :data:`MODELS` registry, in this order of registration): the built-ins ``zero-filled`` and
+``cs-l1wavelet``; the architectures ``unet``, ``varnet``, ``unet-d22`` (weights from ``--checkpoint``);
 the shipped checkpoints of :mod:`mribench.models.shipped`; the published models of the zoo table
 (:mod:`mribench.models.zoo`: their weights come from the cache, put there by ``mribench models fetch``
 or ``models add``; a missing file raises an error naming the URL and both commands); plugins of the
@@ -46,6 +46,20 @@ def _zero_filled(checkpoint: str | None) -> LoadedModel:
     )
 
 
+def _cs_l1wavelet(checkpoint: str | None) -> LoadedModel:
+    from mribench.models.cs import L1WaveletCS
+
+    if checkpoint:
+        raise ModelError("expected no --checkpoint for cs-l1wavelet (it has no trained weights), got one")
+    model = L1WaveletCS()
+    h = hashlib.sha256(f"cs-l1wavelet@{__version__}|{sorted(model.config.items())}".encode()).hexdigest()
+    details = {
+        "description": "l1-wavelet compressed sensing with ESPIRiT maps (sigpy L1WaveletRecon)",
+        "config": model.config,
+    }
+    return LoadedModel(model, ModelInfo("cs-l1wavelet", "builtin", h, details))
+
+
 def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         if not checkpoint:
@@ -59,6 +73,7 @@ def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
 
 
 MODELS.register("zero-filled", _zero_filled)
+MODELS.register("cs-l1wavelet", _cs_l1wavelet)
 MODELS.register("unet", _arch_factory("unet"))
 MODELS.register("varnet", _arch_factory("varnet"))
 MODELS.register("unet-d22", _arch_factory("unet-d22"))
