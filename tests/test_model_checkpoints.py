@@ -152,6 +152,23 @@ def test_lightning_unet_checkpoint_new_and_old_style(tmp_path: Path, fake_lightn
             assert torch.equal(model.unet(x), net.eval()(x))
 
 
+def test_safetensors_without_metadata_and_wrapper_prefixes(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    net = _tiny_unet()
+    save_file(dict(net.state_dict()), str(tmp_path / "unet.safetensors"))
+    model, details = load_checkpoint(tmp_path / "unet.safetensors")
+    assert details["arch"] == "unet" and "safetensors state dict without mribench metadata" in details["inferred"]
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "ddp.pt")
+    model, details = load_checkpoint(tmp_path / "ddp.pt")
+    assert "'module.' prefix removed" in details["inferred"]
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model.unet(x), net.eval()(x))
+    with pytest.raises(ModelError, match="expected a varnet checkpoint, got a unet one"):
+        load_model("varnet", checkpoint=str(tmp_path / "ddp.pt"))
+
+
 def test_unexpected_channels_and_leftover_tensors_are_refused(tmp_path: Path) -> None:
     torch.save(Unet(in_chans=3, out_chans=1, chans=2, num_pool_layers=1).state_dict(), tmp_path / "rgb.pt")
     with pytest.raises(ModelError, match="3 -> 1"):

@@ -14,6 +14,11 @@ Facts from the authors' public code (github.com/MLI-lab/ttt_for_deep_learning_cs
   fixed-point steps ``s <- s * ||f(x(s))|| / ||x(s)||`` from ``s = 1`` (their ``scale_factor``), so
   the network's output and input norms match.
 * Output: the magnitude of the two output channels, centre-cropped to the target size.
+* Training (their ``train.ipynb``): each training slice's scale is computed once, with the initial
+  network, and kept for all epochs; the loss ``||s x - |f(x(s))| ||_1 / ||s x||_1`` compares with the
+  RSS of the scaled fully sampled k-space. At inference the scale is computed with the trained
+  network (what :meth:`D22UnetRecon.forward` does). The normalised l1 loss is scale-invariant, so
+  ``|f(x(s))| / s`` against the unscaled target gives the same loss.
 
 Ours: the output is divided by ``s``. D22 trained against the RSS of the *scaled* k-space and
 normalise every reconstruction to the target's mean and standard deviation before SSIM, so they
