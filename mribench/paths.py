@@ -19,6 +19,12 @@ def weights_dir() -> Path:
     return Path(env).expanduser() if env else cache_dir() / "weights"
 
 
+def models_dir() -> Path:
+    """Folder of downloaded / registered zoo models: ``$MRIBENCH_MODELS`` or ``<cache>/models``."""
+    env = os.environ.get("MRIBENCH_MODELS")
+    return Path(env).expanduser() if env else cache_dir() / "models"
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()

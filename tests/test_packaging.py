@@ -55,3 +55,4 @@ def test_wheel_ships_tasks_and_baselines(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"mribench/_tasks/d22-anatomy.yaml", "mribench/_tasks/_aliases.yaml", "mribench/_tasks/_lock.yaml"} <= names
     assert any(n.startswith("mribench/_baselines/") and n.endswith(".safetensors") for n in names)
+    assert "mribench/models/zoo.yaml" in names

@@ -28,10 +28,8 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(no_args_is_help=True, help="List, show, check and validate tasks; export their splits.")
 data_app = typer.Typer(no_args_is_help=True, help="Generate, index, inspect and verify data.")
-models_app = typer.Typer(no_args_is_help=True, help="List models.")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
-app.add_typer(models_app, name="models")
 
 
 def _mount() -> None:
@@ -41,11 +39,13 @@ def _mount() -> None:
     from mribench.cli.exchange import register as register_exchange
     from mribench.cli.leaderboard import leaderboard_app, submit_command
     from mribench.cli.metrics import metrics_app, weights_app
+    from mribench.cli.models import models_app
 
     app.add_typer(weights_app, name="weights")
     app.add_typer(metrics_app, name="metrics")
     app.add_typer(leaderboard_app, name="leaderboard")
     app.add_typer(baseline_app, name="baseline")
+    app.add_typer(models_app, name="models")
     app.command("submit", help="Build a leaderboard entry from a run directory.")(submit_command)
     register_exchange(app, lambda result: print_summary(result))  # export-inputs, score
     data_app.command("convert", help="Convert another dataset to the fastMRI format.")(convert)
@@ -382,22 +382,6 @@ def tasks_lock(
     if problems:
         raise typer.Exit(1)
     console.print("[green]ok[/green] every task and metric profile matches the lock")
-
-
-# ----------------------------------------------------------------------------- models
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """List registered models (built-ins, shipped baselines, plugins)."""
-    from mribench.models import MODELS
-
-    t = Table("model", "how to use")
-    for n in MODELS.names():
-        hint = "--checkpoint FILE" if n in ("unet", "varnet") else ""
-        t.add_row(n, hint)
-    console.print(t)
-    console.print("[dim]Also: a checkpoint path, package.module:attr, or path/to/file.py:attr.[/dim]")
 
 
 # ----------------------------------------------------------------------------- data

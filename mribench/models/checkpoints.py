@@ -1,8 +1,17 @@
 """Saving and loading model checkpoints without unpickling arbitrary objects.
 
-Formats: safetensors with ``mribench_arch`` / ``mribench_config`` metadata (what mribench writes),
-or a ``torch.save`` dict loaded with ``weights_only=True``: ``{"arch", "config", "state_dict"}`` or a
-fastMRI Lightning checkpoint (``state_dict`` with ``unet.`` / ``varnet.`` prefixes).
+Formats read:
+
+* mribench's own: safetensors with ``mribench_arch`` / ``mribench_config`` metadata (what
+  :func:`save_checkpoint` writes), or a ``torch.save`` dict ``{"arch", "config", "state_dict"}``;
+* as the field distributes them (:mod:`mribench.models.layouts` infers the architecture from the
+  tensor shapes): a bare ``state_dict`` of ``fastmri.models.Unet`` / ``VarNet`` (``torch.save`` or
+  safetensors without metadata), a fastMRI Lightning ``.ckpt`` (``state_dict`` with ``unet.`` /
+  ``varnet.`` prefixes next to ``hyper_parameters``, optimizer states, callbacks), and Darestani et
+  al.'s ``{"model_state_dict": ...}`` of their 2-channel U-Net.
+
+``torch.save`` files are read by :func:`mribench.models.safe_load.safe_torch_load`: weights only,
+with inert stand-ins for the training framework's bookkeeping objects.
 """
 
 from __future__ import annotations
@@ -10,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +27,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from mribench.errors import ModelError
-from mribench.models.builtin import ARCHITECTURES
+from mribench.models.architectures import ARCHITECTURES, architecture_names, build_architecture
+from mribench.models.layouts import infer_layout
+from mribench.models.safe_load import as_mapping, safe_torch_load
 from mribench.paths import file_sha256
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-
-
-def _architectures() -> dict[str, type[torch.nn.Module]]:
-    """Built-in architectures plus the complex U-Net of self-supervised training / TTT (imported lazily:
-    it lives with the training code, which imports the models package)."""
-    if "unet-complex" not in ARCHITECTURES:
-        from mribench.models.complex_unet import ComplexUnetRecon
-
-        ARCHITECTURES["unet-complex"] = ComplexUnetRecon
-    return ARCHITECTURES
 
 
 def checkpoint_identity(path: str | os.PathLike[str]) -> str:
@@ -64,8 +64,8 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str], extra:
         extra: JSON-serialisable metadata stored alongside (training data, epoch, ...).
     """
     arch = getattr(model, "arch", None)
-    if arch not in _architectures():
-        raise ValueError(f"expected a model with arch in {sorted(ARCHITECTURES)}, got {arch!r}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"expected a model with arch in {architecture_names()}, got {arch!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -81,12 +81,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str], extra:
 
 
 def _build(arch: str, config: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
-    if arch not in _architectures():
-        raise ModelError(f"expected a checkpoint architecture in {sorted(ARCHITECTURES)}, got {arch!r} in {where}")
-    try:
-        model = ARCHITECTURES[arch](**config)
-    except TypeError as e:
-        raise ModelError(f"expected a valid {arch} config in {where}, got {config}: {e}") from None
+    model = build_architecture(arch, **config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(
@@ -96,34 +91,41 @@ def _build(arch: str, config: dict[str, Any], state: dict[str, torch.Tensor], wh
     return model.eval()
 
 
-def _infer_lightning(
-    state: dict[str, torch.Tensor], hparams: dict[str, Any]
-) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    keys = list(state)
-    if any(k.startswith("varnet.") for k in keys):
-        cfg: dict[str, Any] = {
-            k: hparams[k] for k in ("num_cascades", "sens_chans", "sens_pools", "chans", "pools") if k in hparams
-        }
-        return "varnet", cfg, state
-    if any(k.startswith("unet.") for k in keys):
-        cfg = {
-            "chans": hparams.get("chans", 32),
-            "num_pool_layers": hparams.get("num_pool_layers", 4),
-            "drop_prob": hparams.get("drop_prob", 0.0),
-        }
-        return "unet", cfg, state
-    raise ModelError("expected a fastMRI U-Net or VarNet state_dict (keys 'unet.*' or 'varnet.*'), got other keys")
+def _own(
+    arch: str, config: dict[str, Any], state: dict[str, torch.Tensor], where: str, extra: dict[str, Any]
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    details = {
+        "arch": arch,
+        "config": config,
+        "extra": extra,
+        "inferred": f"mribench checkpoint: arch={arch} and config from the file's metadata",
+    }
+    return _build(arch, config, state, where), details
+
+
+def _inferred(
+    state: dict[str, Any], where: str, container: str, hparams: dict[str, Any] | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    layout = infer_layout(state, container=container, hparams=hparams)
+    model = _build(layout.arch, layout.config, layout.state, where)
+    return model, {"arch": layout.arch, "config": layout.config, "extra": {}, "inferred": layout.inferred}
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load a checkpoint into an mribench architecture.
+    """Load a checkpoint into an mribench architecture (see the module docstring for the formats).
 
     Returns:
-        ``(model, details)`` with details ``{"arch", "config", "extra", "path"}``.
+        ``(model, details)`` in eval mode, with details ``{"arch", "config", "extra", "inferred"}``;
+        ``inferred`` is one line saying how the file was read and which hyper-parameters were inferred.
 
     Raises:
-        ModelError: missing or unreadable file, unknown architecture, mismatching weights, or a
-            pickle that needs more than plain tensors (never unpickled).
+        ModelError: missing or unreadable file, unknown layout or architecture, mismatching weights,
+            or a pickle that names objects other than tensors, plain values and known training-framework
+            bookkeeping (never unpickled).
     """
     p = Path(path)
     if not p.is_file():
@@ -136,35 +138,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict
         except (SafetensorError, OSError) as e:
             raise ModelError(f"expected a valid safetensors file at {p}, got: {e}") from None
         if "mribench_arch" not in meta:
-            raise ModelError(
-                f"expected 'mribench_arch' metadata in {p.name} (hint: save it with mribench.models.save_checkpoint)"
-            )
+            return _inferred(state, p.name, "safetensors state dict without mribench metadata")
         config = json.loads(meta.get("mribench_config", "{}"))
         extra = json.loads(meta.get("mribench_extra", "{}"))
-        return _build(meta["mribench_arch"], config, state, p.name), {
-            "arch": meta["mribench_arch"],
-            "config": config,
-            "extra": extra,
-        }
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        raise ModelError(
-            f"expected a checkpoint loadable with torch.load(weights_only=True) at {p.name}, got: "
-            f"{str(e).splitlines()[0]} (mribench never unpickles arbitrary objects; save a plain state_dict "
-            f"or safetensors)"
-        ) from None
+        return _own(meta["mribench_arch"], config, state, p.name, extra)
+    obj = safe_torch_load(p)
     if not isinstance(obj, dict):
         raise ModelError(f"expected a dict checkpoint in {p.name}, got {type(obj).__name__}")
     if "arch" in obj and "state_dict" in obj:
-        return _build(str(obj["arch"]), dict(obj.get("config", {})), obj["state_dict"], p.name), {
-            "arch": obj["arch"],
-            "config": obj.get("config", {}),
-            "extra": {},
-        }
-    if "state_dict" in obj:
-        arch, cfg, state = _infer_lightning(obj["state_dict"], dict(obj.get("hyper_parameters", {}) or {}))
-        return _build(arch, cfg, state, p.name), {"arch": arch, "config": cfg, "extra": {}}
+        return _own(str(obj["arch"]), dict(obj.get("config", {})), obj["state_dict"], p.name, {})
+    if _is_state_dict(obj):
+        return _inferred(obj, p.name, "bare state dict")
+    if _is_state_dict(obj.get("state_dict")):
+        hparams = as_mapping(obj.get("hyper_parameters", obj.get("hparams")))
+        return _inferred(obj["state_dict"], p.name, "Lightning checkpoint 'state_dict'", hparams)
+    if _is_state_dict(obj.get("model_state_dict")):
+        return _inferred(obj["model_state_dict"], p.name, "'model_state_dict' (D22's checkpoint layout)")
     raise ModelError(
-        f"expected keys 'arch'+'state_dict' or a Lightning 'state_dict' in {p.name}, got {sorted(obj)[:5]}"
+        f"expected a state dict, a Lightning checkpoint ('state_dict'), a 'model_state_dict' or mribench's "
+        f"'arch'+'state_dict' in {p.name}, got keys {sorted(map(str, obj))[:5]}"
     )

@@ -1,4 +1,14 @@
-"""Resolve a model by name, checkpoint path, ``module:attr``, ``file.py:attr`` or entry point."""
+"""Resolve a model by name, checkpoint path, ``module:attr``, ``file.py:attr`` or entry point.
+
+Names (the :data:`MODELS` registry, in this order of registration): the built-ins ``zero-filled`` and
+``cs-l1wavelet``; the architectures ``unet``, ``varnet``, ``unet-d22`` (weights from ``--checkpoint``);
+the shipped checkpoints of :mod:`mribench.models.shipped`; the published models of the zoo table
+(:mod:`mribench.models.zoo`: their weights come from the cache, put there by ``mribench models fetch``
+or ``models add``; a missing file raises an error naming the URL and both commands); plugins of the
+``mribench.models`` entry-point group. Anything else with a checkpoint suffix is a checkpoint path
+(:func:`mribench.models.checkpoints.load_checkpoint` infers the architecture of bare state dicts),
+and anything with a ``:`` is user code.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ from mribench.models.builtin import ZeroFilled
 from mribench.models.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_identity, file_sha256, load_checkpoint
 from mribench.models.loaded import LoadedModel
 from mribench.models.shipped import shipped_baselines, shipped_path
+from mribench.models.zoo import check_config, resolve_zoo_file, zoo_entries, zoo_entry
 from mribench.registry import Registry
 
 #: name -> factory(checkpoint path or None) -> LoadedModel. Plugins: entry-point group ``mribench.models``.
@@ -35,11 +46,25 @@ def _zero_filled(checkpoint: str | None) -> LoadedModel:
     )
 
 
+def _cs_l1wavelet(checkpoint: str | None) -> LoadedModel:
+    from mribench.models.cs import L1WaveletCS
+
+    if checkpoint:
+        raise ModelError("expected no --checkpoint for cs-l1wavelet (it has no trained weights), got one")
+    model = L1WaveletCS()
+    h = hashlib.sha256(f"cs-l1wavelet@{__version__}|{sorted(model.config.items())}".encode()).hexdigest()
+    details = {
+        "description": "l1-wavelet compressed sensing with ESPIRiT maps (sigpy L1WaveletRecon)",
+        "config": model.config,
+    }
+    return LoadedModel(model, ModelInfo("cs-l1wavelet", "builtin", h, details))
+
+
 def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         if not checkpoint:
             raise ModelError(
-                f"expected --checkpoint for {arch} (a .safetensors or .pt state dict), got none "
+                f"expected --checkpoint for {arch} (a .safetensors, .pt or .ckpt state dict), got none "
                 f"(hint: mribench never reports scores of randomly initialised networks)"
             )
         return load_checkpoint_model(checkpoint, name=arch, expect_arch=arch)
@@ -48,8 +73,10 @@ def _arch_factory(arch: str) -> Callable[[str | None], LoadedModel]:
 
 
 MODELS.register("zero-filled", _zero_filled)
+MODELS.register("cs-l1wavelet", _cs_l1wavelet)
 MODELS.register("unet", _arch_factory("unet"))
 MODELS.register("varnet", _arch_factory("varnet"))
+MODELS.register("unet-d22", _arch_factory("unet-d22"))
 
 
 def load_checkpoint_model(path: str, name: str | None = None, expect_arch: str | None = None) -> LoadedModel:
@@ -177,6 +204,35 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
+def _zoo_factory(name: str) -> Callable[[str | None], LoadedModel]:
+    def factory(checkpoint: str | None) -> LoadedModel:
+        entry = zoo_entry(name)  # looked up when loaded: the table is data
+        if checkpoint:
+            raise ModelError(
+                f"expected no --checkpoint for the zoo model {entry.name!r} (its weights come from the zoo), got one "
+                f"(hint: --model {entry.arch} --checkpoint FILE loads other weights of the same architecture)"
+            )
+        path, sha256 = resolve_zoo_file(entry)
+        model, details = load_checkpoint(path)
+        check_config(entry, details)
+        return LoadedModel(model, ModelInfo(entry.name, "zoo", sha256, {**details, "path": str(path), **entry.card()}))
+
+    return factory
+
+
+def register_zoo() -> list[str]:
+    """Register every published model of the zoo table under its name (files are resolved when loaded).
+
+    Returns:
+        The registered names.
+    """
+    names = []
+    for e in zoo_entries():
+        MODELS.register(e.name, _zoo_factory(e.name), overwrite=True)
+        names.append(e.name)
+    return names
+
+
 def register_shipped_baselines() -> list[str]:
     """Register every shipped checkpoint of :mod:`mribench.models.shipped` under its name.
 
@@ -193,3 +249,4 @@ def register_shipped_baselines() -> list[str]:
 
 
 register_shipped_baselines()
+register_zoo()
