@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 
 def resolve_data_root(
-    data_root: str | os.PathLike[str] | None, progress: Callable[[int, int, str], None] | None = None
+    data_root: str | os.PathLike[str] | None,
+    progress: Callable[[int, int, str], None] | None = None,
+    volumes: Collection[str] | None = None,
 ) -> Path:
     """``data_root`` > ``$MRIBENCH_DATA`` > the embedded MRIBench-Sim benchmark (generated on first use).
 
     Args:
         data_root: a fastMRI-format folder, or ``None``.
         progress: ``progress(done, total, description)`` while the embedded benchmark is generated.
+        volumes: the embedded volumes the job needs (``None``: all); only those are generated
+            (see :func:`mribench.tasks.embedded.embedded_volumes`).
     """
     if data_root:
         return Path(data_root).expanduser()
@@ -24,7 +28,7 @@ def resolve_data_root(
     from mribench.data.synthetic import ensure_synthetic
 
     cb = (lambda d, t: progress(d, t, "generating MRIBench-Sim")) if progress else None
-    return ensure_synthetic(progress=cb)
+    return ensure_synthetic(progress=cb, volumes=volumes)
 
 
 __all__ = ["resolve_data_root"]

@@ -20,6 +20,7 @@ from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 from mribench.api.run import EvalOptions, RunMode, Runtime
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
+from mribench.tasks.embedded import embedded_volumes
 from mribench.models.loaded import LoadedModel
 from mribench.models.loader import load_model
 from mribench.paths import slug
@@ -156,7 +157,7 @@ def robustness_curve(
     runtime = runtime or Runtime()
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     lm = model if isinstance(model, LoadedModel) else load_model(model)
-    root = resolve_data_root(data, runtime.progress)
+    root = resolve_data_root(data, runtime.progress, embedded_volumes(spec, ("test",)))
     cr = CurveResult(axis, metric)
     base = Path(run_root) / spec.name / slug(lm.info.name)
     options = EvalOptions(metrics=(metric,), limit=limit)

@@ -40,6 +40,7 @@ from mribench.api.run import (
 from mribench.data.annotations import Box, boxes_by_slice, load_annotations
 from mribench.data.index import SliceIndex, build_index
 from mribench.data.root import resolve_data_root
+from mribench.tasks.embedded import embedded_volumes
 from mribench.data.slices import Prefetcher, SliceRequest, SliceSource, plan_requests
 from mribench.errors import DataError, MetricError, ResultsError, WeightsMissingError
 from mribench.models.loaded import LoadedModel
@@ -220,7 +221,8 @@ def plan_slices(
     """
     options = options or EvalOptions()
     spec = task if isinstance(task, TaskSpec) else load_task(task)
-    root = resolve_data_root(data, progress)
+    needs = ("test", *(s for s in options.splits if s in ("train_P", "train_Q")))
+    root = resolve_data_root(data, progress, embedded_volumes(spec, needs))  # embedded: only what is scored
     index = build_index(root, annotations=options.annotations)
     splits = make_splits(spec, index, names=options.splits)
     missing = _apply_split_files(splits, index, options.split_files)

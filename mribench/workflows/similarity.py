@@ -19,6 +19,7 @@ import torch
 
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
+from mribench.tasks.embedded import embedded_volumes
 from mribench.tasks import TaskSpec, load_task, make_splits
 from mribench.workflows.runtime import resolve_device
 
@@ -79,7 +80,7 @@ def task_similarity(
     from mribench.analysis import EmbeddingCache, clip_similarity
 
     spec = task if isinstance(task, TaskSpec) else load_task(task)
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root, volumes=embedded_volumes(spec, ("test", "train_P", "train_Q")))
     splits = make_splits(spec, build_index(root))
     dev = resolve_device(device)
     if embed_fn is None:

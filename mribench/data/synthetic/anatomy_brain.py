@@ -72,7 +72,7 @@ class BrainTemplate:
     origin: np.ndarray
 
 
-_Z_RANGE_MNI = (-40.0, 80.0)
+_Z_RANGE_MNI = (-62.0, 88.0)
 EDGE_MM = 1.5
 """Width (mm) of the partial-volume edges of the procedural head layers (skull, scalp, dura)."""  # the slab of the template the slices can reach (axial levels used +- margins)
 
@@ -162,6 +162,8 @@ class BrainSubject:
     lesions: tuple[Lesion, ...]
     slice_z: np.ndarray  # (S,) slice positions (MNI z, mm)
     vessels: np.ndarray  # (V, 3) MNI mm: cortical veins in sulcal CSF (enhance after contrast)
+    sulci: float = 0.5  # strength of the subject's own sulcal pattern (widening with age)
+    folding_seed: int = 0  # seed of the per-slice folding and small-vessel fields
 
 
 def _rotation(rng: np.random.Generator, yaw_deg: float, tilt_deg: float) -> np.ndarray:
@@ -192,20 +194,23 @@ def draw_brain_subject(
     for k in lesion_kinds:
         if k not in LESION_LABELS:
             raise ValueError(f"expected a lesion kind in {sorted(LESION_LABELS)}, got {k!r}")
-    z0 = rng.uniform(-2.0, 26.0 - spacing_mm * (n_slices - 1) / 2)
+    # from the posterior fossa (cerebellum, temporal lobes) towards the vertex
+    top = min(_Z_RANGE_MNI[1] - 16.0, rng.uniform(-36.0, -26.0) + spacing_mm * (n_slices - 1))
+    z0 = top - spacing_mm * (n_slices - 1)
     slice_z = z0 + spacing_mm * np.arange(n_slices)
-    K = 4
-    lam = rng.uniform(60.0, 140.0, K)
+    K = 7
+    lam = rng.uniform(35.0, 130.0, K)
     dirs = rng.standard_normal((K, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    size = float(np.clip(rng.normal(1.0, 0.05), 0.88, 1.12))
     subject = BrainSubject(
-        scale=np.array([rng.uniform(0.9, 1.07), rng.uniform(0.92, 1.08), rng.uniform(0.93, 1.07)]),
-        rotation=_rotation(rng, 9.0, 3.0),
-        shift_mm=rng.uniform(-6.0, 6.0, 2),
+        scale=size * np.clip(rng.normal(1.0, 0.035, 3), 0.93, 1.07),
+        rotation=_rotation(rng, 8.0, 8.0),
+        shift_mm=rng.uniform(-10.0, 10.0, 2),
         warp_k=dirs * (2 * np.pi / lam)[:, None],
-        warp_amp=rng.uniform(-3.0, 3.0, (K, 3)),
+        warp_amp=rng.uniform(-4.5, 4.5, (K, 3)) * np.minimum(lam / 60.0, 1.0)[:, None],
         warp_phase=rng.uniform(0, 2 * np.pi, K),
-        atrophy=float(rng.uniform(-0.05, 0.22)),
+        atrophy=float(rng.choice([0.0, 0.1, 0.25]) + rng.uniform(-0.05, 0.1)),
         skull=np.array(
             [
                 rng.uniform(1.2, 2.0),
@@ -220,6 +225,8 @@ def draw_brain_subject(
         lesions=(),
         slice_z=slice_z,
         vessels=_draw_vessels(rng, slice_z),
+        sulci=float(rng.uniform(0.2, 1.0)),
+        folding_seed=int(rng.integers(1 << 62)),
     )
     if lesion_kinds:
         lesions = []
@@ -304,6 +311,47 @@ def _lesion_fraction(les: Lesion, q: np.ndarray, px: float) -> np.ndarray:
     return core
 
 
+def _individualise(
+    subject: BrainSubject, index: int, gm: np.ndarray, wm: np.ndarray, csf: np.ndarray, px: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Make the template slice one person's: own sulci, a crisp and perturbed grey/white boundary,
+    perivascular spaces and small sulcal vessels (random fields of this subject and slice).
+
+    The MNI152 template is an average of 152 brains: its cortex is smooth and its grey/white
+    boundary blurred. Random fields (3-14 mm) open sulcal CSF within the cortical ribbon, move
+    the grey/white boundary by a few mm and sharpen it; sparse fine fields add perivascular
+    spaces (CSF dots in white matter) and flow voids of small vessels in the sulcal CSF.
+
+    Returns:
+        ``(gm, wm, csf, vessel)`` float32 fractions (vessel: flow voids).
+    """
+    from mribench.data.synthetic.texture import bandpass
+
+    rng = np.random.default_rng((subject.folding_seed, index))
+    shape = gm.shape
+    tissue = gm + wm
+    ribbon = np.clip(gm * 1.6, 0.0, 1.0) * np.clip(1.0 - wm * 1.4, 0.0, 1.0)  # the cortex, not deep GM
+    fold = bandpass(rng, shape, px, 3.0, 14.0)
+    sulcus = np.clip((fold - (1.1 - 0.6 * subject.sulci)) / 0.5, 0.0, 1.0) * ribbon
+    moved = gm * sulcus * np.float32(0.85)
+    gm = gm - moved
+    csf = csf + moved
+    tissue = gm + wm
+    ratio = wm / np.maximum(tissue, np.float32(1e-4))
+    shift = bandpass(rng, shape, px, 4.0, 20.0)
+    ratio = 1.0 / (1.0 + np.exp(-((ratio - 0.5) * 7.0 + 0.9 * shift)))
+    wm = (tissue * ratio).astype(np.float32)
+    gm = (tissue - wm).astype(np.float32)
+    fine = bandpass(rng, shape, px, 1.0, 3.0)
+    pvs = np.clip((fine - 3.3) / 0.4, 0.0, 1.0) * np.clip(wm * 1.5 - 0.5, 0.0, 1.0) * np.float32(0.8)
+    wm = wm - pvs * wm
+    csf = csf + pvs * wm
+    vessel = np.clip((bandpass(rng, shape, px, 1.0, 3.0) - 3.0) / 0.4, 0.0, 1.0) * np.clip(csf - 0.3, 0.0, 1.0)
+    vessel = (vessel * np.float32(0.9)).astype(np.float32)
+    csf = csf - vessel
+    return gm.astype(np.float32), wm.astype(np.float32), np.clip(csf, 0.0, 1.0).astype(np.float32), vessel
+
+
 def brain_slice(
     subject: BrainSubject,
     index: int,
@@ -336,6 +384,7 @@ def brain_slice(
     wm = sample(template.wm, vox).astype(np.float32)
     brain = sample(template.brain, vox).astype(np.float32)
     csf = np.clip(brain - gm - wm, 0.0, 1.0)
+    gm, wm, csf, vessel = _individualise(subject, index, gm, wm, csf, px)
 
     # intracranial space: the smoothed brain hull, filled with CSF where there is no brain
     hull = ndimage.gaussian_filter(brain, 3.0 / px) > 0.22
@@ -344,7 +393,7 @@ def brain_slice(
     d = (outside - inside) * np.float32(px)  # signed distance to the inner skull surface, + outwards
     soft = max(px, EDGE_MM, 0.5 * slab_mm)  # oblique surfaces through the slab: partial-volume edges
     icr = 1.0 - _ramp(d, 0.0, soft)
-    csf = csf + np.clip(icr - gm - wm - csf, 0.0, 1.0)
+    csf = csf + np.clip(icr - gm - wm - csf - vessel, 0.0, 1.0)
 
     # skull and scalp layers outward from the inner table (thickness varies around the head)
     fH, fW = grid_shape
@@ -367,6 +416,7 @@ def brain_slice(
         "fat": (r[1] - r[2]) + (r[4] - r[5]),
         "muscle": r[3] - r[4],
         "skin": r[5] - r[6],
+        "vessel": vessel,
     }
 
     # normally enhancing structures: dura, superior sagittal sinus, choroid plexus
@@ -397,7 +447,7 @@ def brain_slice(
             per_lesion.append((les.kind, one))
             lesion = np.maximum(lesion, one)
         lesion = np.clip(lesion, 0.0, 1.0).astype(np.float32)
-        for k in ("gm", "wm", "csf", "enhancing"):
+        for k in ("gm", "wm", "csf", "enhancing", "vessel"):
             frac[k] = frac[k] * (1.0 - lesion)
     frac["lesion"] = lesion
     return {k: np.asarray(v, dtype=np.float32) for k, v in frac.items()}, per_lesion

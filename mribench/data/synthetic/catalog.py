@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from mribench.data.synthetic.sites import SCANNER_FIELD, SCANNER_SITE, SCANNERS
 from mribench.data.synthetic.tissues import PROTOCOLS
 
-SIZES = ("default", "tiny")
-"""Dataset sizes."""
+SIZES = ("default", "tiny", "fastmri")
+"""Dataset sizes (``fastmri``: the default's volumes at fastMRI's matrices and coil counts)."""
 
 SPLIT_FOLDERS = {"train": "multicoil_train", "val": "multicoil_val"}
 """Folder of each official split (fastMRI's names)."""
@@ -110,49 +110,56 @@ class VolumeSpec:
         }
 
 
-# (train, val, anatomy, protocol, scanner, coils, slices, lesions) per group; tiny in the second table
+# (train, val, anatomy, protocol, scanner, coils, slices, lesions) per group; tiny in the second table.
+# slices 0: the anatomy decides (knees: 20-30 slices over the whole joint, by the file name's hash).
+# Coils at the default size: 4 for every volume except the 15-coil knees of the coil shift (the
+# k-space budget); the ``fastmri`` size gives every volume its scanner's real count (REAL_COILS).
 _Group = tuple[int, int, str, str, str, int, int, tuple[str, ...]]
 
 _DEFAULT: list[_Group] = [
-    # fastMRI-like knee, 15 coils (PD and PDFS; 3T Skyra / Prisma_fit, 1.5T Aera)
-    (4, 3, "knee", "CORPD_FBK", "Skyra_knee", 15, 3, ()),
-    (2, 1, "knee", "CORPD_FBK", "Prisma_fit_knee", 15, 3, ()),
-    (2, 1, "knee", "CORPD_FBK", "Aera_knee", 15, 3, ()),
-    (3, 2, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 3, ()),
-    (1, 1, "knee", "CORPDFS_FBK", "Prisma_fit_knee", 15, 3, ()),
-    (2, 1, "knee", "CORPDFS_FBK", "Aera_knee", 15, 3, ()),
-    # Stanford-like knee (GE, 8 coils, PDFS)
-    (6, 4, "knee", "CORPDFS_FBK", "MR750", 8, 4, ()),
-    # fastMRI-like brain, normal ("Normal for age")
-    (4, 3, "brain", "AXT2", "Skyra", 16, 3, ()),
-    (3, 2, "brain", "AXT2", "Prisma_fit", 16, 3, ()),
-    (2, 1, "brain", "AXT2", "Aera", 16, 3, ()),
-    (1, 1, "brain", "AXT2", "Avanto", 4, 4, ()),
-    (1, 1, "brain", "AXT2", "TrioTim", 4, 4, ()),
-    (3, 2, "brain", "AXT1PRE", "Skyra", 16, 3, ()),
-    (1, 1, "brain", "AXT1PRE", "Skyra_TH", 16, 3, ()),
-    (1, 1, "brain", "AXT1PRE", "Prisma_fit", 12, 3, ()),
-    (1, 0, "brain", "AXT1PRE", "Aera", 16, 3, ()),
-    (1, 1, "brain", "AXT1PRE", "TrioTim", 4, 4, ()),
-    (1, 1, "brain", "AXT1", "Skyra", 16, 3, ()),
-    (1, 0, "brain", "AXT1", "Skyra_TH", 8, 3, ()),
-    (1, 1, "brain", "AXT1", "Aera", 12, 3, ()),
-    (1, 1, "brain", "AXT1POST", "Prisma_fit", 16, 3, ()),
-    (1, 0, "brain", "AXT1POST", "Skyra", 20, 3, ()),
-    (0, 1, "brain", "AXT1POST", "Skyra_TH", 12, 3, ()),
-    (1, 1, "brain", "AXT1POST", "Aera", 12, 3, ()),
-    (1, 1, "brain", "AXT1POST", "Avanto", 4, 4, ()),
-    (1, 0, "brain", "AXT1POST", "TrioTim", 4, 4, ()),
-    (2, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ()),
-    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 8, 3, ()),
-    (1, 1, "brain", "AXFLAIR", "Aera", 16, 3, ()),
-    # brain with lesions (FLAIR / T2), 3T
-    (1, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ("mass",)),
-    (1, 1, "brain", "AXFLAIR", "Skyra", 16, 3, ("nonspecific", "nonspecific", "lacune")),
-    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 20, 3, ("nonspecific", "mass")),
-    (1, 1, "brain", "AXT2", "Skyra", 16, 3, ("mass",)),
-    (0, 1, "brain", "AXT2", "Prisma_fit", 16, 3, ("nonspecific", "lacune")),
-    (1, 0, "brain", "AXT2", "Skyra", 12, 3, ("nonspecific", "nonspecific")),
+    # fastMRI-like coronal knees (D22 anatomy P / acceleration: PD; D22 dataset P: PDFS): >= 300
+    # training slices each, 10 validation volumes (D22 scores their middle slices)
+    (5, 4, "knee", "CORPD_FBK", "Skyra_knee", 4, 0, ()),
+    (4, 3, "knee", "CORPD_FBK", "Prisma_fit_knee", 4, 0, ()),
+    (4, 3, "knee", "CORPD_FBK", "Aera_knee", 4, 0, ()),
+    (5, 4, "knee", "CORPDFS_FBK", "Skyra_knee", 4, 0, ()),
+    (4, 3, "knee", "CORPDFS_FBK", "Prisma_fit_knee", 4, 0, ()),
+    (4, 3, "knee", "CORPDFS_FBK", "Aera_knee", 4, 0, ()),
+    # the coil shift's 15-coil knees (LH24 App. C.2)
+    (1, 1, "knee", "CORPDFS_FBK", "Skyra_knee", 15, 20, ()),
+    # Stanford-like sagittal 3D FSE PDFS knees (D22 dataset Q)
+    (12, 10, "knee", "CORPDFS_FBK", "MR750", 4, 0, ()),
+    # fastMRI-like brains, normal ("Normal for age"): AXT2 (D22 anatomy Q, modality P), AXT1PRE
+    # (D22 modality Q), and the other contrasts and scanners the LH24 tasks use
+    (7, 3, "brain", "AXT2", "Skyra", 4, 16, ()),
+    (6, 3, "brain", "AXT2", "Prisma_fit", 4, 16, ()),
+    (4, 2, "brain", "AXT2", "Aera", 4, 16, ()),
+    (2, 1, "brain", "AXT2", "Avanto", 4, 16, ()),
+    (1, 1, "brain", "AXT2", "TrioTim", 4, 16, ()),
+    (8, 4, "brain", "AXT1PRE", "Skyra", 4, 16, ()),
+    (3, 1, "brain", "AXT1PRE", "Skyra_TH", 4, 16, ()),
+    (4, 2, "brain", "AXT1PRE", "Prisma_fit", 4, 16, ()),
+    (3, 2, "brain", "AXT1PRE", "Aera", 4, 16, ()),
+    (2, 1, "brain", "AXT1PRE", "TrioTim", 4, 16, ()),
+    (1, 1, "brain", "AXT1", "Skyra", 4, 16, ()),
+    (1, 0, "brain", "AXT1", "Skyra_TH", 4, 16, ()),
+    (1, 1, "brain", "AXT1", "Aera", 4, 16, ()),
+    (1, 1, "brain", "AXT1POST", "Prisma_fit", 4, 16, ()),
+    (1, 0, "brain", "AXT1POST", "Skyra", 4, 16, ()),
+    (0, 1, "brain", "AXT1POST", "Skyra_TH", 4, 16, ()),
+    (1, 1, "brain", "AXT1POST", "Aera", 4, 16, ()),
+    (1, 1, "brain", "AXT1POST", "Avanto", 4, 16, ()),
+    (1, 0, "brain", "AXT1POST", "TrioTim", 4, 16, ()),
+    (2, 1, "brain", "AXFLAIR", "Skyra", 4, 16, ()),
+    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 4, 16, ()),
+    (1, 1, "brain", "AXFLAIR", "Aera", 4, 16, ()),
+    # brains with lesions (FLAIR / T2), 3T: fastMRI+-style boxes
+    (1, 1, "brain", "AXFLAIR", "Skyra", 4, 16, ("mass",)),
+    (1, 1, "brain", "AXFLAIR", "Skyra", 4, 16, ("nonspecific", "nonspecific", "lacune")),
+    (1, 0, "brain", "AXFLAIR", "Prisma_fit", 4, 16, ("nonspecific", "mass")),
+    (1, 1, "brain", "AXT2", "Skyra", 4, 16, ("mass",)),
+    (0, 1, "brain", "AXT2", "Prisma_fit", 4, 16, ("nonspecific", "lacune")),
+    (1, 0, "brain", "AXT2", "Skyra", 4, 16, ("nonspecific", "nonspecific")),
 ]
 
 _TINY: list[_Group] = [
@@ -171,6 +178,12 @@ _TINY: list[_Group] = [
     (0, 1, "brain", "AXT2", "Skyra", 16, 2, ("mass", "nonspecific")),
 ]
 
+REAL_COILS = {"Skyra": 16, "Skyra_TH": 12, "Prisma_fit": 20, "Aera": 16, "Avanto": 4, "TrioTim": 4}
+"""Receive channels of the ``fastmri`` size: knees 15 (fastMRI) or 8 (Stanford), brains per scanner."""
+
+KNEE_SLICES = {"SITE_A": (20, 30), "SITE_B": (22, 28)}
+"""Range of slices of a knee volume (coronal: patella to posterior capsule; sagittal: medial to lateral)."""
+
 
 def _dataset(anatomy: str, scanner_key: str) -> str:
     if SCANNER_SITE[scanner_key] == "SITE_B":
@@ -187,35 +200,45 @@ def _name(dataset: str, protocol: str, code: int, vid: int) -> str:
     return f"stanford3d_{scan[:8]}-{scan[8:12]}-{scan[12:16]}-{scan[16:20]}-{scan[20:32]}_sagittal.h5"
 
 
-def _expand(groups: list[_Group], id_base: int) -> list[VolumeSpec]:
+def _knee_slices(name: str, site: str) -> int:
+    lo, hi = KNEE_SLICES[site]
+    return lo + int.from_bytes(hashlib.sha256(f"slices:{name}".encode()).digest()[:4], "little") % (hi - lo + 1)
+
+
+def _expand(groups: list[_Group], id_base: int, size: str) -> list[VolumeSpec]:
     """Catalog entries with fastMRI-like ids (spread so that names look unrelated); the first
     ``train`` volumes of a group go to ``multicoil_train``, the rest to ``multicoil_val``.
-    Deterministic: the catalog is a pure function of the tables."""
+    Deterministic: the catalog is a pure function of the tables (the ``fastmri`` size has the
+    default's volumes with their scanners' real coil counts)."""
     specs: list[VolumeSpec] = []
     next_j: dict[str, int] = {}
     for n_train, n_val, anatomy, protocol, scanner_key, coils, slices, lesions in groups:
         if protocol not in PROTOCOLS or PROTOCOLS[protocol].anatomy != anatomy:
             raise ValueError(f"expected a {anatomy} protocol, got {protocol!r}")
         sc = SCANNERS[scanner_key]
+        site = SCANNER_SITE[scanner_key]
         dataset = _dataset(anatomy, scanner_key)
+        if size == "fastmri":
+            coils = (15 if site == "SITE_A" else 8) if anatomy == "knee" else REAL_COILS[scanner_key]
         for i in range(n_train + n_val):
             j = next_j.get(dataset, 0)
             next_j[dataset] = j + 1
             # fastMRI-like ids: brain 6xxxxxx, knee 1xxxxxx
             vid = (6 if anatomy == "brain" else 1) * 1_000_000 + id_base + (j * 7919) % 100_000
+            name = _name(dataset, protocol, sc.code, vid)
             specs.append(
                 VolumeSpec(
-                    name=_name(dataset, protocol, sc.code, vid),
+                    name=name,
                     anatomy=anatomy,
                     protocol=protocol,
-                    site=SCANNER_SITE[scanner_key],
+                    site=site,
                     scanner=scanner_key,
                     field_t=SCANNER_FIELD[scanner_key],
                     vendor=sc.vendor,
                     model=sc.model,
                     institution=sc.institution,
                     coils=coils,
-                    slices=slices,
+                    slices=slices or _knee_slices(name, site),
                     lesions=lesions,
                     dataset=dataset,
                     split="train" if i < n_train else "val",
@@ -228,13 +251,14 @@ def catalog(size: str = "default") -> list[VolumeSpec]:
     """The volumes of a dataset size, in generation order.
 
     Args:
-        size: ``default`` (~95 volumes, 128-160 px) or ``tiny`` (~20 volumes, 64-80 px, 2 slices).
+        size: ``default`` (~150 volumes, 256x256 targets), ``fastmri`` (the same volumes at
+            fastMRI's matrices and coil counts) or ``tiny`` (~20 volumes, 64-80 px, 2 slices).
 
     Raises:
         ValueError: for an unknown size.
     """
-    if size == "default":
-        return _expand(_DEFAULT, 0)
+    if size in ("default", "fastmri"):
+        return _expand(_DEFAULT, 0, size)
     if size == "tiny":
-        return _expand(_TINY, 100_000)
+        return _expand(_TINY, 100_000, size)
     raise ValueError(f"expected size in {list(SIZES)}, got {size!r}")

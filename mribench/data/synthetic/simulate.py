@@ -14,12 +14,19 @@ import numpy as np
 from scipy import ndimage
 
 from mribench.data.header import AcquisitionHeader
-from mribench.data.synthetic import anatomy_brain, anatomy_knee
+from mribench.data.synthetic import anatomy_brain, anatomy_knee, texture
 from mribench.data.synthetic.acquisition import band_limit, coil_kspace, crop_center, fermi_window, finalize
 from mribench.data.synthetic.catalog import VolumeSpec
 from mribench.data.synthetic.coils import cholesky, coil_maps, noise_covariance
 from mribench.data.synthetic.sites import SITES, Matrix, matrix_for
-from mribench.data.synthetic.tissues import FIELD_3T_BRAIN, PROTOCOLS, draw_subject_tissues, is_3t, tissue_signals
+from mribench.data.synthetic.tissues import (
+    FAT_TISSUES,
+    FIELD_3T_BRAIN,
+    PROTOCOLS,
+    draw_subject_tissues,
+    is_3t,
+    tissue_signals,
+)
 
 FINE_FACTOR = 1.5
 """The object is built on a grid this much finer than the encoded matrix (then k-space cropped)."""
@@ -91,16 +98,20 @@ def _object_phase(
     return rng.uniform(-np.pi, np.pi) + c[0] * yn + c[1] * xn + c[2] * yn * xn + 0.5 * c[3] * yn**2 + 0.5 * c[4] * xn**2
 
 
-TEXTURE = {"fat": 0.04, "muscle": 0.04, "gm": 0.03, "wm": 0.025, "cartilage": 0.03, "skin": 0.03, "lesion": 0.05}
-"""Relative amplitude of the fine tissue texture (trabecular marrow, muscle fibres, parenchyma)."""
+FAT_SHIFT_HZ_PER_T = 3.4e-6 * 42.577e6
+"""Fat-water frequency difference per tesla (3.4 ppm x 42.58 MHz/T, about 145 Hz/T)."""
+
+REFERENCE_VOXEL = {"SITE_A": 256, "SITE_B": 256}
+"""Recon matrix at which ``Site.snr_3t`` holds (smaller pixels of other sizes get less SNR)."""
 
 
-def _texture(rng: np.random.Generator, frac: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Smooth random texture (fH, fW), float32, weighted per tissue by :data:`TEXTURE`."""
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 2.0)
-    noise *= np.float32(1.0 / max(float(noise.std()), 1e-6))
-    weight = sum(frac[t] * np.float32(a) for t, a in TEXTURE.items() if t in frac)
-    return noise * weight
+def _chemical_shift(fat: np.ndarray, shift_px: float) -> np.ndarray:
+    """The fat image displaced by ``shift_px`` fine pixels along the read-out (rows), linearly
+    interpolated, edges repeated (no wrap-around: the scanner's read-out oversampling keeps the
+    displaced fat inside the field of view)."""
+    if not shift_px:
+        return fat
+    return ndimage.shift(fat, (shift_px, 0.0), order=1, mode="nearest", prefilter=False).astype(np.float32)
 
 
 def _boxes(per_lesion: list[tuple[str, np.ndarray]], slice_index: int, m: Matrix) -> list[LesionBox]:
@@ -139,7 +150,7 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
     proto = PROTOCOLS[spec.protocol]
     H, W = m.kspace
     px = m.pixel_mm
-    fine_shape = (int(H * FINE_FACTOR), int(W * FINE_FACTOR))
+    fine_shape = (int(H * FINE_FACTOR) // 2 * 2, int(W * FINE_FACTOR) // 2 * 2)
     fpx = px * H / fine_shape[0]
     thickness = site.slice_thickness_mm[spec.anatomy]
     spacing = thickness + site.slice_gap_mm[spec.anatomy]
@@ -149,9 +160,12 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
     te = round(proto.te * site.timing_scale[1] * rng.uniform(0.97, 1.03) * 2) / 2
     ti = None if proto.ti is None else round(proto.ti * rng.uniform(0.98, 1.02), -1)
     fat_residual = float(rng.uniform(*site.fat_residual))
+    bandwidth = float(rng.uniform(*site.bandwidth_hz_px))
+    fat_shift_mm = FAT_SHIFT_HZ_PER_T * spec.field_t / bandwidth * px  # chemical shift along the read-out
 
     tissues = draw_subject_tissues(rng, spec.field_t)
     signal = tissue_signals(tissues, proto, tr=tr, te=te, ti=ti, fat_residual=fat_residual)
+    texture_scale = float(rng.uniform(0.8, 1.25))
 
     # subject
     if spec.anatomy == "brain":
@@ -160,15 +174,16 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
         extent = anatomy_brain.brain_extent_mm()
         center = (float(brain.shift_mm[0]), float(brain.shift_mm[1]))
     else:
-        knee = anatomy_knee.draw_knee_subject(rng, spec.slices, spacing)
-        extent = anatomy_knee.knee_extent_mm()
+        knee = anatomy_knee.draw_knee_subject(rng, site.view, spec.slices, thickness)
+        extent = anatomy_knee.knee_extent_mm(site.view)
         center = (float(knee.shift[0]), float(knee.shift[1]))
         cover = anatomy_knee.coverage(fine_shape, fpx)
 
     # coils, noise, inhomogeneity, phase, filters
     sens = coil_maps(spec.coils, m.kspace, px, extent, rng, center)
     chol = cholesky(noise_covariance(spec.coils, site.noise_coupling, f"{spec.site}:{spec.scanner}"))
-    snr = site.snr_3t * (spec.field_t / FIELD_3T_BRAIN) * proto.efficiency * rng.uniform(0.9, 1.1)
+    voxel = (m.recon[0] / REFERENCE_VOXEL[spec.site]) ** -2  # relative in-plane voxel area
+    snr = site.snr_3t * (spec.field_t / FIELD_3T_BRAIN) * proto.efficiency * voxel * rng.uniform(0.85, 1.15)
     half_fov = (m.fov_mm / 2, m.fov_mm / 2)
     bias = _smooth_field(rng, m.kspace, half_fov, px, 0.12 if is_3t(spec.field_t) else 0.06)
     phase = _object_phase(rng, m.kspace, half_fov, px)
@@ -186,13 +201,22 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
             boxes.extend(_boxes(per_lesion, s, m))
         else:
             frac = anatomy_knee.knee_slice(knee, s, fine_shape, fpx, thickness)
-        fine = np.zeros(fine_shape, dtype=np.float32)
+        fields = texture.texture_fields(rng, fine_shape, fpx)
+        water = np.zeros(fine_shape, dtype=np.float32)
+        fat = np.zeros(fine_shape, dtype=np.float32)
         for t in sorted(frac):
-            fine += frac[t] * np.float32(signal[t])
-        fine *= 1.0 + _texture(rng, frac, fine_shape)
+            part = frac[t] * np.float32(signal[t])
+            mod = texture.tissue_modulation(fields, t, texture_scale)
+            if mod is not None:
+                part = part * mod
+            if t in FAT_TISSUES:
+                fat += part
+            else:
+                water += part
         if spec.anatomy == "knee":
-            fine *= cover
-        obj = band_limit(fine, m.kspace) * modulation
+            water *= cover
+            fat *= cover
+        obj = band_limit(water + _chemical_shift(fat, fat_shift_mm / fpx), m.kspace) * modulation
         peak = max(peak, float(np.abs(crop_center(obj, m.recon)).max()))
         if tissue_maps:
             for t, f in frac.items():

@@ -75,16 +75,20 @@ class Site:
     """How one site acquires.
 
     Attributes:
-        name: the ``site`` attr (``SITE_A`` / ``SITE_B``).
+        name: the simulator's profile name (``SITE_A`` / ``SITE_B``; never written to the files).
         description: one line.
-        read_oversampling: 2 (fastMRI) or 1.
+        read_oversampling: 2 (fastMRI) or 1, at the ``fastmri`` size (:func:`matrix_for` says per size).
         apodisation: ``None`` or ``("fermi", radius, width)`` in units of k_max.
         slice_thickness_mm: per anatomy.
-        slice_gap_mm: distance between slice centres minus thickness, per anatomy.
+        slice_gap_mm: distance between slice centres minus thickness (brain; knee slices are
+            spread over the organ, see :mod:`~mribench.data.synthetic.anatomy_knee`).
+        view: slice orientation of the knees (``coronal`` / ``sagittal``).
         noise_coupling: strength of the random coil-noise correlation.
-        snr_3t: SNR of a fully relaxed PD-1 tissue at 3T (1.5T: half of it).
+        snr_3t: image SNR of a fully relaxed PD-1 tissue at 3T on the ``default`` matrix (1.5T:
+            about half; smaller voxels: proportionally less).
         timing_scale: (TR, TE) factors of this site's protocol variants.
         fat_residual: (low, high) fraction of fat signal left by fat suppression.
+        bandwidth_hz_px: (low, high) read-out bandwidth per pixel (chemical shift of fat).
     """
 
     name: str
@@ -93,36 +97,42 @@ class Site:
     apodisation: tuple[str, float, float] | None
     slice_thickness_mm: dict[str, float]
     slice_gap_mm: dict[str, float]
+    view: str
     noise_coupling: float
     snr_3t: float
     timing_scale: tuple[float, float]
     fat_residual: tuple[float, float]
+    bandwidth_hz_px: tuple[float, float]
 
 
 SITES: dict[str, Site] = {
     "SITE_A": Site(
         name="SITE_A",
-        description="fastMRI-like: Siemens, 2x read-out oversampling, phase padding, thick slices",
+        description="fastMRI-like: Siemens 2D TSE, coronal knees, 3 mm knee / 5 mm brain slices, phase padding",
         read_oversampling=2,
         apodisation=None,
         slice_thickness_mm={"knee": 3.0, "brain": 5.0},
-        slice_gap_mm={"knee": 0.5, "brain": 1.0},
+        slice_gap_mm={"knee": 0.3, "brain": 1.5},
+        view="coronal",
         noise_coupling=0.12,
-        snr_3t=250.0,
+        snr_3t=160.0,
         timing_scale=(1.0, 1.0),
         fat_residual=(0.05, 0.10),
+        bandwidth_hz_px=(180.0, 300.0),
     ),
     "SITE_B": Site(
         name="SITE_B",
-        description="Stanford-like: GE, no read-out oversampling, Fermi apodisation, thin slices, 8 coils",
+        description="Stanford-like: GE 3D FSE, sagittal 0.6 mm knee slices, Fermi apodisation, no oversampling",
         read_oversampling=1,
         apodisation=("fermi", 0.78, 0.05),
-        slice_thickness_mm={"knee": 1.5, "brain": 3.0},
-        slice_gap_mm={"knee": 0.5, "brain": 0.5},
+        slice_thickness_mm={"knee": 0.6, "brain": 3.0},
+        slice_gap_mm={"knee": 0.0, "brain": 0.5},
+        view="sagittal",
         noise_coupling=0.35,
-        snr_3t=190.0,
+        snr_3t=160.0,
         timing_scale=(1.07, 0.85),
         fat_residual=(0.10, 0.15),
+        bandwidth_hz_px=(350.0, 420.0),
     ),
 }
 """The two sites."""
@@ -161,31 +171,39 @@ SCANNER_SITE: dict[str, str] = {k: ("SITE_B" if v.vendor.startswith("GE") else "
 """The site of each scanner."""
 
 
+MATRIX_SIZES = ("default", "fastmri", "tiny")
+"""Dataset sizes with their own matrices (see :func:`matrix_for`)."""
+
+
 def matrix_for(site: str, anatomy: str, size: str) -> Matrix:
     """The acquisition matrix of a site and anatomy at a dataset size.
 
-    Site A: recon 128x128 (tiny 64x64), 2x read-out oversampling, zero phase-padding columns
-    (knee k-space 256x136 with 124 acquired columns, like fastMRI's 368-wide knee k-space with
-    334 acquired; brain 256x132 with 128 acquired, like its 322/320). Site B: recon 160x160
-    (tiny 80x80), no oversampling, every column acquired.
+    - ``default``: 256x256 targets for both sites; site A without read-out oversampling (k-space
+      256 rows), with fastMRI-like zero phase-padding columns (knee 264 columns, 250 acquired,
+      like fastMRI's 368 / 334; brain 260, 256 acquired); site B 256x256, every column acquired.
+    - ``fastmri``: fastMRI's matrices: site A 320x320 targets from 640-row k-space (2x read-out
+      oversampling; knee 368 columns with 334 acquired, brain 336 with 320); site B 320x320.
+    - ``tiny`` (tests): site A 64x64 targets with 2x read-out oversampling (128 rows; knee 72
+      columns, 64 acquired; brain 68 / 64); site B 80x80.
 
     Raises:
         ValueError: for an unknown site, anatomy or size.
     """
-    if size not in ("default", "tiny"):
-        raise ValueError(f"expected size 'default' or 'tiny', got {size!r}")
+    if size not in MATRIX_SIZES:
+        raise ValueError(f"expected size in {MATRIX_SIZES}, got {size!r}")
     if anatomy not in ("brain", "knee"):
         raise ValueError(f"expected anatomy 'brain' or 'knee', got {anatomy!r}")
-    fov = 140.0 if anatomy == "knee" else 220.0
     if site == "SITE_A":
-        n = 128 if size == "default" else 64
-        if anatomy == "knee":
-            w, left, acq = (136, 5, 124) if size == "default" else (72, 3, 64)
-        else:
-            w, left, acq = (132, 2, 128) if size == "default" else (68, 2, 64)
-        return Matrix((n, n), (2 * n, w), left, acq, fov)
+        fov = 140.0 if anatomy == "knee" else 220.0
+        n, over, knee, brain = {
+            "default": (256, 1, (264, 7, 250), (260, 2, 256)),
+            "fastmri": (320, 2, (368, 17, 334), (336, 8, 320)),
+            "tiny": (64, 2, (72, 3, 64), (68, 2, 64)),
+        }[size]
+        w, left, acq = knee if anatomy == "knee" else brain
+        return Matrix((n, n), (over * n, w), left, acq, fov)
     if site == "SITE_B":
-        n = 160 if size == "default" else 80
+        n = {"default": 256, "fastmri": 320, "tiny": 80}[size]
         fov = 160.0 if anatomy == "knee" else 240.0
         return Matrix((n, n), (n, n), 0, n, fov)
     raise ValueError(f"expected site 'SITE_A' or 'SITE_B', got {site!r}")

@@ -40,7 +40,10 @@ TISSUES: dict[str, Tissue] = {
     "gm": _GM,
     "wm": Tissue(750.0, 1080.0, 75.0, 70.0, 0.70),
     "csf": Tissue(4000.0, 4200.0, 2000.0, 2000.0, 1.00),
-    "fat": Tissue(270.0, 370.0, 80.0, 75.0, 0.95),  # subcutaneous fat, fatty marrow, diploe
+    "fat": Tissue(270.0, 370.0, 80.0, 75.0, 0.95),  # subcutaneous fat, diploe
+    # fatty (yellow) marrow: fat, plus a water fraction (MARROW_WATER) of haematopoietic tissue
+    "marrow": Tissue(270.0, 370.0, 80.0, 75.0, 0.95),
+    "marrow_water": Tissue(800.0, 1000.0, 45.0, 40.0, 0.80),  # its water part (see MARROW_WATER)
     "muscle": Tissue(1050.0, 1400.0, 40.0, 35.0, 0.70),
     "cartilage": Tissue(1050.0, 1240.0, 40.0, 37.0, 0.75),
     "meniscus": Tissue(900.0, 1100.0, 12.0, 10.0, 0.40),  # also ligaments and tendons
@@ -52,11 +55,17 @@ TISSUES: dict[str, Tissue] = {
     # normally enhancing structures (dura, choroid plexus, venous sinuses): GM-like before
     # contrast, T1 ~300/350 ms after it (T2 and PD unchanged)
     "enhancing": Tissue(_GM.t1_15, _GM.t1_3, _GM.t2_15, _GM.t2_3, _GM.pd, 300.0, 350.0),
+    # flowing blood in (turbo) spin echo: a flow void (assumption: a small residual signal)
+    "vessel": Tissue(1200.0, 1600.0, 150.0, 150.0, 0.08),
 }
 """Centres of the tissue parameters (``SIMULATION.md``)."""
 
-FAT_TISSUES = ("fat",)
+FAT_TISSUES = ("fat", "marrow")
 """Tissues whose signal fat suppression removes."""
+
+MARROW_WATER = 0.12
+"""Water fraction of fatty marrow (haematopoietic tissue, relaxation ``marrow_water``; assumption):
+keeps marrow a little brighter than subcutaneous fat under fat suppression, as in PDFS images."""
 
 
 @dataclass(frozen=True)
@@ -178,4 +187,6 @@ def tissue_signals(
         if protocol.fat_sat and name in FAT_TISSUES:
             s = s * fat_residual
         out[name] = float(s)
+    if "marrow" in out and "marrow_water" in out:
+        out["marrow"] = (1.0 - MARROW_WATER) * out["marrow"] + MARROW_WATER * out.pop("marrow_water")
     return out

@@ -438,11 +438,20 @@ class _Data:
     splits: dict[str, Split]
 
 
-def _load_data(task: str | TaskSpec, data_root: str | os.PathLike[str] | None, progress: ProgressFn | None) -> _Data:
+def _load_data(
+    task: str | TaskSpec,
+    data_root: str | os.PathLike[str] | None,
+    progress: ProgressFn | None,
+    train_on: str | None = None,
+) -> _Data:
     from mribench.data.root import resolve_data_root
+    from mribench.tasks.embedded import embedded_volumes
 
     spec = task if isinstance(task, TaskSpec) else load_task(task)
-    root = resolve_data_root(data_root, progress)
+    # on the embedded benchmark, only what this training needs is generated (diverse: everything)
+    sides = {"P": ("train_P",), "Q": ("train_Q",), "P+Q": ("train_P", "train_Q")}.get(train_on or "")
+    volumes = None if sides is None else embedded_volumes(spec, ("test", *sides))
+    root = resolve_data_root(data_root, progress, volumes)
     index = build_index(root)
     splits = make_splits(spec, index)
     return _Data(spec, root, index.table, splits)
@@ -839,7 +848,7 @@ def run_recipe(
             different configuration.
     """
     cfg = load_recipe_config(name, config, epochs=epochs)
-    d = _load_data(task, data_root, progress)
+    d = _load_data(task, data_root, progress, cfg.train_on)
     rd = Path(out) if out else default_out_dir(d.spec.name, name)
     rd.mkdir(parents=True, exist_ok=True)
     prev = rd / "recipe.json"
