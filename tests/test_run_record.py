@@ -15,7 +15,7 @@ from mribench.results import read_config, write_config
 from mribench.workflows.check import load_comparable
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_RUNS = sorted((REPO / "baselines" / "reference-runs").glob("*.json"))
+REFERENCE_RUNS = sorted((Path(__file__).resolve().parent / "data" / "schema1").glob("*.json"))
 
 
 def _config(**changes: object) -> RunConfig:

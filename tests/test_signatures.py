@@ -30,7 +30,7 @@ EXCEPTIONS = {
     "mribench.workflows.leaderboard.entry.build_entry": "entry metadata",
     # not yet grouped (training, converters, CLIP similarity): candidates for options objects
     "mribench.workflows.training.supervised.train": "training hyper-parameters",
-    "mribench.data.convert.convert_dataset": "converter settings",
+    "mribench.data.convert.driver.convert_dataset": "converter settings",
     "mribench.analysis.similarity.clip_similarity": "similarity settings",
     "mribench.workflows.similarity.task_similarity": "similarity settings",
 }

@@ -240,7 +240,7 @@ def build_entry(
         },
         "task": {"name": task.name, "version": task.version, "sha256": task.sha256},
         "data": {"name": dataset or _default_dataset(cfg), "real": real_data},
-        "splits": {sp: v.model_dump(exclude={"missing_files"}) for sp, v in cfg.splits.items()},
+        "splits": {sp: v.model_dump(exclude={"missing_files", "source"}) for sp, v in cfg.splits.items()},
         "limit": cfg.options.limit,
         "metrics": metrics,
         "higher_is_better": hib,
