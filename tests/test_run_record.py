@@ -111,4 +111,5 @@ def test_cli_reports_an_invalid_option_on_one_line() -> None:
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: expected limit >= 1, got 0"
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: expected limit >= 1, got 0 (hint: `mribench evaluate --help`)"

@@ -238,3 +238,75 @@ def paired_difference(
     low, high = percentile_interval(draws, alpha)
     p = (1 + int(np.count_nonzero(np.abs(draws - d) >= abs(d)))) / (1 + n_boot)
     return PairedDifference(d, low, high, float(p), mean_a, mean_b, alpha, len(va), n_groups, n_dropped)
+
+
+# --------------------------------------------------------------------------- power of a paired check
+
+
+def t_half_width(se: float, n_groups: int, alpha: float) -> float:
+    """Half-width ``t(1 - alpha/2, G - 1) * se`` of a t interval over ``G`` volumes.
+
+    This is the smallest mean difference such an interval tells apart from a given value (the
+    *detectable* difference of a check): an interval ``mean +- half-width`` lies wholly on one side
+    of a threshold only when the mean is at least this far from it.
+
+    Args:
+        se: standard error of the mean difference (e.g. from a cluster bootstrap over volumes).
+        n_groups: number of volumes ``G``.
+        alpha: miscoverage of the interval.
+
+    Returns:
+        The half-width; ``inf`` with fewer than 2 volumes (no interval) or a non-finite ``se``.
+    """
+    from scipy import stats
+
+    check_alpha(alpha)
+    if n_groups < 2 or not np.isfinite(se):
+        return float("inf")
+    return float(stats.t.ppf(1 - alpha / 2, df=n_groups - 1)) * float(se)
+
+
+def volumes_to_decide(
+    se: float, n_groups: int, margin: float, alpha: float, max_volumes: int = 1_000_000
+) -> int | None:
+    """How many volumes would make a t interval's half-width smaller than ``margin``.
+
+    The standard error is assumed to shrink as ``se * sqrt(G / G')`` when ``G'`` volumes like the
+    ``G`` observed ones are used, and the t quantile is taken at ``G' - 1`` degrees of freedom.
+    With ``margin = |threshold - mean|`` this is about how many volumes a check needs to decide on
+    which side of the threshold the mean difference lies (an estimate: the mean and the spread
+    are themselves estimated from ``G`` volumes).
+
+    Args:
+        se: standard error observed over ``n_groups`` volumes.
+        n_groups: volumes observed ``G`` (>= 2).
+        margin: the half-width to get below (> 0).
+        alpha: miscoverage of the interval.
+        max_volumes: give up above this many.
+
+    Returns:
+        The smallest ``G' >= 2`` that suffices (``n_groups`` or fewer when already decided), or
+        None when it cannot be estimated (fewer than 2 volumes, non-finite ``se``, ``margin <= 0``)
+        or exceeds ``max_volumes``.
+    """
+    check_alpha(alpha)
+    if n_groups < 2 or not np.isfinite(se) or not margin > 0 or not np.isfinite(margin):
+        return None
+    if se == 0:
+        return 2
+
+    def enough(g: int) -> bool:
+        return t_half_width(se * float(np.sqrt(n_groups / g)), g, alpha) < margin
+
+    if not enough(max_volumes):
+        return None
+    lo, hi = 2, max_volumes  # enough(hi) holds; find the smallest such g
+    if enough(lo):
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
