@@ -88,7 +88,7 @@ def readme(boards: list[TaskBoard], site_rel: str, descriptions: dict[str, str])
         "",
         "Entries live in `entries/<task>/<model>.json` (evaluated with mribench, with a per-slice Parquet sidecar "
         "from which every number is recomputed by `mribench leaderboard validate`) and `reported/<task>/<model>.json` "
-        "(copied from papers). Submit with `mribench submit RUN_DIR --name ...`; the schema is "
+        "(copied from papers). Submit with `mribench submit --model SPEC --task TASK --name ...` (or `mribench submit RUN_DIR ...`); audit with `mribench leaderboard audit ENTRY --model SPEC`; the schema is "
         "`schema/entry-v1.json`.",
         "",
         f"Browse the static site: [`{site_rel}/index.html`]({site_rel}/index.html) (sortable tables, plots, "
