@@ -180,7 +180,9 @@ def test_the_task_hash_is_checked(runs: dict[str, Path], tmp_path: Path) -> None
     assert "[task-hash]" in p and TASK.sha256[:12] in p
 
 
-def test_the_limit_selection_is_recomputed_from_the_data(runs: dict[str, Path], tmp_path: Path, tiny_root: Path) -> None:
+def test_the_limit_selection_is_recomputed_from_the_data(
+    runs: dict[str, Path], tmp_path: Path, tiny_root: Path
+) -> None:
     root = tmp_path / "lb"
     path = _submit(root, runs["limited"], "limited", partial=True)
     assert _problems(root, data_root=tiny_root) == []
@@ -208,7 +210,9 @@ def _fabricate(path: Path, metric: str = "ssim", by: float = 0.05) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def test_a_fabricated_entry_passes_validate_but_fails_audit(runs: dict[str, Path], tmp_path: Path, tiny_root: Path) -> None:
+def test_a_fabricated_entry_passes_validate_but_fails_audit(
+    runs: dict[str, Path], tmp_path: Path, tiny_root: Path
+) -> None:
     from mribench.workflows.leaderboard.audit import audit_entry
 
     root = tmp_path / "lb"
@@ -234,14 +238,18 @@ def test_a_fabricated_entry_passes_validate_but_fails_audit(runs: dict[str, Path
     assert board.evaluated == [] and [r.model_id for r in board.unranked] == ["zero-filled"]
 
 
-def test_audits_draw_a_new_sample_and_refuse_another_model(runs: dict[str, Path], tmp_path: Path, tiny_root: Path) -> None:
+def test_audits_draw_a_new_sample_and_refuse_another_model(
+    runs: dict[str, Path], tmp_path: Path, tiny_root: Path
+) -> None:
     from mribench.workflows.check import CheckMisuse
     from mribench.workflows.leaderboard.audit import audit_entry
 
     root = tmp_path / "lb"
     path = _submit(root, runs["zero-filled"], "zero-filled")
     samples = {
-        json.dumps(audit_entry(path, "zero-filled", data=tiny_root, fraction=0.25, task=TASK, record=False).record.sample)
+        json.dumps(
+            audit_entry(path, "zero-filled", data=tiny_root, fraction=0.25, task=TASK, record=False).record.sample
+        )
         for _ in range(4)
     }
     assert len(samples) > 1  # drawn at audit time

@@ -220,7 +220,10 @@ def test_missing_candidate_slices_are_refused_unless_explicitly_allowed() -> Non
     rep = compare_runs(_run(v), partial, allow_missing=True)
     assert rep.passed and any("not evaluated by the candidate" in n for n in rep.notes)
     # a whole split missing is missing slices too
-    only_q = _run(v, config={"splits": {"test_Q": {"manifest": "m1", "evaluated_manifest": "m1", "n_slices": 50, "n_volumes": 10}}})
+    only_q = _run(
+        v,
+        config={"splits": {"test_Q": {"manifest": "m1", "evaluated_manifest": "m1", "n_slices": 50, "n_volumes": 10}}},
+    )
     with pytest.raises(CheckMisuse, match="test_P"):
         compare_runs(_run(v), only_q)
 
@@ -345,3 +348,61 @@ def test_cli_exit_codes_pass_regression_misuse_inconclusive(tiny_root: Path, tmp
     decided = _mb(*check, "-m", worse, "--run-dir", str(tmp_path / "c2"), "--until-decided")
     assert decided.returncode == 1, decided.stdout + decided.stderr
     assert "regression" in decided.stderr
+
+
+@pytest.fixture(scope="module")
+def one_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Volumes of one slice each (as the D22 tasks score only each test volume's middle slice)."""
+    from conftest import make_volume
+
+    root = tmp_path_factory.mktemp("one-slice")
+    for i in range(24):
+        make_volume(root, f"file_knee_{i:03d}", protocol="CORPD_FBK", slices=1, seed=i)
+        make_volume(root, f"file_brain_AXT2_{i:03d}", protocol="AXT2", slices=1, seed=100 + i)
+    return root
+
+
+def test_until_decided_adds_volumes_in_rounds_and_stops_when_decided(one_slice_root: Path, tmp_path: Path) -> None:
+    from mribench import evaluate
+    from mribench.data.subset import volume_order
+    from mribench.tasks import parse_task
+    from mribench.workflows.check import CheckSettings, check_model
+
+    task = parse_task(dict(TINY_TASK), "tiny")
+    ref = evaluate("zero-filled", task, data=one_slice_root, run_dir=tmp_path / "ref")
+    total = {s: r.n_volumes for s, r in ref.config.splits.items()}
+    assert min(total.values()) > 6 and all(r.n_slices == r.n_volumes for r in ref.config.splits.values())
+    settings = CheckSettings(max_drop={"ssim": 0.002, "psnr": 0.1})
+    same, cand = check_model(
+        ref.run_dir,
+        "zero-filled",
+        task=task,
+        data=one_slice_root,
+        run_dir=tmp_path / "c",
+        settings=settings,
+        until_decided=True,
+    )
+    assert same.verdict == "pass", to_markdown(same)
+    for sp, info in cand.config.splits.items():  # decided on the first round: 5 volumes, in the documented order
+        files = sorted(set(cand.slices.loc[cand.slices["split"] == sp, "file"]))
+        assert info.n_volumes == 5 < total[sp]
+        assert files == sorted(volume_order(ref.slices.loc[ref.slices["split"] == sp, "file"], 0)[:5])
+    assert any("--until-decided: decided on 5 of" in n for n in same.notes)
+    # a candidate whose change cannot be told apart from the allowed drop goes on to every volume
+    (tmp_path / "m.py").write_text(
+        "from mribench.physics import zero_filled\n"
+        "def build():\n    return lambda k, m, meta: zero_filled(k, meta.target_size) * 0.999\n"
+    )
+    tight = CheckSettings(max_drop={"ssim": 0.0, "psnr": 0.0})
+    slight, cand = check_model(
+        ref.run_dir,
+        f"{tmp_path / 'm.py'}:build",
+        task=task,
+        data=one_slice_root,
+        run_dir=tmp_path / "c2",
+        settings=tight,
+        until_decided=True,
+    )
+    assert slight.verdict in ("regression", "inconclusive")
+    assert all(c.n == c.n_volumes for c in slight.comparisons)  # one slice per volume: statistics per volume
+    assert max(i.n_volumes for i in cand.config.splits.values()) > 5, slight.notes  # more rounds were run

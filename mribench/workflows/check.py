@@ -139,6 +139,13 @@ class CheckReport:
     comparisons: list[Comparison] = field(default_factory=list)
     failures: list[FailedSlices] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    comparison_alpha: float | None = None  # alpha of each CI (after the Bonferroni correction)
+
+    @property
+    def confidence(self) -> str:
+        """The confidence of each comparison's CI, e.g. ``98.75%``."""
+        a = self.comparison_alpha if self.comparison_alpha is not None else self.alpha
+        return f"{100 * (1 - a):.4g}%"
 
     @property
     def verdict(self) -> str:
@@ -378,6 +385,7 @@ def compare_runs(
         raise CheckMisuse("expected slices evaluated successfully in both runs, got none in common")
     n_tests = len(splits) * len(names)
     alpha_eff = alpha / n_tests if correction == "bonferroni" else alpha
+    report.comparison_alpha = alpha_eff
     if correction == "bonferroni" and n_tests > 1:
         report.notes.append(
             f"Bonferroni correction over {n_tests} comparisons: each CI at {100 * (1 - alpha_eff):.2f}%"
@@ -641,7 +649,7 @@ def to_markdown(report: CheckReport) -> str:
         f"### mribench check: {head}",
         "",
         f"Task `{report.task}` v{report.task_version}; reference `{report.reference}`, candidate `{report.candidate}`; "
-        f"paired cluster bootstrap over volumes, {100 * (1 - report.alpha):.0f}% CI.",
+        f"paired cluster bootstrap over volumes, {report.confidence} t intervals.",
         "",
         "| split | metric | volumes | slices | reference | candidate | degradation [CI] | allowed | detectable | verdict |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -716,7 +724,7 @@ def describe_regressions(report: CheckReport) -> list[str]:
     out = [f"regression: task {report.task}: {f.describe()}" for f in report.failures]
     out += [
         f"regression: task {report.task}, split {c.split}, metric {c.metric}: {c.reference:.5g} -> {c.candidate:.5g} "
-        f"(degradation {c.degradation:.4g}, {100 * (1 - report.alpha):.0f}% CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
+        f"(degradation {c.degradation:.4g}, {report.confidence} CI [{c.ci_low:.4g}, {c.ci_high:.4g}], "
         f"allowed {c.threshold:g})"
         for c in report.regressions
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +93,9 @@ def _check_complete(run: RunResult) -> None:
 
 
 def incomplete(
-    splits: dict[str, Any],
+    splits: Mapping[str, Any],
     limit: int | None,
-    failed: dict[str, int],
+    failed: Mapping[str, int],
     required: Sequence[str] = TEST_SPLITS,
     manifests: bool = True,
 ) -> list[str]:

@@ -221,15 +221,16 @@ def _check_evaluated(
             else:
                 want_eval = manifest_hash(select_volumes(full, entry.limit, entry.limit_seed))
             if ref.manifest != want or ref.evaluated_manifest != want_eval:
+                where = splits.data_root if splits is not None else "the data"
                 out.append(
                     Problem(
                         rel,
                         "manifest",
                         f"splits.{sp} manifest {ref.manifest[:12]}... (evaluated {ref.evaluated_manifest[:12]}...) "
-                        f"does not match the task's split recomputed from {splits.data_root} ({want[:12]}..., "
+                        f"does not match the task's split recomputed from {where} ({want[:12]}..., "
                         f"evaluated {want_eval[:12]}...)",
                     )
-                )  # type: ignore[union-attr]
+                )
     recomputed = summary_from_slices(df, list(entry.metrics), dict(entry.higher_is_better), entry.summary.gap)
     out.extend(Problem(rel, "summary", d) for d in compare_summaries(entry.summary, recomputed))
     sps = seconds_per_slice(df)
@@ -248,8 +249,9 @@ def _check_evaluated(
                 rel, "cost", f"cost.ttt_steps is {entry.cost.ttt_steps!r} but the sidecar's ttt_steps give {steps!r}"
             )
         )
-    failed = {sp: int(s.n_failed or 0) for sp, s in recomputed.splits.items()}
-    why = incomplete(dict(entry.splits), entry.limit, failed, manifests=False)
+    failed: dict[str, int] = {str(sp): int(s.n_failed or 0) for sp, s in recomputed.splits.items()}
+    refs: dict[str, Any] = {str(sp): ref for sp, ref in entry.splits.items()}
+    why = incomplete(refs, entry.limit, failed, manifests=False)
     if why and not entry.partial:
         out.append(
             Problem(
