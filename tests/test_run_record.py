@@ -15,7 +15,7 @@ from mribench.results import read_config, write_config
 from mribench.workflows.check import load_comparable
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_RUNS = sorted((REPO / "baselines" / "reference-runs").glob("*.json"))
+REFERENCE_RUNS = sorted((REPO / "tests" / "data" / "schema1-runs").glob("*.json"))  # committed schema-1 runs
 
 
 def _config(**changes: object) -> RunConfig:

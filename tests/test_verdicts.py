@@ -406,3 +406,14 @@ def test_until_decided_adds_volumes_in_rounds_and_stops_when_decided(one_slice_r
     assert slight.verdict in ("regression", "inconclusive")
     assert all(c.n == c.n_volumes for c in slight.comparisons)  # one slice per volume: statistics per volume
     assert max(i.n_volumes for i in cand.config.splits.values()) > 5, slight.notes  # more rounds were run
+
+
+def test_a_reference_limited_to_its_first_slices_is_refused_with_a_hint() -> None:
+    """Runs written before --limit selected volumes cannot be repeated on the same slices."""
+    from mribench.workflows.check import candidate_options, load_comparable
+
+    old = Path(__file__).parent / "data" / "schema1-runs" / "zero-filled@anatomy.json"
+    ref = load_comparable(old)
+    assert ref.config.options.limit == 24 and ref.config.options.limit_seed is None
+    with pytest.raises(CheckMisuse, match=r"first 24 slices .*hint: regenerate the reference"):
+        candidate_options(ref)

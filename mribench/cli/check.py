@@ -7,12 +7,16 @@ Exit codes: 0 pass, 1 regression, 2 misuse (no verdict), 3 inconclusive (see
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 
 from mribench.cli.progress import err_console, progress_bars
+
+console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped tables
 
 
 def check_command(
@@ -50,7 +54,6 @@ def check_command(
     """CI regression gate: exit 0 pass, 1 regression, 2 misuse, 3 inconclusive (too few volumes to decide)."""
     import json
 
-    from mribench.cli.app import console
     from mribench.workflows.check import (
         CheckSettings,
         check_model,
