@@ -199,9 +199,11 @@ def test_finite_split_counts_rows() -> None:
 
 
 def test_bootstrap_t_interval_is_a_point_for_constant_differences_and_refuses_non_finite() -> None:
-    assert bootstrap_t_interval(np.zeros(6), ["a", "a", "b", "b", "c", "c"], 0.05) == (0.0, 0.0, 0.0, 1.0)
+    assert bootstrap_t_interval(np.zeros(6), ["a", "a", "b", "b", "c", "c"], 0.05) == (0.0, 0.0, 0.0, 1.0, 0.0)
+    mean, low, high, p, se = bootstrap_t_interval(np.array([0.1, 0.2]), ["a", "a"], 0.05)  # one volume
+    assert mean == pytest.approx(0.15) and all(np.isnan(x) for x in (low, high, p, se))
     values, groups = _volumes(np.random.default_rng(5), 20, 3)
-    mean, low, high, p = bootstrap_t_interval(values - 0.9, groups, 0.05, n_boot=500)
+    mean, low, high, p, _ = bootstrap_t_interval(values - 0.9, groups, 0.05, n_boot=500)
     assert low < mean < high and 0 < p <= 1
     with pytest.raises(AnalysisInputError, match="finite"):
         bootstrap_t_interval(np.array([0.1, np.inf]), ["a", "b"], 0.05)

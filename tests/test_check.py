@@ -95,17 +95,23 @@ def test_lower_is_better_direction() -> None:
 
 
 def test_change_within_noise_passes_at_the_nominal_rate() -> None:
-    """Zero-mean noise fails the gate at most at about the nominal (Bonferroni-corrected) rate."""
+    """Zero-mean noise is a regression at most at about the nominal (Bonferroni-corrected) rate; it
+    passes when the allowed drops are well above what the check can detect, and is inconclusive
+    (not a pass) when they are below it."""
     v = _base()
-    fails = 0
+    fails = passes = undecided = 0
     for seed in range(40):
         rng = np.random.default_rng(seed)
         noisy = {
             m: {s: a + 1e-3 * rng.standard_normal(50) * (1 if m == "ssim" else 0.01) for s, a in d.items()}
             for m, d in v.items()
         }
-        fails += not compare_runs(_run(v), _run(noisy), n_boot=500).passed
+        fails += compare_runs(_run(v), _run(noisy), n_boot=500).verdict == "regression"
+        undecided += compare_runs(_run(v), _run(noisy), n_boot=500).verdict == "inconclusive"
+        passes += compare_runs(_run(v), _run(noisy), n_boot=500, max_drop={"ssim": 0.002, "nmse": 4e-5}).passed
     assert fails <= 4  # expected about 2 of 40 at alpha = 0.05
+    assert undecided >= 36  # the metrics' tolerances are far below what 10 volumes can resolve
+    assert passes >= 38
 
 
 def test_mismatched_splits_or_profiles_are_refused() -> None:

@@ -199,7 +199,7 @@ def test_resume_refuses_a_different_configuration(tiny_root: Path, tmp_path: Pat
         options=EvalOptions(limit=2),
         runtime=Runtime(batch_size=1),
     )
-    assert len(r.slices) == 4
+    assert len(r.slices) == 12  # 2 whole volumes of 3 slices per split
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tiny_root: Path, tmp_path: Path) -> None:

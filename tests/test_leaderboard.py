@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mribench import EvalOptions, Runtime, evaluate, load_run
+from mribench import Runtime, evaluate, load_run
 from mribench.cli.leaderboard import leaderboard_app, submit_command
 from mribench.errors import SubmissionError
 from mribench.results import dumps
@@ -58,7 +58,7 @@ SCALED_MODEL = """
 
 @pytest.fixture(scope="module")
 def runs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real run dirs: zero-filled and a scaled zero-filled model (limit 4 slices per split)."""
+    """Real run dirs: zero-filled and a scaled zero-filled model (every test slice: rankable)."""
     tmp = tmp_path_factory.mktemp("runs")
     model_file = tmp / "scaled.py"
     model_file.write_text(textwrap.dedent(SCALED_MODEL))
@@ -71,7 +71,6 @@ def runs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
                 TASK,
                 data=tiny_root,
                 run_dir=tmp / name,
-                options=EvalOptions(limit=4),
                 runtime=Runtime(device="cpu"),
             )
             out[name] = tmp / name
@@ -145,12 +144,12 @@ def test_valid_leaderboard_and_entry_contents(board: Path, runs: dict[str, Path]
                 r.summary.splits[sp].metrics[m].mean, abs=1e-12
             )
     assert e["summary"]["shift"]["ssim"]["drop"] == pytest.approx(r.summary.shift["ssim"].drop, abs=1e-12)
-    assert e["metric_profiles"] == r.config.metric_profiles and e["limit"] == 4
+    assert e["metric_profiles"] == r.config.metric_profiles and e["limit"] is None and e["partial"] is False
     secs = r.slices["seconds"].to_numpy(dtype=float)
     assert e["cost"]["seconds_per_slice"] == pytest.approx(float(np.nanmean(secs)), rel=1e-12)
     side = pd.read_parquet(_entry(board).with_name("zero-filled.slices.parquet"))
     assert list(side.columns) == ["split", "file", "slice", "status", "seconds", "ssim", "psnr", "nmse"]
-    assert len(side) == e["slices"]["rows"] == 8
+    assert len(side) == e["slices"]["rows"] == len(r.slices) > 8
     # the gap of the scaled model against the zero-filled "Q reference" is consistent
     g = json.loads(_entry(board, "scaled").read_text())["summary"]["gap"]["ssim"]
     assert g["q_trained"] == pytest.approx(r.summary.splits["test_Q"].metrics["ssim"].mean, abs=1e-12)
@@ -293,11 +292,12 @@ def test_schema_errors_and_stray_files(board: Path) -> None:
 
 def test_manifest_checks(board: Path, tiny_root: Path) -> None:
     assert _problems(board, data_root=tiny_root) == []
-    # the full-split manifest can only be checked against the data
+    # a full entry's split manifest equals its evaluated manifest (checked against the sidecar) ...
     _edit(_entry(board), lambda d: d["splits"]["test_P"].update(manifest="0" * 64))
-    assert _problems(board) == []
-    p = _single(_problems(board, data_root=tiny_root), "manifest", f"entries/{TASK_NAME}/zero-filled.json")
-    assert "recomputed from" in p
+    p = _single(_problems(board), "manifest", f"entries/{TASK_NAME}/zero-filled.json")
+    assert "a full split must be evaluated" in p
+    # ... and the task's split recomputed from the data
+    assert any("[manifest]" in p and "recomputed from" in p for p in _problems(board, data_root=tiny_root))
     # the evaluated manifest is always checked against the sidecar's (file, slice) list
     _edit(_entry(board), lambda d: d["splits"]["test_Q"].update(evaluated_manifest="1" * 64))
     assert any("[manifest]" in p and "test_Q.evaluated_manifest" in p for p in _problems(board))

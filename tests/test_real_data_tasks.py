@@ -159,7 +159,7 @@ def test_evaluate_explains_an_empty_split_instead_of_got_none(tmp_path: Path) ->
     ) as e:
         from mribench import evaluate
 
-        evaluate("zero-filled", "anatomy", data_root=root, run_dir=tmp_path / "run")
+        evaluate("zero-filled", "anatomy", data=root, run_dir=tmp_path / "run")
     assert "dataset present: fastmri_knee, stanford_3d_sag" in str(e.value)
     res = CliRunner().invoke(
         app,

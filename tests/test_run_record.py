@@ -15,7 +15,7 @@ from mribench.results import read_config, write_config
 from mribench.workflows.check import load_comparable
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_RUNS = sorted((REPO / "baselines" / "reference-runs").glob("*.json"))
+REFERENCE_RUNS = sorted((REPO / "tests" / "data" / "schema1-runs").glob("*.json"))  # committed schema-1 runs
 
 
 def _config(**changes: object) -> RunConfig:
@@ -111,4 +111,5 @@ def test_cli_reports_an_invalid_option_on_one_line() -> None:
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: expected limit >= 1, got 0"
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: expected limit >= 1, got 0 (hint: `mribench evaluate --help`)"

@@ -20,7 +20,7 @@ EXCEPTIONS = {
     # typer commands: one parameter per command-line flag (the flags are the CLI's interface); they
     # build the options objects (EvalOptions, Runtime) the library takes
     "mribench.cli.app.evaluate": "typer command",
-    "mribench.cli.app.check": "typer command",
+    "mribench.cli.check.check_command": "typer command",
     "mribench.cli.app.curve": "typer command",
     "mribench.cli.baseline.run_cmd": "typer command",
     "mribench.cli.convert.convert": "typer command",
@@ -30,7 +30,7 @@ EXCEPTIONS = {
     "mribench.workflows.leaderboard.entry.build_entry": "entry metadata",
     # not yet grouped (training, converters, CLIP similarity): candidates for options objects
     "mribench.workflows.training.supervised.train": "training hyper-parameters",
-    "mribench.data.convert.convert_dataset": "converter settings",
+    "mribench.data.convert.driver.convert_dataset": "converter settings",
     "mribench.analysis.similarity.clip_similarity": "similarity settings",
     "mribench.workflows.similarity.task_similarity": "similarity settings",
 }

@@ -353,7 +353,7 @@ def paired_difference(
 
 def bootstrap_t_interval(
     d: np.ndarray, groups: Sequence[Any] | np.ndarray, alpha: float, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, float, float]:
     """Mean of paired differences with a t-interval from the cluster-bootstrap standard error.
 
     The interval is ``mean +- t(1 - alpha/2, G - 1) * SE`` with SE the standard deviation of the
@@ -361,7 +361,9 @@ def bootstrap_t_interval(
     test of a zero mean with the same SE and ``G - 1`` degrees of freedom. With the few volumes of a
     typical test split, percentile intervals are too narrow and a gate built on them fails on noise
     (measured: 15% instead of 5% with 10 volumes), hence this interval for ``mribench check``. A
-    constant ``d`` (e.g. identical runs) gives a zero-width interval at its value.
+    constant ``d`` (e.g. identical runs) gives a zero-width interval at its value. With fewer than 2
+    volumes nothing is known about the spread between volumes: the bounds, p-value and SE are NaN
+    (never a zero-width interval).
 
     Args:
         d: (N,) finite paired differences (drop non-finite pairs first, see :func:`finite_split`).
@@ -371,8 +373,7 @@ def bootstrap_t_interval(
         seed: seed of the local generator.
 
     Returns:
-        ``(mean, low, high, p_value)``; with fewer than 2 volumes the interval is the point and the
-        p-value is 1 for a zero mean, else 0.
+        ``(mean, low, high, p_value, se)``.
     """
     from scipy import stats  # scipy.stats costs a second to import; only the gate needs it
 
@@ -384,12 +385,87 @@ def bootstrap_t_interval(
         raise AnalysisInputError("expected finite differences, got a non-finite value (drop those pairs first)")
     mean = float(d.mean())
     n_groups = len(set(np.asarray(groups, dtype=object).tolist()))
-    if n_groups < 2 or np.all(d == d[0]):
-        return mean, mean, mean, 1.0 if mean == 0 else 0.0
+    nan = float("nan")
+    if n_groups < 2:
+        return mean, nan, nan, nan, nan
+    if np.all(d == d[0]):
+        return mean, mean, mean, 1.0 if mean == 0 else 0.0, 0.0
     draws = cluster_bootstrap_means(d, groups, n_boot=n_boot, seed=seed)
     se = float(np.std(draws, ddof=1)) * math.sqrt(n_groups / (n_groups - 1))
     if se == 0:
-        return mean, mean, mean, 1.0 if mean == 0 else 0.0
+        return mean, mean, mean, 1.0 if mean == 0 else 0.0, 0.0
     q = float(stats.t.ppf(1 - alpha / 2, df=n_groups - 1))
     p = float(2 * stats.t.sf(abs(mean) / se, df=n_groups - 1))
-    return mean, mean - q * se, mean + q * se, p
+    return mean, mean - q * se, mean + q * se, p, se
+
+
+# --------------------------------------------------------------------------- power of a paired check
+
+
+def t_half_width(se: float, n_groups: int, alpha: float) -> float:
+    """Half-width ``t(1 - alpha/2, G - 1) * se`` of a t interval over ``G`` volumes.
+
+    This is the smallest mean difference such an interval tells apart from a given value (the
+    *detectable* difference of a check): an interval ``mean +- half-width`` lies wholly on one side
+    of a threshold only when the mean is at least this far from it.
+
+    Args:
+        se: standard error of the mean difference (e.g. from a cluster bootstrap over volumes).
+        n_groups: number of volumes ``G``.
+        alpha: miscoverage of the interval.
+
+    Returns:
+        The half-width; ``inf`` with fewer than 2 volumes (no interval) or a non-finite ``se``.
+    """
+    from scipy import stats
+
+    check_alpha(alpha)
+    if n_groups < 2 or not np.isfinite(se):
+        return float("inf")
+    return float(stats.t.ppf(1 - alpha / 2, df=n_groups - 1)) * float(se)
+
+
+def volumes_to_decide(
+    se: float, n_groups: int, margin: float, alpha: float, max_volumes: int = 1_000_000
+) -> int | None:
+    """How many volumes would make a t interval's half-width smaller than ``margin``.
+
+    The standard error is assumed to shrink as ``se * sqrt(G / G')`` when ``G'`` volumes like the
+    ``G`` observed ones are used, and the t quantile is taken at ``G' - 1`` degrees of freedom.
+    With ``margin = |threshold - mean|`` this is about how many volumes a check needs to decide on
+    which side of the threshold the mean difference lies (an estimate: the mean and the spread
+    are themselves estimated from ``G`` volumes).
+
+    Args:
+        se: standard error observed over ``n_groups`` volumes.
+        n_groups: volumes observed ``G`` (>= 2).
+        margin: the half-width to get below (> 0).
+        alpha: miscoverage of the interval.
+        max_volumes: give up above this many.
+
+    Returns:
+        The smallest ``G' >= 2`` that suffices (``n_groups`` or fewer when already decided), or
+        None when it cannot be estimated (fewer than 2 volumes, non-finite ``se``, ``margin <= 0``)
+        or exceeds ``max_volumes``.
+    """
+    check_alpha(alpha)
+    if n_groups < 2 or not np.isfinite(se) or not margin > 0 or not np.isfinite(margin):
+        return None
+    if se == 0:
+        return 2
+
+    def enough(g: int) -> bool:
+        return t_half_width(se * float(np.sqrt(n_groups / g)), g, alpha) < margin
+
+    if not enough(max_volumes):
+        return None
+    lo, hi = 2, max_volumes  # enough(hi) holds; find the smallest such g
+    if enough(lo):
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -61,7 +61,10 @@ class EvalOptions(BaseModel):
         metrics: metric names overriding the task's list; asking for a metric whose weights are
             missing is then an error (task defaults are skipped with a note instead).
         splits: splits to evaluate.
-        limit: at most this many slices per split (the first in (file, slice) order).
+        limit: at most this many volumes per split, whole (all their slices), chosen by
+            :func:`mribench.data.subset.select_volumes`: ordered by sha256 of
+            ``"<limit_seed>:<file name>"``, so spread over the split and nested as ``limit`` grows.
+        limit_seed: the seed of that selection (recorded with the run).
         normalize_output: match each reconstruction's mean/std to the target's (Lin & Heckel).
         precision: ``fp32``, or ``bf16`` / ``fp16`` to run the model under ``torch.autocast`` (for
             models that allow it; metrics are always computed in float32/float64).
@@ -74,6 +77,7 @@ class EvalOptions(BaseModel):
     metrics: tuple[str, ...] | None = None
     splits: tuple[str, ...] = EVAL_SPLITS
     limit: int | None = None
+    limit_seed: int = 0
     normalize_output: bool = False
     precision: str = "fp32"
     split_files: dict[str, str] = Field(default_factory=dict)
@@ -209,9 +213,17 @@ class SplitRecord(SplitRef):
 
 
 class RunOptions(_Record):
-    """The recorded :class:`EvalOptions` scalars (metrics and splits are recorded at the top level)."""
+    """The recorded :class:`EvalOptions` scalars (metrics and splits are recorded at the top level).
+
+    Attributes:
+        limit: volumes per split (see :class:`EvalOptions`); in runs without ``limit_seed``
+            (written before volumes were selected) the first ``limit`` slices in file order.
+        limit_seed: the seed of the volume selection; None without a limit.
+        normalize_output, precision: as :class:`EvalOptions`.
+    """
 
     limit: int | None = None
+    limit_seed: int | None = None
     normalize_output: bool = False
     precision: str = "fp32"
 
@@ -428,6 +440,7 @@ RUN_FIELDS: tuple[str, ...] = (
     "splits",
     "splits.*.evaluated_manifest",
     "options.limit",
+    "options.limit_seed",
 )
 # Fields a record may not know (a leaderboard entry has no masks, older runs no task hash): a
 # missing value there is not a difference.

@@ -18,7 +18,7 @@ from mribench.cli.progress import err_console, progress_bars
 from mribench.errors import MribenchError
 
 if TYPE_CHECKING:
-    from mribench.api.run import RunConfig, RunMode
+    from mribench.api.run import RunMode
     from mribench.results import RunResult
 
 console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped tables
@@ -35,6 +35,7 @@ app.add_typer(data_app, name="data")
 def _mount() -> None:
     """Sub-apps live with their features (keeps this module thin); their heavy imports are lazy."""
     from mribench.cli.baseline import baseline_app
+    from mribench.cli.check import check_command
     from mribench.cli.convert import convert, datasets
     from mribench.cli.exchange import register as register_exchange
     from mribench.cli.leaderboard import leaderboard_app, submit_command
@@ -46,7 +47,10 @@ def _mount() -> None:
     app.add_typer(leaderboard_app, name="leaderboard")
     app.add_typer(baseline_app, name="baseline")
     app.add_typer(models_app, name="models")
-    app.command("submit", help="Build a leaderboard entry from a run directory.")(submit_command)
+    app.command("submit", help="Evaluate a model (or take a finished run) and write its leaderboard entry.")(
+        submit_command
+    )
+    app.command("check")(check_command)
     register_exchange(app, lambda result: print_summary(result))  # export-inputs, score
     data_app.command("convert", help="Convert another dataset to the fastMRI format.")(convert)
     data_app.command("datasets", help="Datasets the converters support, with licences and sources.")(datasets)
@@ -67,6 +71,7 @@ def _version_cb(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_cb, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (also: MRIBENCH_DEBUG=1)."),
 ) -> None:
     """mribench: score MRI reconstruction models on standard distribution-shift tasks."""
 
@@ -139,7 +144,10 @@ def evaluate(
     overwrite: bool = typer.Option(False, help="Replace an existing run in --run-dir."),
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics overriding the task's list."),
     splits: str = typer.Option("test_P,test_Q", help="Comma-separated splits to evaluate."),
-    limit: Optional[int] = typer.Option(None, help="At most N slices per split (quick runs)."),
+    limit: Optional[int] = typer.Option(
+        None, help="At most N volumes per split, whole, spread over the split by --limit-seed (quick runs)."
+    ),
+    limit_seed: int = typer.Option(0, help="Seed of the --limit selection (recorded with the run)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     batch_size: int = typer.Option(8, help="Slices per model call."),
     num_workers: int = typer.Option(0, help="DataLoader workers reading HDF5."),
@@ -168,6 +176,7 @@ def evaluate(
         metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
         splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
         limit=limit,
+        limit_seed=limit_seed,
         normalize_output=normalize_output,
         precision=precision,
         split_files=_parse_split_files(split_file),
@@ -457,88 +466,6 @@ def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DA
 
 
 @app.command()
-def check(
-    reference: Path = typer.Option(
-        ..., "--reference", "-r", help="Reference: run dir, results JSON or leaderboard entry."
-    ),
-    candidate: Optional[Path] = typer.Option(None, "--candidate", "-c", help="Candidate run (or use --model)."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Evaluate this model now and use it as the candidate."
-    ),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for --model (default: the reference's)."),
-    checkpoint: Optional[str] = typer.Option(None, help="Weights for --model."),
-    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
-    run_dir: Optional[Path] = typer.Option(None, help="Where the --model run is stored."),
-    device: str = typer.Option("auto"),
-    max_drop: list[str] = typer.Option([], help="Allowed degradation, e.g. ssim=0.002 (repeatable)."),
-    alpha: float = typer.Option(0.05, help="1 - confidence of the paired bootstrap CI."),
-    metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics to compare (default: all shared)."),
-    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
-    markdown: Optional[Path] = typer.Option(None, help="Write the Markdown summary here."),
-) -> None:
-    """CI regression gate: exit 0 on pass, 1 on a regression, 2 on misuse."""
-    from mribench.workflows.check import (
-        compare_runs,
-        describe_regressions,
-        load_comparable,
-        parse_thresholds,
-        to_junit,
-        to_markdown,
-    )
-
-    if (candidate is None) == (model is None):
-        raise typer.BadParameter("expected exactly one of --candidate or --model")
-    thresholds = parse_thresholds(max_drop)
-    if model is not None:
-        from mribench.api.run import EvalOptions, Runtime
-        from mribench.models.loader import load_model
-        from mribench.workflows.evaluation import evaluate as run_eval
-
-        ref = load_comparable(reference)
-        opts = ref.config.options
-        options = EvalOptions(
-            metrics=tuple(ref.config.metrics),
-            splits=tuple(ref.config.splits),
-            limit=opts.limit,
-            normalize_output=opts.normalize_output,
-            precision=opts.precision,
-        )
-        with _progress() as prog:
-            cand: Any = run_eval(
-                load_model(model, checkpoint),
-                task or _task_of(ref.config),
-                data=data_root,
-                run_dir=run_dir or Path("mribench-runs") / "check" / ref.config.task.name,
-                mode="overwrite",
-                options=options,
-                runtime=Runtime(device=device, progress=prog),
-            )
-    else:
-        cand = candidate
-    report = compare_runs(
-        reference,
-        cand,
-        max_drop=thresholds,
-        alpha=alpha,
-        metrics=[m.strip() for m in metrics.split(",")] if metrics else None,
-    )
-    md = to_markdown(report)
-    console.print(md)
-    if markdown:
-        markdown.write_text(md)
-    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_file:
-        with open(summary_file, "a") as f:
-            f.write(md)
-    if junit:
-        junit.write_text(to_junit(report))
-    if not report.passed:
-        for line in describe_regressions(report):
-            err_console.print(f"[red]{line}[/red]", highlight=False)
-        raise typer.Exit(1)
-
-
-@app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (any tasks)."),
     output: Path = typer.Option(Path("mribench-report"), "--output", "-o", help="Output folder."),
@@ -585,7 +512,7 @@ def curve(
     metric: str = typer.Option("ssim"),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
     run_root: Path = typer.Option(Path("mribench-runs/curves"), help="Where each point's run goes."),
-    limit: Optional[int] = typer.Option(None, help="At most N slices per split per point."),
+    limit: Optional[int] = typer.Option(None, help="At most N volumes per split per point."),
     device: str = typer.Option("auto"),
     plot: Optional[Path] = typer.Option(None, help="Write the curve as PNG + SVG (path without suffix)."),
 ) -> None:
@@ -665,14 +592,6 @@ def similarity(
         )
 
 
-def _task_of(config: RunConfig) -> str:
-    """The task of a stored run: its name when shipped, else the YAML it came from."""
-    from mribench.tasks import list_tasks
-
-    name, origin = config.task.name, config.task.origin or ""
-    return name if name in list_tasks() or not origin or not Path(origin).is_file() else origin
-
-
 def _one_line(e: ValueError) -> str:
     """A ValueError as one line: for options validated by pydantic, the first error's own message."""
     errors = getattr(e, "errors", None)
@@ -682,28 +601,81 @@ def _one_line(e: ValueError) -> str:
     return str(e)
 
 
-def main() -> None:
-    """Console-script entry point: run the app, map mribench errors to one line and an exit code."""
+def _is_click_error(e: BaseException) -> bool:
+    """A click (or typer's vendored click) usage error: a ``ClickException`` by class name, since
+    typer may vendor its own copy of click."""
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__)
+
+
+def _command_path(args: list[str]) -> str:
+    """``mribench SUB CMD`` as far as ``args`` name commands (for the hint of an error)."""
+    import typer.main
+
+    cmd: Any = typer.main.get_command(app)
+    path = ["mribench"]
+    for a in args:
+        sub = getattr(cmd, "commands", {}).get(a)
+        if sub is None:
+            break
+        path.append(a)
+        cmd = sub
+    return " ".join(path)
+
+
+def _error_line(message: str, args: list[str], ctx: Any = None) -> str:
+    """``error: <message> (hint: ...)`` on one line; the hint names the command's --help when the
+    message brings none."""
+    msg = "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "unknown error"
+    if "hint" not in msg:
+        where = getattr(ctx, "command_path", None) or _command_path(args)
+        msg += f" (hint: `{where} --help`)"
+    return f"error: {msg}"
+
+
+def _fail(line: str, code: int, debug: bool) -> None:
+    from rich.text import Text
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    err_console.print(Text.assemble(("error:", "red"), line.removeprefix("error:")), highlight=False)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and map every error to one line and an exit code.
+
+    Exit codes: 0 success (``check``: pass), 1 a result that failed (``check``: a regression;
+    ``evaluate``: failed slices; ``leaderboard validate``/``audit``: problems), 2 misuse or an error
+    (a usage error, bad input, missing data, an internal error: no result), 3 ``check``:
+    inconclusive. ``--debug`` (anywhere on the line) or ``MRIBENCH_DEBUG=1`` adds the traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MRIBENCH_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
     try:
-        rc = app(standalone_mode=False)  # returns the code of a typer.Exit instead of raising it
+        rc = app(args=args, prog_name="mribench", standalone_mode=False)  # returns a typer.Exit's code
     except MribenchError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False)
-        sys.exit(e.exit_code)
+        _fail(_error_line(str(e), args), e.exit_code, debug)
     except ValueError as e:
-        err_console.print(f"[red]error:[/red] {_one_line(e)}", highlight=False)
-        sys.exit(2)
+        _fail(_error_line(_one_line(e), args), 2, debug)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except Exception as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: its help
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        if _is_click_error(e):
+            _fail(_error_line(e.format_message(), args, getattr(e, "ctx", None)), 2, debug)  # type: ignore[attr-defined]
+        _fail(
+            f"error: internal error: {type(e).__name__}: {e} (hint: rerun with --debug for the traceback, and report it)",
+            2,
+            debug,
+        )
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 

@@ -1,4 +1,4 @@
-"""Thin CLI of the leaderboard: ``mribench submit`` and ``mribench leaderboard validate|build|export``.
+"""Thin CLI of the leaderboard: ``mribench submit`` and ``mribench leaderboard validate|audit|build|export``.
 
 Mount with::
 
@@ -10,7 +10,7 @@ Mount with::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,15 +18,36 @@ from rich.console import Console
 from mribench.fmt import number
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Validate, build and export the leaderboard.")
 
 
 def submit_command(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (mribench evaluate --run-dir).")],
     name: Annotated[str, typer.Option("--name", help="Model id: lowercase letters, digits, - and _.")],
     display_name: Annotated[str, typer.Option("--display-name", help="Human-readable model name.")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A finished run directory (or evaluate now with --model and --task).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Evaluate this model now (name, checkpoint, file.py:attr).")
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="The task to evaluate --model on.")] = None,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Weights for unet/varnet.")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", envvar="MRIBENCH_DATA", help="Data (default: the embedded benchmark).")
+    ] = None,
+    eval_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Where the --model run is stored (default mribench-runs/TASK/NAME)."),
+    ] = None,
+    launcher: Annotated[
+        str | None, typer.Option("--launcher", help="Evaluate --model as cluster jobs: local or slurm (submitit).")
+    ] = None,
+    shards: Annotated[int, typer.Option("--shards", help="With --launcher: number of jobs.")] = 2,
+    partition: Annotated[str | None, typer.Option("--partition", help="With --launcher slurm: the partition.")] = None,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="With --launcher: GPUs per job.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
     authors: Annotated[list[str] | None, typer.Option("--authors", help="Author name (repeatable).")] = None,
     paper: Annotated[str | None, typer.Option("--paper", help="http(s) link to the paper.")] = None,
     code: Annotated[str | None, typer.Option("--code", help="http(s) link to the code.")] = None,
@@ -37,20 +58,38 @@ def submit_command(
     q_reference: Annotated[
         Path | None, typer.Option("--q-reference", help="Run of the Q-trained model (adds the gap).")
     ] = None,
-    ttt_steps: Annotated[
-        float | None, typer.Option("--ttt-steps", help="Mean test-time-training steps per slice.")
-    ] = None,
     notes: Annotated[str | None, typer.Option("--notes", help="Free-text notes.")] = None,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Accept a run that cannot be ranked (limited, failed slices): listed apart."),
+    ] = False,
     root: Annotated[Path, typer.Option("--root", help="Leaderboard folder.")] = Path("leaderboard"),
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing entry with the same --name.")
     ] = False,
 ) -> None:
-    """Turn a finished run into a leaderboard entry (JSON + per-slice Parquet) under --root."""
+    """Write a leaderboard entry (JSON + per-slice Parquet) under --root, from a finished run or by
+    evaluating --model on --task now (every test slice; TTT steps and cost come from the run)."""
     from mribench.results import load_run
     from mribench.workflows.leaderboard.entry import build_entry, write_entry
 
-    run = load_run(run_dir)
+    if (run_dir is None) == (model is None):
+        raise typer.BadParameter("expected a RUN_DIR or --model (with --task), not both")
+    if model is not None:
+        if task is None:
+            raise typer.BadParameter("expected --task with --model")
+        run = _evaluate_for_submit(
+            model,
+            task,
+            checkpoint,
+            data_root,
+            eval_dir or Path("mribench-runs") / Path(task).stem / name,
+            launcher,
+            (shards, partition, gpus_per_node),
+            device,
+        )
+    else:
+        run = load_run(run_dir)  # type: ignore[arg-type]
     entry = build_entry(
         run,
         name=name,
@@ -61,15 +100,16 @@ def submit_command(
         training_data=training_data,
         dataset=dataset,
         q_reference=q_reference,
-        ttt_steps=ttt_steps,
         notes=notes,
+        partial=partial,
     )
     path = write_entry(entry, run.slices, root, overwrite=overwrite)
     shift = entry.summary.shift
     first = entry.metrics[0]
     scores = f" ({first}: ID {number(shift[first].id)}, OOD {number(shift[first].ood)})" if first in shift else ""
     console.print(
-        f"[green]submitted[/green] {entry.model.id} to task {entry.task.name} v{entry.task.version}{scores}",
+        f"[green]submitted[/green] {entry.model.id} to task {entry.task.name} v{entry.task.version}{scores}"
+        + (" [yellow](partial: not ranked)[/yellow]" if entry.partial else ""),
         highlight=False,
     )
     console.print(
@@ -77,6 +117,108 @@ def submit_command(
         f"`mribench leaderboard validate --root {root}` and open a pull request[/dim]",
         highlight=False,
     )
+
+
+def _evaluate_for_submit(
+    model: str,
+    task: str,
+    checkpoint: str | None,
+    data_root: Path | None,
+    run_dir: Path,
+    launcher: str | None,
+    cluster: tuple[int, str | None, int],
+    device: str,
+) -> Any:
+    """Evaluate ``model`` on every slice of ``task``'s test splits (resuming ``run_dir``), locally
+    or as cluster jobs."""
+    from mribench.api.run import EvalOptions, Runtime
+
+    if launcher is not None:
+        from mribench.workflows.launch import LaunchSpec, launch_evaluation
+
+        shards, partition, gpus = cluster
+        spec = LaunchSpec(launcher, shards, run_dir / "jobs", gpus_per_node=gpus, partition=partition)
+        return launch_evaluation(
+            model,
+            task,
+            spec,
+            run_dir=run_dir,
+            checkpoint=checkpoint,
+            data=data_root,
+            mode="resume",
+            options=EvalOptions(),
+            runtime=Runtime(device=device),
+        )
+    from mribench.cli.progress import progress_bars
+    from mribench.models.loader import load_model
+    from mribench.workflows.evaluation import evaluate
+
+    with progress_bars() as prog:
+        return evaluate(
+            load_model(model, checkpoint),
+            task,
+            data=data_root,
+            run_dir=run_dir,
+            mode="resume",
+            options=EvalOptions(),
+            runtime=Runtime(device=device, progress=prog),
+        )
+
+
+@leaderboard_app.command("audit")
+def audit_command(
+    entry: Annotated[Path, typer.Argument(help="The entry's JSON (entries/TASK/ID.json).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The entry's model (name, checkpoint, file.py:attr).")],
+    fraction: Annotated[
+        float, typer.Option("--fraction", help="Fraction of each split's volumes to re-evaluate (at least one).")
+    ] = 0.1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sample (default: drawn now).")] = None,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Weights for unet/varnet.")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", envvar="MRIBENCH_DATA", help="Data (default: the embedded benchmark).")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per operation.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Where the re-evaluation is stored.")] = None,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Append the audit to the entry (default) or only report.")
+    ] = True,
+) -> None:
+    """Re-evaluate a random sample of an entry's slices and compare them slice by slice (exit 0 passed,
+    1 failed, 2 misuse); the audit is recorded in the entry."""
+    from mribench.api.run import Runtime
+    from mribench.workflows.leaderboard.audit import audit_entry
+
+    res = audit_entry(
+        entry,
+        model,
+        data=data_root,
+        fraction=fraction,
+        seed=seed,
+        checkpoint=checkpoint,
+        runtime=Runtime(device=device, threads=threads),
+        run_dir=run_dir,
+        record=record,
+    )
+    a = res.record
+    diffs = ", ".join(f"{m} {'-' if v is None else f'{v:.2e}'}" for m, v in a.max_difference.items())
+    where = f"{a.n_slices} slices of {sum(len(v) for v in a.sample.values())} volumes (seed {a.seed})"
+    if res.passed:
+        console.print(f"[green]audit passed[/green]: {entry}: {where}; max difference {diffs}", highlight=False)
+    else:
+        err_console.print(
+            f"audit failed: {entry}: {a.mismatches} of {a.n_slices} slices differ ({where}; max difference {diffs})",
+            style="red",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        for line in res.mismatches:
+            err_console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    if record:
+        console.print(f"[dim]recorded in {entry}[/dim]", highlight=False)
+    if not res.passed:
+        raise typer.Exit(1)
 
 
 @leaderboard_app.command("validate")
@@ -88,10 +230,25 @@ def validate_command(
             "--data-root", envvar="MRIBENCH_DATA", help="Data the entries were run on: recompute the task splits."
         ),
     ] = None,
+    recompute_splits: Annotated[
+        bool,
+        typer.Option(
+            "--recompute-splits",
+            help="Recompute the task splits from the data even without --data-root (default data: "
+            "$MRIBENCH_DATA or the embedded benchmark, generated if needed).",
+        ),
+    ] = False,
 ) -> None:
-    """Check every entry (schema, task version, manifests, numbers vs per-slice results); exit 1 on problems."""
+    """Check every entry (schema, task version and hash, manifests, coverage, numbers and cost vs per-slice
+    results); exit 1 on problems."""
     from mribench.workflows.leaderboard.validate import validate_leaderboard
 
+    if recompute_splits and data_root is None:
+        from mribench.cli.progress import progress_bars
+        from mribench.data.root import resolve_data_root
+
+        with progress_bars() as prog:
+            data_root = resolve_data_root(None, prog)
     problems = validate_leaderboard(root, data_root=data_root)
     if problems:
         for p in problems:

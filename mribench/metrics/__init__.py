@@ -12,7 +12,16 @@ from mribench.metrics.normalize import normalize_output
 from mribench.metrics.perceptual import dists, lpips, percentile_normalize
 from mribench.metrics.pixel import mse, nmse, psnr
 from mribench.metrics.region import BoxWarning, region_ssim, region_ssim_boxes, region_ssim_large, region_ssim_small
-from mribench.metrics.registry import METRICS, MetricSpec, explain, get_metric, list_metrics, profile_ids
+from mribench.metrics.registry import (
+    METRICS,
+    MetricSpec,
+    Tolerance,
+    explain,
+    get_metric,
+    list_metrics,
+    profile_ids,
+    tolerance_of,
+)
 from mribench.metrics.structural import ssim
 from mribench.metrics.weights import WeightRecord, fetch_weights, weights_status
 
@@ -20,6 +29,7 @@ __all__ = [
     "METRICS",
     "BoxWarning",
     "MetricSpec",
+    "Tolerance",
     "WeightRecord",
     "dists",
     "explain",
@@ -40,5 +50,6 @@ __all__ = [
     "region_ssim_large",
     "region_ssim_small",
     "ssim",
+    "tolerance_of",
     "weights_status",
 ]

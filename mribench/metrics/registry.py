@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -27,6 +27,46 @@ MetricFn = Callable[..., Tensor]
 # Region metrics scored per box: fn(target, recon, *, data_range, boxes) -> one list per slice, one
 # float per box of that slice (NaN for a box the metric does not score).
 BoxMetricFn = Callable[..., list[list[float]]]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far apart two values of a metric may be and still count as the same number.
+
+    Float-level differences (another CPU, BLAS or GPU kernel, another summation order) must never
+    read as a change: ``mribench check`` allows every metric at least this drop, and
+    ``mribench leaderboard audit`` accepts a re-evaluated slice within it. Two values ``a`` (the
+    reference) and ``b`` are equal when ``|a - b| <= absolute + relative * |a|``.
+
+    Attributes:
+        absolute: allowed absolute difference (bounded metrics such as SSIM).
+        relative: allowed difference relative to the reference value (scale-dependent metrics
+            such as NMSE, or PSNR whose dB value is a log of one).
+        why: one line on where the value comes from.
+    """
+
+    absolute: float = 0.0
+    relative: float = 0.0
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.absolute >= 0 and self.relative >= 0) or self.absolute + self.relative == 0:
+            raise ValueError(
+                f"expected a non-negative tolerance with absolute or relative > 0, got {self.absolute}, {self.relative}"
+            )
+
+    def allowed(self, reference: float) -> float:
+        """The allowed difference around ``reference`` (NaN reference: the absolute part)."""
+        ref = abs(float(reference))
+        return self.absolute + (self.relative * ref if ref == ref and ref != float("inf") else 0.0)
+
+    def describe(self) -> str:
+        parts = [f"{self.absolute:g} absolute"] if self.absolute else []
+        parts += [f"{self.relative:g} relative"] if self.relative else []
+        return " + ".join(parts) + (f" ({self.why})" if self.why else "")
+
+
+DEFAULT_TOLERANCE = Tolerance(relative=1e-6, why="default for metrics that state none: float64 rounding")
 
 
 @dataclass(frozen=True)
@@ -48,6 +88,8 @@ class MetricSpec:
         per_box: for region metrics scored once per box: ``per_box(target, recon, *, data_range,
             boxes)`` returning one list of per-box floats per slice (``fn`` is then their mean per
             slice); summaries average such metrics over boxes (:func:`mribench.results.summarize`).
+        tolerance: when two values count as the same number (:class:`Tolerance`); not part of the
+            hashed definition, since it says how results are compared, not how they are computed.
     """
 
     name: str
@@ -61,6 +103,7 @@ class MetricSpec:
     params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     availability: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     per_box: BoxMetricFn | None = field(default=None, compare=False, repr=False)
+    tolerance: Tolerance = field(default=DEFAULT_TOLERANCE, compare=False, repr=False)
 
     def compute_boxes(self, target: Tensor, recon: Tensor, *, data_range: Tensor, boxes: Boxes) -> list[list[float]]:
         """Score every box of a batch of slices (region metrics with ``per_box`` only).
@@ -143,6 +186,8 @@ class MetricSpec:
 METRICS: Registry[MetricSpec] = Registry("metric", MetricError, "mribench.metrics")
 
 for _spec in defs.builtin_specs(MetricSpec):
+    if _spec.name in defs.TOLERANCES:
+        _spec = replace(_spec, tolerance=Tolerance(**defs.TOLERANCES[_spec.name]))
     METRICS.register(_spec.name, _spec)
 
 
@@ -157,6 +202,15 @@ def get_metric(name: str) -> MetricSpec:
 def list_metrics() -> list[str]:
     """Sorted names of all metrics (built-in and plugins)."""
     return METRICS.names()
+
+
+def tolerance_of(name: str) -> Tolerance:
+    """The :class:`Tolerance` of metric ``name``; :data:`DEFAULT_TOLERANCE` for a metric this
+    installation does not know (a plugin metric of a stored run)."""
+    try:
+        return get_metric(name).tolerance
+    except MetricError:
+        return DEFAULT_TOLERANCE
 
 
 def definition_hash(spec: MetricSpec) -> str:
@@ -186,6 +240,7 @@ def explain(name: str) -> str:
         + ("  (see `mribench weights status`)" if spec.needs_weights else ""),
         f"  needs fastMRI+ boxes: {'yes' if spec.needs_boxes else 'no'}",
         f"  definition hash: {definition_hash(spec)[:16]}",
+        f"  tolerance (equal values in check and audit): {spec.tolerance.describe()}",
         "  definition:",
     ]
     skip = {"name", "profile", "higher_is_better", "needs_boxes", "references", "notes"}

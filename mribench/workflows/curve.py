@@ -143,7 +143,7 @@ def robustness_curve(
         metric: the metric of the curve.
         data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
         run_root: each point's run directory goes below it.
-        limit: at most N slices per split per point.
+        limit: at most N volumes per split per point (:class:`mribench.api.run.EvalOptions`).
         resume: reuse finished points.
         runtime: how each point's evaluation runs (device, batch size, progress, ...).
 

@@ -42,6 +42,7 @@ from mribench.data.index import SliceIndex, build_index
 from mribench.data.root import resolve_data_root
 from mribench.tasks.embedded import embedded_volumes
 from mribench.data.slices import Prefetcher, SliceRequest, SliceSource, plan_requests
+from mribench.data.subset import select_volumes
 from mribench.errors import DataError, MetricError, ResultsError, WeightsMissingError
 from mribench.models.loaded import LoadedModel
 from mribench.models.loader import load_model
@@ -236,7 +237,7 @@ def plan_slices(
     evaluated: dict[str, pd.DataFrame] = {}
     for s in options.splits:
         rows = splits[s].rows
-        evaluated[s] = rows.iloc[: options.limit] if options.limit is not None else rows
+        evaluated[s] = select_volumes(rows, options.limit, options.limit_seed)
         requests += plan_requests(evaluated[s], s, spec.mask_for(s), root, batch_size)
     return SlicePlan(spec, root, index, splits, evaluated, missing, requests)
 
@@ -309,7 +310,12 @@ def _record(
             )
             for s in options.splits
         },
-        options=RunOptions(limit=options.limit, normalize_output=options.normalize_output, precision=options.precision),
+        options=RunOptions(
+            limit=options.limit,
+            limit_seed=None if options.limit is None else options.limit_seed,
+            normalize_output=options.normalize_output,
+            precision=options.precision,
+        ),
         data=DataRecord(root=str(root), index_fingerprint=index.fingerprint),
     )
 

@@ -2,9 +2,11 @@
 
 A :class:`TaskBoard` holds one row per entry with the numbers the tables show: ID and OOD means of
 the task's primary metric (SSIM when present), the drop, the gap and fraction closed, effective
-robustness against a linear ``OOD = a * ID + b`` fit over the task's evaluated entries, perceptual
-and artifact metrics on OOD when present, and cost. Evaluated and reported entries are kept apart:
-reported numbers are on other data (real fastMRI) and never enter the fit.
+robustness against a linear ``OOD = a * ID + b`` fit over the task's ranked entries, perceptual
+and artifact metrics on OOD when present, cost and the latest audit. Ranked (evaluated, complete,
+not failing their latest audit), unranked (partial runs, failed audits) and reported entries are
+kept apart: only ranked entries are ranked and enter the fit; reported numbers are on other data
+(real fastMRI).
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ class Row:
     def model_id(self) -> str:
         return self.entry.model.id
 
+    @property
+    def unranked_reason(self) -> str | None:
+        """Why an evaluated entry is not ranked (None: ranked)."""
+        return unranked_reason(self.entry)
+
+
+def unranked_reason(entry: Entry) -> str | None:
+    """``partial run`` or ``failed audit`` for an evaluated entry that is not ranked, else None."""
+    if entry.kind != "evaluated":
+        return None
+    if entry.partial:
+        return "partial run"
+    if entry.audits and not entry.audits[-1].passed:
+        return "failed audit"
+    return None
+
 
 @dataclass
 class TaskBoard:
@@ -61,6 +79,7 @@ class TaskBoard:
     higher_is_better: bool
     extra_metrics: list[str]
     evaluated: list[Row] = field(default_factory=list)
+    unranked: list[Row] = field(default_factory=list)
     reported: list[Row] = field(default_factory=list)
     trend: LinearTrend | None = None
 
@@ -116,7 +135,8 @@ def make_boards(loaded: list[LoadedEntry]) -> list[TaskBoard]:
         extras = sorted({m for e in entries for m in e.metrics if extra_metric_label(m)})
         board = TaskBoard(task, sorted({e.task.version for e in entries}), metric, hib, extras)
         rows = [_row(e, metric, extras) for e in entries]
-        ev = [r for r in rows if r.entry.kind == "evaluated"]
+        ev = [r for r in rows if r.entry.kind == "evaluated" and r.unranked_reason is None]
+        board.unranked = sorted((r for r in rows if r.unranked_reason is not None), key=lambda r: _sort_key(r, hib))
         pts = [(r.id_value, r.ood_value) for r in ev if r.id_value is not None and r.ood_value is not None]
         if len(pts) >= 2:
             try:

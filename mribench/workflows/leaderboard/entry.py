@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,15 @@ from mribench.workflows.leaderboard.io import (
     sidecar_frame,
 )
 from mribench.workflows.leaderboard.schema import SIDECAR_SUFFIX, Entry, GapSummary
-from mribench.workflows.leaderboard.summary import compare_summaries, make_gap, seconds_per_slice, summary_from_slices
+from mribench.workflows.leaderboard.summary import (
+    compare_summaries,
+    make_gap,
+    seconds_per_slice,
+    summary_from_slices,
+    ttt_steps_per_slice,
+)
 
+TEST_SPLITS = ("test_P", "test_Q")  # what a ranked entry must cover, every slice
 ENTRIES_DIR = "entries"
 REPORTED_DIR = "reported"
 SCHEMA_FILE = Path("schema") / "entry-v1.json"
@@ -83,6 +90,44 @@ def _check_complete(run: RunResult) -> None:
     extra = set(run.slices["split"]) - set(splits)
     if extra:
         raise SubmissionError(f"expected per-slice results only for splits {sorted(splits)}, got {sorted(extra)}")
+
+
+def incomplete(
+    splits: Mapping[str, Any],
+    limit: int | None,
+    failed: Mapping[str, int],
+    required: Sequence[str] = TEST_SPLITS,
+    manifests: bool = True,
+) -> list[str]:
+    """Why a run or entry cannot be ranked: it must cover every slice of the task's test splits
+    (no ``limit``, each evaluated manifest equal to the split's) with no failed slice.
+
+    Args:
+        splits: ``{split: SplitRef-like}`` (``manifest``, ``evaluated_manifest``) as recorded.
+        limit: the run's limit (volumes per split), None for full splits.
+        failed: failed slices per split.
+        required: the splits a ranked entry covers.
+        manifests: also compare each evaluated manifest with its split's (validation reports that
+            as a manifest problem of its own).
+
+    Returns:
+        One phrase per reason (empty: rankable).
+    """
+    out = [f"split {sp} not evaluated" for sp in required if sp not in splits]
+    if limit is not None:
+        out.append(f"--limit {limit} (at most {limit} volumes per split)")
+    out += [
+        f"split {sp} evaluated on part of its slices"
+        for sp, ref in sorted(splits.items())
+        if manifests and limit is None and ref.evaluated_manifest != ref.manifest
+    ]
+    out += [f"{n} failed slice(s) in {sp}" for sp, n in sorted(failed.items()) if n]
+    return out
+
+
+def _failed_per_split(slices: pd.DataFrame) -> dict[str, int]:
+    bad = slices[slices["status"] != "ok"]
+    return {str(k): int(v) for k, v in bad.groupby("split").size().items()}
 
 
 def _default_dataset(config: RunConfig) -> str:
@@ -172,9 +217,9 @@ def build_entry(
     real_data: bool = False,
     q_reference: str | os.PathLike[str] | RunResult | None = None,
     baseline: Sequence[str | os.PathLike[str] | RunResult] | None = None,
-    ttt_steps: float | None = None,
     notes: str | None = None,
     entry_date: _dt.date | None = None,
+    partial: bool = False,
 ) -> Entry:
     """Build an evaluated entry from a finished run directory.
 
@@ -195,20 +240,33 @@ def build_entry(
             ``gap_before`` and ``fraction_closed = 1 - gap / gap_before``. For a TTT entry pass the
             SUPERVISED pair (with the self-supervised + TTT Q-trained run as ``q_reference``): that
             is Darestani et al.'s fraction of the gap closed.
-        ttt_steps: mean test-time-training steps per slice (models adapting at test time).
         notes: free text.
         entry_date: date of the numbers (default: the run's creation date).
+        partial: accept a run that cannot be ranked (a ``--limit`` run, a test split missing or
+            evaluated in part, failed slices): the entry is marked ``partial``, shown apart and
+            never in the effective-robustness fit.
+
+    Every number comes from the run: the summary and the cost (seconds and test-time-training
+    steps per slice) from its per-slice results.
 
     Returns:
         The validated :class:`Entry` (its sidecar hash is that of :func:`sidecar_bytes` of the run's
         slices, which :func:`write_entry` writes).
 
     Raises:
-        SubmissionError: incomplete run, invalid field (one line naming it), mismatched references.
+        SubmissionError: unfinished run, a run that cannot be ranked without ``partial``, invalid
+            field (one line naming it), mismatched references.
     """
     run = _run(run_dir)
     cfg = run.config
     _check_complete(run)
+    why = incomplete(dict(cfg.splits), cfg.options.limit, _failed_per_split(run.slices))
+    if why and not partial:
+        raise SubmissionError(
+            f"expected a run covering every slice of the task's test splits without failures to be ranked, got "
+            f"{'; '.join(why)} (hint: evaluate the full splits and fix the failures, or submit with --partial "
+            f"to list it apart, unranked)"
+        )
     metrics = list(cfg.metrics)
     hib = {m: bool(cfg.higher_is_better.get(m, True)) for m in metrics}
     data = sidecar_bytes(run.slices, metrics)
@@ -224,6 +282,7 @@ def build_entry(
     provenance: dict[str, Any] = {k: prov_in[k] for k in _PROVENANCE_KEYS if prov_in.get(k) is not None}
     provenance = {k: (v[:500] if isinstance(v, str) else v) for k, v in provenance.items()}
     provenance["normalize_output"] = cfg.options.normalize_output
+    provenance["precision"] = cfg.options.precision
     provenance["model_kind"] = cfg.model.kind[:500]
     task, model = cfg.task, cfg.model
     fields: dict[str, Any] = {
@@ -240,8 +299,10 @@ def build_entry(
         },
         "task": {"name": task.name, "version": task.version, "sha256": task.sha256},
         "data": {"name": dataset or _default_dataset(cfg), "real": real_data},
-        "splits": {sp: v.model_dump(exclude={"missing_files"}) for sp, v in cfg.splits.items()},
+        "splits": {sp: v.model_dump(exclude={"missing_files", "source"}) for sp, v in cfg.splits.items()},
         "limit": cfg.options.limit,
+        "limit_seed": cfg.options.limit_seed,
+        "partial": bool(partial or why),
         "metrics": metrics,
         "higher_is_better": hib,
         "metric_profiles": dict(cfg.metric_profiles),
@@ -252,7 +313,7 @@ def build_entry(
             "device": str(prov_in.get("device") or "unknown"),
             "device_name": prov_in.get("device_name") or None,
             "seconds_per_slice": seconds_per_slice(frame),
-            "ttt_steps": ttt_steps,
+            "ttt_steps": ttt_steps_per_slice(frame),
         },
         "date": entry_date,
         "provenance": provenance,
@@ -416,10 +477,15 @@ def entry_to_run(path: str | os.PathLike[str]) -> RunResult:
         higher_is_better=dict(entry.higher_is_better),
         metric_profiles=dict(entry.metric_profiles),
         splits={sp: SplitRecord(**ref.model_dump()) for sp, ref in entry.splits.items()},
-        options=RunOptions(limit=entry.limit, normalize_output=bool(prov.get("normalize_output", False))),
+        options=RunOptions(
+            limit=entry.limit,
+            limit_seed=entry.limit_seed,
+            normalize_output=bool(prov.get("normalize_output", False)),
+            precision=str(prov.get("precision") or "fp32"),  # not recorded by older entries: taken as fp32
+        ),
         provenance=Provenance.model_validate(
             {
-                **{k: v for k, v in prov.items() if k not in ("model_kind", "normalize_output")},
+                **{k: v for k, v in prov.items() if k not in ("model_kind", "normalize_output", "precision")},
                 "mribench": entry.mribench_version,
             }
         ),

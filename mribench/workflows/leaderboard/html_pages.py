@@ -13,12 +13,16 @@ from collections.abc import Callable, Iterable
 from html import escape
 
 from mribench.fmt import infinite_note, number
-from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label
+from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label, unranked_reason
 from mribench.workflows.leaderboard.plot import Point, er_svg
 from mribench.workflows.leaderboard.schema import Entry
 
 CSP = "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'"
 EVALUATED_NOTE = "Evaluated with mribench on {data}; every number is re-derivable from the entry's per-slice results."
+UNRANKED_NOTE = (
+    "Not ranked: partial runs (a --limit run, a test split missing or evaluated in part, failed slices; "
+    "submitted with --partial) and entries whose latest audit failed. They never enter the fit."
+)
 REPORTED_NOTE = (
     "Reported entries are copied from papers and were computed on real fastMRI data that mribench "
     "cannot run; they are not comparable with the evaluated numbers above and never enter the fit."
@@ -65,7 +69,15 @@ def entry_href(entry: Entry, depth: int) -> str:
     return f"{'../' * depth}entries/{esc(entry.task.name)}/{esc(entry.model.id)}.html"
 
 
-def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> str:
+def audit_text(entry: Entry) -> str:
+    """The latest audit in a few words (plain text), or ``–``."""
+    if not entry.audits:
+        return "–"
+    a = entry.audits[-1]
+    return f"{'passed' if a.passed else 'FAILED'} {a.date.date().isoformat()} ({a.n_slices} slices)"
+
+
+def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool, unranked: bool = False) -> str:
     m = board.metric
     cols: list[tuple[str, str, str, Callable[[Row], float | None] | None]] = [
         ("ID " + m, "number", "id", lambda r: r.id_value),
@@ -91,14 +103,18 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> 
     head.append(
         '<th class="text" data-type="text" data-col="date" aria-sort="none"><button type="button">Date</button></th>'
     )
+    if not reported:
+        head.append('<th class="text" data-type="text" data-col="audit">Audit</th>')
+    if unranked:
+        head.append('<th class="text" data-type="text" data-col="why">Not ranked because</th>')
     if reported:
         head.append('<th class="text" data-type="text" data-col="source">Source</th>')
     body = []
     for r in rows:
         e = r.entry
         badges = ""
-        if e.limit is not None:
-            badges += f' <span class="badge partial" title="at most {e.limit} slices per split">partial</span>'
+        if e.partial:
+            badges += ' <span class="badge partial" title="does not cover every test slice">partial</span>'
         name = f'<a href="{entry_href(e, 1)}">{esc(e.model.display_name)}</a>{badges}'
         cells = [f'<td class="text" data-sort="{esc(e.model.display_name.lower())}">{name}</td>']
         for _, _, key, get in cols:
@@ -106,6 +122,10 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool) -> 
             nd = 3 if key in ("cost",) else 4
             cells.append(f'<td data-sort="{_sort_attr(v)}">{number(v, nd)}</td>')
         cells.append(f'<td class="text">{esc(e.date.isoformat())}</td>')
+        if not reported:
+            cells.append(f'<td class="text">{esc(audit_text(e))}</td>')
+        if unranked:
+            cells.append(f'<td class="text">{esc(r.unranked_reason or "")}</td>')
         if reported and e.source is not None:
             cells.append(f'<td class="text wrap">{_link(e.source.url, e.source.table) or esc(e.source.table)}</td>')
         body.append(f'<tr data-model="{esc(e.model.id)}">' + "".join(cells) + "</tr>")
@@ -156,8 +176,11 @@ def task_page(board: TaskBoard, description: str = "") -> str:
         fit = f" Fit: OOD = {number(board.trend.slope)} × ID + {number(board.trend.intercept)} over {board.trend.n} entries."
     parts.append(
         f'<h2 id="plot">Effective robustness</h2><figure>{task_plot(board, 1)}'
-        f"<figcaption>OOD vs ID {esc(board.metric)} of the evaluated entries.{esc(fit)}</figcaption></figure>"
+        f"<figcaption>OOD vs ID {esc(board.metric)} of the ranked entries.{esc(fit)}</figcaption></figure>"
     )
+    if board.unranked:
+        parts.append(f'<h2 id="unranked">Not ranked</h2><p class="note">{esc(UNRANKED_NOTE)}</p>')
+        parts.append(_table(board.unranked, board, "unranked-table", reported=False, unranked=True))
     if board.reported:
         parts.append(
             f'<h2 id="reported">Reported in papers <span class="badge reported">real fastMRI data</span></h2>'
@@ -232,7 +255,13 @@ def entry_page(entry: Entry) -> str:
                 ("task", f'<a href="../../tasks/{esc(t.name)}.html">{esc(t.name)}</a> v{t.version}'),
                 ("task sha256", f"<code>{esc(t.sha256 or '–')}</code>"),
                 ("data", esc(entry.data.name) + (" (real scanner data)" if entry.data.real else "")),
-                ("slices per split", "all" if entry.limit is None else f"at most {entry.limit} (partial evaluation)"),
+                (
+                    "slices per split",
+                    "all"
+                    if entry.limit is None
+                    else f"the slices of at most {entry.limit} volumes (seed {entry.limit_seed}; partial evaluation)",
+                ),
+                ("ranked", "yes" if unranked_reason(entry) is None else f"no: {esc(unranked_reason(entry))}"),
                 (
                     "metrics",
                     esc(
@@ -292,6 +321,26 @@ def entry_page(entry: Entry) -> str:
                     ("TTT steps per slice", number(c.ttt_steps, 1) if c.ttt_steps is not None else "–"),
                 ]
             )
+        )
+    if entry.audits:
+        arows = []
+        for a in entry.audits:
+            diffs = ", ".join(f"{k} {'–' if v is None else f'{v:.2e}'}" for k, v in sorted(a.max_difference.items()))
+            arows.append(
+                f'<tr><td class="text">{esc(a.date.isoformat())}</td>'
+                f'<td class="text">{"passed" if a.passed else "<strong>failed</strong>"}</td>'
+                f"<td>{a.n_slices}</td><td>{a.mismatches}</td><td>{a.fraction:g}</td>"
+                f'<td class="text">{esc(diffs)}</td><td class="text">{esc(a.mribench_version)}</td>'
+                f'<td class="text wrap">{esc("; ".join(f"{sp}: {len(v)} volumes" for sp, v in sorted(a.sample.items())))}'
+                "</td></tr>"
+            )
+        parts.append(
+            '<h2 id="audits">Audits</h2><p class="note">A sample of the slices, drawn when the audit ran, '
+            "re-evaluated and compared slice by slice within each metric's tolerance.</p>"
+            '<div class="table-wrap"><table id="audits-table"><thead><tr><th class="text">Date (UTC)</th>'
+            '<th class="text">Result</th><th>Slices</th><th>Mismatches</th><th>Fraction</th>'
+            '<th class="text">Max difference</th><th class="text">mribench</th><th class="text">Sample</th>'
+            "</tr></thead><tbody>" + "".join(arows) + "</tbody></table></div>"
         )
     if entry.source is not None:
         src = entry.source

@@ -23,6 +23,7 @@ from mribench.errors import SubmissionError
 from mribench.workflows.leaderboard.schema import MAX_ENTRY_BYTES, MAX_SIDECAR_BYTES
 
 KEY_COLUMNS = ("split", "file", "slice", "status", "seconds")
+TTT_COLUMN = "ttt_steps"  # optional, after seconds: test-time-training steps per slice
 MAX_SIDECAR_ROWS = 2_000_000
 
 
@@ -92,11 +93,17 @@ def entry_json_text(data: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- sidecar
 
 
+def _has_ttt(slices: pd.DataFrame) -> bool:
+    """Whether a per-slice table records test-time-training steps (a column with a value)."""
+    return TTT_COLUMN in slices.columns and bool(pd.to_numeric(slices[TTT_COLUMN], errors="coerce").notna().any())
+
+
 def sidecar_frame(slices: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """The per-slice table as stored: split, file, slice, status, seconds, <metrics>; sorted.
+    """The per-slice table as stored: split, file, slice, status, seconds, [ttt_steps,] <metrics>; sorted.
 
     Args:
-        slices: a run's per-slice table (``load_run(dir).slices``); extra columns are dropped.
+        slices: a run's per-slice table (``load_run(dir).slices``); extra columns are dropped
+            (``ttt_steps`` is kept when the run recorded it).
         metrics: metric column names, in order.
 
     Raises:
@@ -106,17 +113,18 @@ def sidecar_frame(slices: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     missing = [c for c in need if c not in slices.columns]
     if missing:
         raise SubmissionError(f"expected per-slice columns {need}, got no {missing}")
-    df = slices[need].copy()
+    extra = [TTT_COLUMN] if _has_ttt(slices) else []
+    df = slices[[*KEY_COLUMNS, *extra, *metrics]].copy()
     df["split"] = df["split"].astype(str)
     df["file"] = df["file"].astype(str)
     df["slice"] = df["slice"].astype("int64")
     df["status"] = df["status"].astype(str)
-    for c in ("seconds", *metrics):
+    for c in ("seconds", *extra, *metrics):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     return df.sort_values(["split", "file", "slice"], kind="mergesort").reset_index(drop=True)
 
 
-def _arrow_schema(metrics: list[str]) -> pa.Schema:
+def _arrow_schema(metrics: list[str], ttt: bool = False) -> pa.Schema:
     fields = [
         pa.field("split", pa.string()),
         pa.field("file", pa.string()),
@@ -124,6 +132,7 @@ def _arrow_schema(metrics: list[str]) -> pa.Schema:
         pa.field("status", pa.string()),
         pa.field("seconds", pa.float64()),
     ]
+    fields += [pa.field(TTT_COLUMN, pa.float64())] if ttt else []
     return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
 
 
@@ -134,7 +143,7 @@ def sidecar_bytes(slices: pd.DataFrame, metrics: list[str]) -> bytes:
     (and their sha256) depend only on the values.
     """
     df = sidecar_frame(slices, metrics)
-    schema = _arrow_schema(metrics)
+    schema = _arrow_schema(metrics, TTT_COLUMN in df.columns)
     arrays = []
     for f in schema:
         col = df[f.name]
@@ -175,8 +184,8 @@ def read_sidecar(path: Path, metrics: list[str], max_bytes: int = MAX_SIDECAR_BY
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SubmissionError(f"malformed sidecar: {type(e).__name__}: {e}") from None
-    expected = _arrow_schema(metrics)
     names = list(schema.names)
+    expected = _arrow_schema(metrics, TTT_COLUMN in names)
     if names != list(expected.names):
         raise SubmissionError(f"malformed sidecar: expected columns {list(expected.names)}, got {names}")
     for f in expected:
@@ -215,7 +224,7 @@ def read_sidecar(path: Path, metrics: list[str], max_bytes: int = MAX_SIDECAR_BY
         else:
             data[f.name] = np.asarray([math.nan if v is None else float(v) for v in col.to_pylist()], dtype=np.float64)
     df = pd.DataFrame(data, columns=list(expected.names))
-    secs = df["seconds"].to_numpy()
-    if np.isinf(secs).any():
-        raise SubmissionError("malformed sidecar: non-finite value in column seconds")
+    for c in ("seconds", TTT_COLUMN):
+        if c in df.columns and np.isinf(df[c].to_numpy()).any():
+            raise SubmissionError(f"malformed sidecar: non-finite value in column {c}")
     return df

@@ -6,7 +6,7 @@ import re
 
 from mribench.fmt import number as fmt
 from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label
-from mribench.workflows.leaderboard.html_pages import REPORTED_NOTE
+from mribench.workflows.leaderboard.html_pages import REPORTED_NOTE, UNRANKED_NOTE, audit_text
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
@@ -25,20 +25,22 @@ def md_url(url: str) -> str:
     return url
 
 
-def _evaluated_table(board: TaskBoard, site_rel: str) -> list[str]:
+def _evaluated_table(board: TaskBoard, site_rel: str, unranked: bool = False) -> list[str]:
     m = board.metric
     head = ["#", "Model", f"ID {m}", f"OOD {m}", "Drop", "Gap", "Gap closed", "Eff. rob."]
-    head += [f"{extra_metric_label(x)} OOD" for x in board.extra_metrics] + ["s / slice", "Date"]
-    align = ["---:" if 1 < i < len(head) - 1 else "---" for i in range(len(head))]
+    head += [f"{extra_metric_label(x)} OOD" for x in board.extra_metrics] + ["s / slice", "Date", "Audit"]
+    if unranked:
+        head[0] = "Not ranked because"
+    align = ["---:" if 1 < i < len(head) - 2 else "---" for i in range(len(head))]
     lines = ["| " + " | ".join(md(h) for h in head) + " |", "|" + "|".join(align) + "|"]
-    for i, r in enumerate(board.evaluated, 1):
+    for i, r in enumerate(board.unranked if unranked else board.evaluated, 1):
         e = r.entry
         name = f"[{md(e.model.display_name)}]({site_rel}/entries/{e.task.name}/{e.model.id}.html)"
-        if e.limit is not None:
+        if e.partial:
             name += " (partial)"
         cells = (
             [
-                str(i),
+                md(r.unranked_reason) if unranked else str(i),
                 name,
                 fmt(r.id_value),
                 fmt(r.ood_value),
@@ -48,7 +50,7 @@ def _evaluated_table(board: TaskBoard, site_rel: str) -> list[str]:
                 fmt(r.effective_robustness),
             ]
             + [fmt(r.extras.get(x)) for x in board.extra_metrics]
-            + [fmt(r.seconds_per_slice, 3), e.date.isoformat()]
+            + [fmt(r.seconds_per_slice, 3), e.date.isoformat(), md(audit_text(e))]
         )
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -87,7 +89,7 @@ def readme(boards: list[TaskBoard], site_rel: str, descriptions: dict[str, str])
         "",
         "Entries live in `entries/<task>/<model>.json` (evaluated with mribench, with a per-slice Parquet sidecar "
         "from which every number is recomputed by `mribench leaderboard validate`) and `reported/<task>/<model>.json` "
-        "(copied from papers). Submit with `mribench submit RUN_DIR --name ...`; the schema is "
+        "(copied from papers). Submit with `mribench submit --model SPEC --task TASK --name ...` (or `mribench submit RUN_DIR ...`); audit with `mribench leaderboard audit ENTRY --model SPEC`; the schema is "
         "`schema/entry-v1.json`.",
         "",
         f"Browse the static site: [`{site_rel}/index.html`]({site_rel}/index.html) (sortable tables, plots, "
@@ -106,7 +108,10 @@ def readme(boards: list[TaskBoard], site_rel: str, descriptions: dict[str, str])
             out += _evaluated_table(b, site_rel) + [""]
             out += [f"![Effective robustness, task {md(b.task)}]({site_rel}/tasks/{b.task}-er.svg)", ""]
         else:
-            out += ["No evaluated entries yet.", ""]
+            out += ["No ranked entries yet.", ""]
+        if b.unranked:
+            out += ["### Not ranked", "", md(UNRANKED_NOTE), ""]
+            out += _evaluated_table(b, site_rel, unranked=True) + [""]
         if b.reported:
             out += ["### Reported in papers (real fastMRI data)", "", md(REPORTED_NOTE), ""]
             out += _reported_table(b.reported, b.metric) + [""]

@@ -210,13 +210,14 @@ class SlicesRef(_Model):
 
 
 class Cost(_Model):
-    """Compute cost of the evaluation.
+    """Compute cost of the evaluation (the numbers re-derived from the per-slice sidecar).
 
     Attributes:
         device: ``cpu``, ``cuda``, ``cuda:0``...
         device_name: the processor or GPU name.
         seconds_per_slice: mean of the sidecar's ``seconds`` column (model + metrics, per slice).
-        ttt_steps: mean test-time-training steps per slice, for models that adapt at test time.
+        ttt_steps: mean of the sidecar's ``ttt_steps`` column (test-time-training steps per slice,
+            recorded by models that adapt at test time); None without that column.
     """
 
     device: Text
@@ -241,6 +242,39 @@ class Source(_Model):
     verified_from: LongText | None = None
 
 
+class Audit(_Model):
+    """One audit of an evaluated entry: a sample of its slices re-evaluated and compared.
+
+    ``mribench leaderboard audit`` draws the sample when it runs (whole volumes, a fraction of each
+    evaluated split, by a fresh seed), re-evaluates the model on it and compares every slice's
+    values with the sidecar's within each metric's tolerance
+    (:class:`mribench.metrics.registry.Tolerance`).
+
+    Attributes:
+        date: when the audit ran (UTC).
+        mribench_version: the version that re-evaluated.
+        passed: every sampled slice matched (status and every metric within its tolerance).
+        fraction: the fraction of each split's volumes sampled.
+        seed: the seed that drew the sample (:func:`mribench.data.subset.volume_order`).
+        sample: the re-evaluated volumes per split.
+        n_slices: the re-evaluated slices.
+        mismatches: slices outside the tolerance or whose status differs.
+        max_difference: per metric, the largest ``|re-evaluated - recorded|`` over the sample.
+        device: where it ran.
+    """
+
+    date: _dt.datetime
+    mribench_version: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z.+_-]+$")]
+    passed: bool
+    fraction: Annotated[FiniteFloat, Field(gt=0, le=1)]
+    seed: Annotated[int, Field(ge=0)]
+    sample: dict[SplitName, list[Text]]
+    n_slices: Count
+    mismatches: Count
+    max_difference: dict[MetricName, Annotated[FiniteFloat, Field(ge=0)] | None]
+    device: Text | None = None
+
+
 class Entry(_Model):
     """One leaderboard entry (schema version 1).
 
@@ -251,7 +285,10 @@ class Entry(_Model):
         task: task name, version and definition hash.
         data: the dataset the numbers are on.
         splits: manifest hashes of the evaluated splits (evaluated entries).
-        limit: at most this many slices per split were evaluated (None = full splits).
+        limit: at most this many volumes per split were evaluated (None = full splits).
+        limit_seed: the seed of that selection (:func:`mribench.data.subset.select_volumes`).
+        partial: the entry is not ranked: it does not cover every slice of the task's test splits
+            or has failed slices (submitted with ``--partial``; shown apart, never in the fit).
         metrics: metric names, in the run's order.
         higher_is_better: direction of each metric.
         metric_profiles: the metric implementations' profile ids, as recorded by the run.
@@ -263,6 +300,7 @@ class Entry(_Model):
         provenance: versions, commit, device as recorded by the run (scalars only).
         source: citation (reported entries).
         notes: free text.
+        audits: re-evaluations of samples of the entry's slices (:class:`Audit`), oldest first.
     """
 
     schema_version: Literal[1] = 1
@@ -272,6 +310,8 @@ class Entry(_Model):
     data: DataInfo
     splits: dict[SplitName, SplitRef] = Field(default_factory=dict)
     limit: Annotated[int, Field(ge=1)] | None = None
+    limit_seed: Annotated[int, Field(ge=0)] | None = None
+    partial: bool = False
     metrics: list[MetricName] = Field(min_length=1, max_length=64)
     higher_is_better: dict[MetricName, bool]
     metric_profiles: dict[MetricName, JsonValue] = Field(default_factory=dict)
@@ -285,6 +325,7 @@ class Entry(_Model):
     ] = Field(default_factory=dict)
     source: Source | None = None
     notes: LongText | None = None
+    audits: list[Audit] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
     def _kind_rules(self) -> Entry:
@@ -306,6 +347,8 @@ class Entry(_Model):
                 raise ValueError("expected a reported entry to carry 'source' (citation + table)")
             if self.slices is not None:
                 raise ValueError("expected no per-slice sidecar on a reported entry")
+            if self.audits:
+                raise ValueError("expected no audits on a reported entry (it has no per-slice results to re-evaluate)")
         for m in self.metrics:
             if m not in self.higher_is_better:
                 raise ValueError(f"expected higher_is_better for every metric, got none for {m!r}")

@@ -50,6 +50,15 @@ def seconds_per_slice(slices: pd.DataFrame) -> float | None:
     return float(secs.mean()) if len(secs) else None
 
 
+def ttt_steps_per_slice(slices: pd.DataFrame) -> float | None:
+    """Mean of the finite ``ttt_steps`` values (test-time-training steps per slice), or None."""
+    if "ttt_steps" not in slices.columns:
+        return None
+    steps = pd.to_numeric(slices["ttt_steps"], errors="coerce").to_numpy(dtype=float)
+    steps = steps[np.isfinite(steps)]
+    return float(steps.mean()) if len(steps) else None
+
+
 def make_gap(
     metric: str,
     higher_is_better: bool,

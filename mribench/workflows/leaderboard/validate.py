@@ -5,11 +5,15 @@ Checks, per entry file:
 * size (JSON <= 5 MiB, sidecar <= 50 MiB), JSON well-formed, finite numbers, schema v1;
 * location: ``entries/<task>/<id>.json`` holds an evaluated entry of that task and id,
   ``reported/<task>/<id>.json`` a reported one; no stray files;
-* the task exists and its current version equals the entry's;
+* the task exists, its current version equals the entry's and, for evaluated entries, its
+  definition hash equals the recorded ``task.sha256``;
 * evaluated entries: the sidecar's sha256; its (file, slice) lists hash to the recorded
   ``evaluated_manifest`` of each split (and equal ``manifest`` for full-split runs); every summary
-  number recomputes from the sidecar (means and CIs to 1e-9); the cost's seconds per slice;
-* with a data root: the task's splits recomputed from the data match the recorded manifests;
+  number recomputes from the sidecar (means and CIs to 1e-9), and so does the cost (seconds and
+  test-time-training steps per slice); an entry not marked ``partial`` covers every slice of the
+  task's test splits with no failed slice; audit records are consistent with the sidecar;
+* with a data root: the task's splits recomputed from the data match the recorded manifests, and
+  a limited entry's volumes are the ones its ``limit`` and ``limit_seed`` select;
 * gap numbers are consistent (formula; p_trained = the entry's test_Q mean);
 * no model id appears twice within a task.
 
@@ -27,10 +31,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mribench.data.subset import select_volumes
 from mribench.errors import MribenchError, SubmissionError, TaskError
 from mribench.paths import file_sha256
 from mribench.tasks import TaskSpec, list_tasks, load_task, make_splits, manifest_hash
-from mribench.workflows.leaderboard.entry import ENTRIES_DIR, REPORTED_DIR
+from mribench.workflows.leaderboard.entry import ENTRIES_DIR, REPORTED_DIR, incomplete
 from mribench.workflows.leaderboard.io import read_json_capped, read_sidecar
 from mribench.workflows.leaderboard.schema import MAX_SIDECAR_BYTES, SCHEMA_VERSION, SIDECAR_SUFFIX, Entry
 from mribench.workflows.leaderboard.summary import (
@@ -39,6 +44,7 @@ from mribench.workflows.leaderboard.summary import (
     compare_summaries,
     seconds_per_slice,
     summary_from_slices,
+    ttt_steps_per_slice,
 )
 
 _IGNORED_NAMES = {".gitkeep", "README.md"}
@@ -51,7 +57,8 @@ class Problem:
     Attributes:
         path: the offending file, relative to the leaderboard root.
         code: short category (schema, malformed, oversized, non-finite, location, unknown-task,
-            task-version, sidecar-hash, sidecar, manifest, summary, cost, gap, duplicate-id, stray-file).
+            task-version, task-hash, sidecar-hash, sidecar, manifest, summary, cost, coverage, audit,
+            gap, duplicate-id, stray-file).
         message: what is wrong, in one line.
     """
 
@@ -207,14 +214,21 @@ def _check_evaluated(
         if recomputed_splits is not None:
             full = recomputed_splits[sp].rows
             want = recomputed_splits[sp].manifest
-            want_eval = manifest_hash(full.iloc[: entry.limit]) if entry.limit is not None else want
+            if entry.limit is None:
+                want_eval = want
+            elif entry.limit_seed is None:  # written before --limit selected volumes: the first slices
+                want_eval = manifest_hash(full.iloc[: entry.limit])
+            else:
+                want_eval = manifest_hash(select_volumes(full, entry.limit, entry.limit_seed))
             if ref.manifest != want or ref.evaluated_manifest != want_eval:
+                where = splits.data_root if splits is not None else "the data"
                 out.append(
                     Problem(
                         rel,
                         "manifest",
-                        f"splits.{sp} manifest {ref.manifest[:12]}... does not match the "
-                        f"task's split recomputed from {splits.data_root} ({want[:12]}...)",  # type: ignore[union-attr]
+                        f"splits.{sp} manifest {ref.manifest[:12]}... (evaluated {ref.evaluated_manifest[:12]}...) "
+                        f"does not match the task's split recomputed from {where} ({want[:12]}..., "
+                        f"evaluated {want_eval[:12]}...)",
                     )
                 )
     recomputed = summary_from_slices(df, list(entry.metrics), dict(entry.higher_is_better), entry.summary.gap)
@@ -228,6 +242,44 @@ def _check_evaluated(
                 f"cost.seconds_per_slice is {entry.cost.seconds_per_slice!r} but the sidecar's seconds give {sps!r}",
             )
         )
+    steps = ttt_steps_per_slice(df)
+    if not _close(entry.cost.ttt_steps, steps):
+        out.append(
+            Problem(
+                rel, "cost", f"cost.ttt_steps is {entry.cost.ttt_steps!r} but the sidecar's ttt_steps give {steps!r}"
+            )
+        )
+    failed: dict[str, int] = {str(sp): int(s.n_failed or 0) for sp, s in recomputed.splits.items()}
+    refs: dict[str, Any] = {str(sp): ref for sp, ref in entry.splits.items()}
+    why = incomplete(refs, entry.limit, failed, manifests=False)
+    if why and not entry.partial:
+        out.append(
+            Problem(
+                rel,
+                "coverage",
+                f"a ranked entry must cover every slice of the task's test splits without failures, got "
+                f"{'; '.join(why)} (hint: re-evaluate the full splits, or mark it partial: submit --partial)",
+            )
+        )
+    out.extend(Problem(rel, "audit", m) for m in _audit_problems(entry, df))
+    return out
+
+
+def _audit_problems(entry: Entry, df: Any) -> list[str]:
+    """Audit records that cannot be right: a sample outside the sidecar, counts that disagree."""
+    out = []
+    for i, a in enumerate(entry.audits):
+        if a.passed != (a.mismatches == 0):
+            out.append(f"audits[{i}]: passed is {a.passed} with {a.mismatches} mismatching slice(s)")
+        n = 0
+        for sp, files in a.sample.items():
+            rows = df[(df["split"] == sp) & df["file"].isin(files)]
+            unknown = sorted(set(files) - set(rows["file"]))
+            if unknown:
+                out.append(f"audits[{i}].sample.{sp} lists volumes the entry has no results for: {unknown[:3]}")
+            n += len(rows)
+        if n != a.n_slices:
+            out.append(f"audits[{i}].n_slices is {a.n_slices} but its sample has {n} slices in the sidecar")
     return out
 
 
@@ -344,6 +396,16 @@ def validate_leaderboard(
                         "unknown-task",
                         f"unknown task {entry.task.name!r}"
                         f"{suggest(entry.task.name, known)} (known: {', '.join(known)})",
+                    )
+                )
+            elif task.version == entry.task.version and entry.kind == "evaluated" and entry.task.sha256 != task.sha256:
+                problems.append(
+                    Problem(
+                        rel,
+                        "task-hash",
+                        f"task {entry.task.name} v{task.version} has sha256 {task.sha256[:12]}... but the entry was "
+                        f"scored on {(entry.task.sha256 or 'an unrecorded definition')[:12]}... (the task changed "
+                        f"without a version bump, or the entry was edited: re-evaluate on the current task)",
                     )
                 )
             elif task.version != entry.task.version:
