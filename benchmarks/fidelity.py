@@ -230,7 +230,9 @@ def checks(res: dict[str, Any]) -> list[dict[str, Any]]:
         if task == "d22-dataset":
             rows.append({"check": f"{task}: gap > 0", "value": g, "ok": g > 0})
         else:
-            rows.append({"check": f"{task}: gap in {list(GAP_RANGE)}", "value": g, "ok": GAP_RANGE[0] <= g <= GAP_RANGE[1]})
+            rows.append(
+                {"check": f"{task}: gap in {list(GAP_RANGE)}", "value": g, "ok": GAP_RANGE[0] <= g <= GAP_RANGE[1]}
+            )
         m = r["p_minus_zero_filled"][0]
         rows.append({"check": f"{task}: P-trained - zero-filled >= {ZF_MARGIN}", "value": m, "ok": m >= ZF_MARGIN})
         n = r["p_minus_nearest_image"][0]
@@ -266,9 +268,12 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
             f"Joint P+Q training (anatomy): SSIM on Q {a['joint']:.3f}; closes {c[0]:.0%} [{c[1]:.0%}, {c[2]:.0%}] "
             "of the gap (`1 - (Q - joint) / (Q - P)`).",
         ]
-    lines += ["", "Zero-filled and nearest training image (mean SSIM on Q): " + "; ".join(
-        f"{t}: {r['zero_filled']:.3f} / {r['nearest_image']:.3f}" for t, r in res["shifts"].items()
-    ) + "."]
+    lines += [
+        "",
+        "Zero-filled and nearest training image (mean SSIM on Q): "
+        + "; ".join(f"{t}: {r['zero_filled']:.3f} / {r['nearest_image']:.3f}" for t, r in res["shifts"].items())
+        + ".",
+    ]
     lines += ["", "| acceptance check | value | |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['value']:+.3f} | {'ok' if c['ok'] else '**FAIL**'} |" for c in res["checks"]]
     lines += [

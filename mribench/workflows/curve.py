@@ -20,13 +20,13 @@ from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 from mribench.api.run import EvalOptions, RunMode, Runtime
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
-from mribench.tasks.embedded import embedded_volumes
 from mribench.models.loaded import LoadedModel
 from mribench.models.loader import load_model
 from mribench.paths import slug
 from mribench.physics.masks import volume_seed
 from mribench.results import RunResult
 from mribench.tasks import TaskSpec, load_task, parse_task
+from mribench.tasks.embedded import embedded_volumes
 from mribench.workflows.evaluation import evaluate
 
 AXES = ("acceleration", "coils", "snr")

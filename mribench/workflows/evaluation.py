@@ -40,7 +40,6 @@ from mribench.api.run import (
 from mribench.data.annotations import Box, boxes_by_slice, load_annotations
 from mribench.data.index import SliceIndex, build_index
 from mribench.data.root import resolve_data_root
-from mribench.tasks.embedded import embedded_volumes
 from mribench.data.slices import Prefetcher, SliceRequest, SliceSource, plan_requests
 from mribench.data.subset import select_volumes
 from mribench.errors import DataError, MetricError, ResultsError, WeightsMissingError
@@ -49,6 +48,7 @@ from mribench.models.loader import load_model
 from mribench.paths import slug
 from mribench.results import RunResult, SliceStore, dumps, load_run, read_config, write_config, write_summary
 from mribench.tasks import Split, TaskSpec, load_split_csv, load_task, make_splits, manifest_hash
+from mribench.tasks.embedded import embedded_volumes
 from mribench.workflows.runtime import (
     GitCommit,
     autocast,

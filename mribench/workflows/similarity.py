@@ -19,8 +19,8 @@ import torch
 
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
-from mribench.tasks.embedded import embedded_volumes
 from mribench.tasks import TaskSpec, load_task, make_splits
+from mribench.tasks.embedded import embedded_volumes
 from mribench.workflows.runtime import resolve_device
 
 PAIRS = (("train_P", "test_Q"), ("train_Q", "test_Q"))

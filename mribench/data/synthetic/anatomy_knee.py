@@ -304,7 +304,9 @@ def _plane(k: KneeSubject, x: np.ndarray, y: np.ndarray, z: np.ndarray, px: floa
     # --- patella, tendons (femoral frame)
     py_, pz = p["pat_y"], -(p["cond_rz"] + p["pat_rz"] + 6.0)
     patella = _ellipsoid(x, y, z, (0.0, py_, pz), (p["pat_rx"], p["pat_ry"], p["pat_rz"]))
-    quad = _capsule(x, y, z, (0.0, py_ - p["pat_ry"] + 4.0, pz + 1.0), (0.0, -150.0, pz + 14.0), 3.0, squash=(5.0, 1, 1))
+    quad = _capsule(
+        x, y, z, (0.0, py_ - p["pat_ry"] + 4.0, pz + 1.0), (0.0, -150.0, pz + 14.0), 3.0, squash=(5.0, 1, 1)
+    )
     tub_y = g2 + 30.0
 
     # --- tibia, fibula, menisci, distal ligaments: tibial frame (flexion about x, varus/valgus about z)
@@ -320,7 +322,6 @@ def _plane(k: KneeSubject, x: np.ndarray, y: np.ndarray, z: np.ndarray, px: floa
     trz = 13.0 + (p["tib_rz"] - 13.0) * tflare
     tr = np.sqrt((tx / trx) ** 2 + ((tz - 4.0) / trz) ** 2)
     head = np.maximum((tr - 1.0) * np.minimum(trx, trz), top - ty)
-    tshaft = head
     spines = np.minimum(
         _ellipsoid(tx, ty, tz, (-5.0, g2 + 1.0 - p["spine_h"] / 2, 0.0), (3.5, p["spine_h"], 8.0)),
         _ellipsoid(tx, ty, tz, (5.0, g2 + 1.0 - p["spine_h"] / 2, 2.0), (3.5, p["spine_h"] * 0.9, 8.0)),
@@ -360,10 +361,17 @@ def _plane(k: KneeSubject, x: np.ndarray, y: np.ndarray, z: np.ndarray, px: floa
         _capsule(x, y, z, (-5.0, -6.0, 16.0), (0.0, g2 + 9.0, 26.0), p["pcl_r"] * 0.9),
     )
     mcl = _capsule(
-        x, y, z, (-(p["cond_dx"] + p["cond_rx_m"] + 2.5), cy, 0.0), (-(p["tib_rx"] + 1.5), g2 + 55.0, -2.0), 1.6,
+        x,
+        y,
+        z,
+        (-(p["cond_dx"] + p["cond_rx_m"] + 2.5), cy, 0.0),
+        (-(p["tib_rx"] + 1.5), g2 + 55.0, -2.0),
+        1.6,
         squash=(1.0, 1.0, 4.0),
     )
-    lcl = _capsule(x, y, z, (p["cond_dx"] + p["cond_rx_l"] + 2.5, cy + 2.0, 8.0), (fib_c[0] + 3.0, fib_c[1] - 7.0, 19.0), 2.4)
+    lcl = _capsule(
+        x, y, z, (p["cond_dx"] + p["cond_rx_l"] + 2.5, cy + 2.0, 8.0), (fib_c[0] + 3.0, fib_c[1] - 7.0, 19.0), 2.4
+    )
 
     # --- joint fluid: suprapatellar recess, gutters, film, Baker's cyst (when effused)
     e = p["effusion"]
@@ -385,8 +393,12 @@ def _plane(k: KneeSubject, x: np.ndarray, y: np.ndarray, z: np.ndarray, px: floa
     _paint(frac, "fluid", _frac(U(tear), px))
 
     # --- articular cartilage
-    fem_region = np.maximum(_smooth((y + 38.0) / 8.0), np.maximum(_smooth((z - 6.0) / 8.0) * _smooth((y + 55.0) / 8.0),
-                            _smooth((-z - 14.0) / 6.0) * _smooth((y + 68.0) / 8.0)))
+    fem_region = np.maximum(
+        _smooth((y + 38.0) / 8.0),
+        np.maximum(
+            _smooth((z - 6.0) / 8.0) * _smooth((y + 55.0) / 8.0), _smooth((-z - 14.0) / 6.0) * _smooth((y + 68.0) / 8.0)
+        ),
+    )
     cart = (_frac(U(femur - p["cart"]), px) - _frac(U(femur), px)) * U(fem_region)
     tib_region = (1.0 - _smooth((ty - top - 3.0) / 3.0)) * _smooth((np.abs(tx) - 7.0) / 2.0)
     cart = cart + (_frac(U(tibia - p["cart"]), px) - _frac(U(tibia), px)) * U(tib_region)

@@ -83,8 +83,15 @@ def _generate_one(spec: VolumeSpec, size: str, seed: int, out_dir: str) -> tuple
     return spec.path, rec, rows
 
 
-def _row_key(row: list[Any]) -> tuple[Any, ...]:
-    return (row[0], row[2], str(row[1]), str(row[3]), str(row[4]), row[7])  # file, study level, slice, x, y, label
+def _row_key(row: list[Any]) -> tuple[str, ...]:
+    return (
+        str(row[0]),
+        str(row[2]),
+        str(row[1]),
+        str(row[3]),
+        str(row[4]),
+        str(row[7]),
+    )  # file, level, slice, x, y, label
 
 
 def _mp_context() -> Any:
@@ -142,7 +149,8 @@ def _write_index_files(r: Path, size: str, seed: int, files: dict[str, dict[str,
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["file", "slice", "study_level", "x", "y", "width", "height", "label"])
-    w.writerows(sorted(rows, key=_row_key))
+    ordered = sorted(rows, key=_row_key)
+    w.writerows(ordered)
     atomic_write_text(r / ANNOTATIONS, buf.getvalue())
     files = {k: v for k, v in files.items() if k.endswith(".h5")}
     files[ANNOTATIONS] = {
