@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--size", default="default", help="MRIBench-Sim size (default, fastmri, tiny)")
-    ap.add_argument("--rows", type=int, default=3, help="subjects per protocol")
+    ap.add_argument("--rows", type=int, default=2, help="subjects per protocol")
+    ap.add_argument("--per-line", type=int, default=8, help="protocols per line of the grid")
     args = ap.parse_args(argv)
 
     import h5py
@@ -62,14 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted({n for v in cols.values() for n in v})
     root = ensure_synthetic(args.size, volumes=names)
     nrow = max(len(v) for v in cols.values())
-    fig, axes = plt.subplots(nrow, len(cols), figsize=(2.2 * len(cols), 2.3 * nrow), squeeze=False)
+    per = max(1, min(args.per_line, len(cols)))
+    lines = -(-len(cols) // per)
+    fig, axes = plt.subplots(lines * nrow, per, figsize=(2.2 * per, 2.35 * nrow * lines), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
     for j, (title, vols) in enumerate(cols.items()):
-        for i in range(nrow):
-            ax = axes[i][j]
-            ax.axis("off")
-            if i >= len(vols):
-                continue
-            with h5py.File(root / where[vols[i]], "r") as hf:
+        for i, name in enumerate(vols):
+            ax = axes[(j // per) * nrow + i][j % per]
+            with h5py.File(root / where[name], "r") as hf:
                 rss = hf["reconstruction_rss"]
                 n = rss.shape[0]
                 # row 0: the middle slice; later rows alternate towards the ends of the volume
@@ -79,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             ax.imshow(np.flipud(img), cmap="gray", vmin=0.0, vmax=float(np.percentile(img, 99.5)))
             if i == 0:
                 ax.set_title(title, fontsize=8)
-            ax.text(2, 10, f"{vols[i][:-3][-10:]} s{k}", color="yellow", fontsize=5)
+            ax.text(2, 10, f"{name[:-3][-10:]} s{k}/{n}", color="yellow", fontsize=5)
     fig.suptitle(f"MRIBench-Sim ({args.size}): targets by protocol and site", fontsize=10)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out} ({len(cols)} protocols x {nrow} subjects)")
+    fig.savefig(args.out, dpi=90)
+    print(f"wrote {args.out} ({len(cols)} protocol and site strata x {nrow} subjects)")
     return 0
 
 

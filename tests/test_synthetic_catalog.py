@@ -12,6 +12,7 @@ from mribench.data.datasets import dataset_from_name, manufacturer
 from mribench.data.index import derive_contrast, field_bucket
 from mribench.data.synthetic import catalog
 from mribench.data.synthetic.acquisition import band_limit, fermi_window, fft2c_np, ifft2c_np
+from mribench.data.synthetic.catalog import VolumeSpec
 from mribench.data.synthetic.coils import cholesky, coil_maps, noise_covariance
 from mribench.data.synthetic.sites import matrix_for
 from mribench.data.synthetic.tissues import (
@@ -32,29 +33,54 @@ def _count(**kw: object) -> int:
 
 def test_default_catalog_serves_every_shift() -> None:
     specs = catalog("default")
-    assert 85 <= len(specs) <= 110 and len({s.name for s in specs}) == len(specs)
-    assert _count(dataset="fastmri_knee", protocol="CORPD_FBK", coils=15) >= 12
-    assert _count(dataset="fastmri_knee", protocol="CORPDFS_FBK") >= 8
-    assert _count(dataset="fastmri_knee", model="Aera") >= 4  # 1.5T knee (LH24 field shift)
-    assert _count(dataset="stanford_3d_sag", protocol="CORPDFS_FBK", coils=8) >= 8
-    assert _count(protocol="AXT2", field_t=FIELD_3T_BRAIN, coils=16, lesions=()) >= 10
-    assert _count(protocol="AXT1PRE", lesions=()) >= 8
+    assert 140 <= len(specs) <= 180 and len({s.name for s in specs}) == len(specs)
+    assert _count(dataset="fastmri_knee", protocol="CORPDFS_FBK", coils=15) >= 2  # LH24 coil shift P
+    assert _count(dataset="fastmri_knee", protocol="CORPD_FBK") >= 20
+    assert _count(dataset="fastmri_knee", model="Aera") >= 8  # 1.5T knee (LH24 field shift)
+    assert _count(dataset="stanford_3d_sag", protocol="CORPDFS_FBK") >= 20
+    assert _count(protocol="AXT2", field_t=FIELD_3T_BRAIN, lesions=()) >= 10
+    assert _count(protocol="AXT1PRE", lesions=()) >= 20
     for p in ("AXT1", "AXT1POST", "AXFLAIR"):
         assert _count(protocol=p, lesions=()) >= 3
     assert _count(anatomy="brain", field_t=FIELD_15T) >= 8
     assert _count(anatomy="brain", model="Avanto", coils=4) >= 4  # LH24 coil shift Q
     assert sum(s.pathology for s in specs) >= 8
-    assert {4, 8, 12, 15, 16, 20} <= {s.coils for s in specs}
-    assert all(2 <= s.slices <= 5 for s in specs)
+    # whole organs: knees patella to posterior capsule (20-30 slices), brains 16 slices
+    assert all(20 <= s.slices <= 30 for s in specs if s.anatomy == "knee")
+    assert all(s.slices == 16 for s in specs if s.anatomy == "brain")
     assert {s.split for s in specs} == {"train", "val"}
+    # the fastmri size: the same volumes with the scanners' real coil counts
+    real = catalog("fastmri")
+    assert [s.name for s in real] == [s.name for s in specs]
+    assert {s.coils for s in real} >= {4, 8, 12, 15, 16, 20}
 
 
-def test_default_disk_size_is_about_one_gigabyte() -> None:
+D22 = ("d22-anatomy", "d22-dataset", "d22-modality", "d22-acceleration")
+
+
+def _bytes(specs: list[VolumeSpec], size: str = "default") -> int:
     total = 0
-    for s in catalog("default"):
-        m = matrix_for(s.site, s.anatomy, "default")
+    for s in specs:
+        m = matrix_for(s.site, s.anatomy, size)
         total += s.slices * (s.coils * m.kspace[0] * m.kspace[1] * 8 + m.recon[0] * m.recon[1] * 4)
-    assert total < 1.05e9
+    return total
+
+
+def test_d22_tasks_train_in_the_papers_regime_within_the_disk_budget() -> None:
+    """>= 300 training slices per side of every D22 task (issue 18), and what one task generates
+    (its test volumes, or everything to train on both sides) stays within 3 GB."""
+    from mribench.tasks.embedded import embedded_volumes
+
+    by_name = {s.name: s for s in catalog("default")}
+    index = _fake_index("default")
+    for name in D22:
+        task = load_task(name)
+        splits = make_splits(task, index, names=("train_P", "train_Q"))
+        for side in ("train_P", "train_Q"):
+            assert len(splits[side].rows) >= 300, (name, side)
+        test = [by_name[n] for n in embedded_volumes(task, ("test",))]
+        full = [by_name[n] for n in embedded_volumes(task, ("test", "train_P", "train_Q"))]
+        assert _bytes(test) < 1.6e9 and _bytes(full) < 3.0e9, name
 
 
 def _fake_index(size: str) -> pd.DataFrame:
@@ -100,11 +126,15 @@ def test_every_task_split_gets_volumes(size: str, least: int) -> None:
 
 def test_matrices_match_the_sites() -> None:
     a = matrix_for("SITE_A", "knee", "default")
-    assert a.kspace[0] == 2 * a.recon[0] and a.padding_left > 0 and a.padding_right < a.kspace[1]
+    assert a.recon == (256, 256) and a.kspace[0] == a.recon[0]  # default: no read-out oversampling
+    assert a.padding_left > 0 and a.padding_right < a.kspace[1]
     assert a.enc_limits_center == a.kspace[1] // 2 - a.padding_left
+    f = matrix_for("SITE_A", "knee", "fastmri")  # fastMRI's knee matrix: 640 x 368, 334 acquired, 320 targets
+    assert f.recon == (320, 320) and f.kspace == (640, 368) and f.padding_right - f.padding_left == 334
     b = matrix_for("SITE_B", "knee", "default")
-    assert b.kspace == b.recon and b.recon != a.recon and (b.padding_left, b.padding_right) == (0, b.kspace[1])
+    assert b.kspace == b.recon and (b.padding_left, b.padding_right) == (0, b.kspace[1])
     assert matrix_for("SITE_A", "brain", "tiny").recon == (64, 64)
+    assert matrix_for("SITE_A", "brain", "tiny").kspace[0] == 128
     with pytest.raises(ValueError, match="expected site"):
         matrix_for("SITE_C", "knee", "default")
 
