@@ -208,12 +208,12 @@ def test_field_strength_noise_is_about_twice_as_high_at_1_5t(sim: dict[str, Any]
     assert 1.4 < np.mean(ratios["1.5T"]) / np.mean(ratios["3T"]) < 2.6
 
 
-def _tissue_means(spec: VolumeSpec) -> dict[str, float]:
-    v = simulate_volume(spec, "tiny", 0, tissue_maps=True)
+def _tissue_means(spec: VolumeSpec, min_fraction: float = 0.8, size: str = "tiny") -> dict[str, float]:
+    v = simulate_volume(spec, size, 0, tissue_maps=True)
     assert v.tissues is not None
     out = {}
     for name, frac in v.tissues.items():
-        sel = frac > 0.8
+        sel = frac > min_fraction
         if sel.sum() >= 5:
             out[name] = float(v.target[sel].mean() / v.target.max())
     return out
@@ -228,14 +228,16 @@ def test_contrast_orderings_follow_the_signal_equations(sim: dict[str, Any]) -> 
     flair = _tissue_means(_pick(specs, protocol="AXFLAIR", lesions=()))
     assert flair["csf"] < 0.7 * flair["wm"]  # CSF nulled
     pd = _tissue_means(_pick(specs, protocol="CORPD_FBK", site="SITE_A"))
-    # the first PDFS volume whose (random) fluid pool covers enough pixels at the tiny size
-    pdfs = next(m for s in specs.values() if s.protocol == "CORPDFS_FBK" and "fluid" in (m := _tissue_means(s)))
+    # joint fluid is thin: a fastMRI-like PDFS knee at the default matrix (three slices through the joint)
+    knee = next(s for s in catalog("default") if s.protocol == "CORPDFS_FBK" and s.site == "SITE_A")
+    pdfs = _tissue_means(VolumeSpec(**{**knee.__dict__, "slices": 3}), size="default")
     assert pd["fat"] > 1.5 * pd["muscle"] and pdfs["fat"] < 0.5 * pdfs["muscle"]  # fat suppressed
     assert pdfs["fluid"] > pdfs["muscle"]
 
 
 def test_t1_contrast_order_and_enhancement_at_full_resolution() -> None:
-    spec = next(s for s in catalog("default") if s.protocol == "AXT1PRE" and s.field_t > 2 and s.coils == 16)
+    full = next(s for s in catalog("default") if s.protocol == "AXT1PRE" and s.field_t > 2)
+    spec = VolumeSpec(**{**full.__dict__, "slices": 3})  # 256x256, three slices of the 16 (time)
     pre = simulate_volume(spec, "default", 0, tissue_maps=True)
     post = simulate_volume(VolumeSpec(**{**spec.__dict__, "protocol": "AXT1POST"}), "default", 0, tissue_maps=True)
     assert pre.tissues is not None and post.tissues is not None
@@ -357,7 +359,7 @@ def test_ensure_synthetic_generates_once_and_atomically(sim: dict[str, Any], tmp
     assert SimManifest.load(root).files == sim["manifest"].files
     mtime = (root / "manifest.json").stat().st_mtime_ns
     assert ensure_synthetic("tiny", root=root) == root and (root / "manifest.json").stat().st_mtime_ns == mtime
-    # a killed generation leaves nothing that looks like a dataset
+    # a killed generation keeps only whole, recorded volumes; the next call completes the same dataset
     dead = tmp_path / "dead"
 
     def boom(done: int, total: int) -> None:
@@ -366,7 +368,15 @@ def test_ensure_synthetic_generates_once_and_atomically(sim: dict[str, Any], tmp
 
     with pytest.raises(KeyboardInterrupt):
         ensure_synthetic("tiny", root=dead, progress=boom)
-    assert not dead.exists() and not list(tmp_path.glob(".dead.partial-*"))
+    kept = SimManifest.load(dead).files
+    assert 3 <= len([k for k in kept if k.endswith(".h5")]) < len(sim["manifest"].files) - 1
+    assert all(kept[k] == sim["manifest"].files[k] for k in kept if k.endswith(".h5"))
+    assert ensure_synthetic("tiny", root=dead) == dead and SimManifest.load(dead).files == sim["manifest"].files
+    assert verify_synthetic(dead) == []
+    # killed before any manifest was written (volume files only): regenerated, not refused
+    (dead / "manifest.json").unlink()
+    (dead / "annotations.csv").unlink()
+    assert ensure_synthetic("tiny", root=dead) == dead and SimManifest.load(dead).files == sim["manifest"].files
     # a folder holding something else is refused, not overwritten
     other = tmp_path / "other"
     other.mkdir()
@@ -397,3 +407,62 @@ def test_bad_arguments_are_value_errors(tmp_path: Path) -> None:
     (tmp_path / "full" / "a").write_text("a")
     with pytest.raises(ValueError, match="empty folder"):
         generate(tmp_path / "full", size="tiny")
+
+
+def test_partial_generation_is_byte_identical_and_grows(sim: dict[str, Any], tmp_path: Path) -> None:
+    """Only the volumes a job needs are generated; each equals the same file of a full generation,
+    later jobs add theirs to the same folder, and a complete folder equals a full generation."""
+    from mribench.tasks import load_task, make_splits
+    from mribench.tasks.embedded import embedded_volumes
+
+    task = load_task("d22-anatomy")
+    need = embedded_volumes(task, ("test",), size="tiny")
+    root = ensure_synthetic("tiny", root=tmp_path / "part", volumes=need)
+    files = SimManifest.load(root).files
+    assert sorted(k.split("/")[-1] for k in files if k.endswith(".h5")) == sorted(need)
+    assert all(files[k] == sim["manifest"].files[k] for k in files if k.endswith(".h5"))
+    # the test splits are those of the full dataset (official folders on both sides)
+    full = make_splits(task, build_index(sim["root"]), names=("test_P", "test_Q"))
+    part = make_splits(task, build_index(root), names=("test_P", "test_Q"))
+    for name in ("test_P", "test_Q"):
+        assert part[name].rows["file"].tolist() == full[name].rows["file"].tolist()
+    # a training job adds its side; everything else later gives the full dataset
+    more = embedded_volumes(task, ("test", "train_P"), size="tiny")
+    assert set(need) <= set(more) and len(more) < len(sim["specs"])
+    ensure_synthetic("tiny", root=root, volumes=more)
+    assert len(SimManifest.load(root).files) == len(more) + 1  # + annotations.csv
+    ensure_synthetic("tiny", root=root)
+    assert SimManifest.load(root).files == sim["manifest"].files and verify_synthetic(root) == []
+    with pytest.raises(ValueError, match="unknown"):
+        ensure_synthetic("tiny", root=root, volumes=["file_nothing.h5"])
+
+
+def test_catalog_table_predicts_the_slice_index(sim: dict[str, Any]) -> None:
+    """The volume-level index columns predicted from the catalog equal those read from the files."""
+    from mribench.data.synthetic.plan import VOLUME_COLUMNS, catalog_table
+
+    index = build_index(sim["root"]).table
+    got = index.drop_duplicates("file").set_index("file").sort_index()
+    pred = catalog_table("tiny").set_index("file").sort_index()
+    assert list(got.index) == list(pred.index)
+    for col in VOLUME_COLUMNS[1:]:
+        if col in got.columns:
+            a, b = got[col].tolist(), pred[col].tolist()
+            assert [str(x) for x in a] == [str(x) for x in b], col
+
+
+def test_cli_generates_the_volumes_of_a_task(sim: dict[str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mribench.cli.app import app
+    from mribench.tasks import load_task
+    from mribench.tasks.embedded import embedded_volumes
+
+    root = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["data", "generate", "--size", "tiny", "--root", str(root), "--task", "d22-modality"])
+    assert res.exit_code == 0, res.output
+    want = embedded_volumes(load_task("d22-modality"), ("test", "train_P", "train_Q"), size="tiny")
+    got = sorted(p.name for sub in DATA_SUBDIRS for p in (root / sub).glob("*.h5"))
+    assert got == sorted(want)
+    res = CliRunner().invoke(app, ["data", "verify", "--root", str(root)])
+    assert res.exit_code == 0, res.output

@@ -15,7 +15,7 @@ from rich.table import Table
 from mribench import fmt
 from mribench._version import __version__
 from mribench.cli.progress import err_console, progress_bars
-from mribench.errors import MribenchError
+from mribench.errors import DataError, MribenchError
 
 if TYPE_CHECKING:
     from mribench.api.run import RunMode
@@ -398,14 +398,24 @@ def tasks_lock(
 
 @data_app.command("generate")
 def data_generate(
-    size: str = typer.Option("default", help="default or tiny."),
+    size: str = typer.Option("default", help="default, fastmri (fastMRI's matrices and coil counts) or tiny."),
     root: Optional[Path] = typer.Option(None, help="Output folder (default: the cache)."),
+    task: Optional[list[str]] = typer.Option(
+        None, "--task", "-t", help="Only the volumes these tasks train and test on (repeatable; default: all)."
+    ),
 ) -> None:
-    """Generate the embedded MRIBench-Sim benchmark (deterministic; cached)."""
+    """Generate the embedded MRIBench-Sim benchmark (deterministic; cached; jobs generate what they need)."""
     from mribench.data.synthetic import ensure_synthetic
+    from mribench.tasks import load_task
+    from mribench.tasks.embedded import embedded_volumes
 
+    volumes: set[str] | None = None
+    if task:
+        volumes = set()
+        for t in task:
+            volumes |= set(embedded_volumes(load_task(t), ("test", "train_P", "train_Q"), size=size))
     with _progress() as prog:
-        path = ensure_synthetic(size=size, root=root, progress=lambda d, t: prog(d, t, "generating"))
+        path = ensure_synthetic(size=size, root=root, progress=lambda d, t: prog(d, t, "generating"), volumes=volumes)
     console.print(f"MRIBench-Sim ({size}) at {path}")
 
 
@@ -413,10 +423,14 @@ def data_generate(
 def data_verify(
     root: Optional[Path] = typer.Option(None, help="Dataset folder (default: the cached default size)."),
 ) -> None:
-    """Check the embedded benchmark's files against its checksums."""
-    from mribench.data.synthetic import ensure_synthetic, verify_synthetic
+    """Check the generated volumes of the embedded benchmark against their checksums."""
+    from mribench.data.synthetic import default_root, verify_synthetic
 
-    path = root or ensure_synthetic()
+    path = root or default_root("default")
+    if not path.is_dir():
+        raise DataError(
+            f"expected a generated MRIBench-Sim folder, got nothing at {path} (hint: mribench data generate)"
+        )
     problems = verify_synthetic(path)
     if problems:
         for p in problems:

@@ -177,6 +177,19 @@ def _present(r: Path, rel: str, rec: dict[str, Any]) -> bool:
     return p.is_file() and p.stat().st_size == int(rec["bytes"])
 
 
+def _foreign(r: Path, size: str) -> bool:
+    """Whether the folder (without a manifest of this version, size and seed) holds anything but
+    catalog volume files a killed generation left unrecorded (those are regenerated)."""
+    if not r.is_dir():
+        return r.exists()
+    if (r / MANIFEST).exists():
+        return True
+    if any(p.name not in (LOCK, ANNOTATIONS, *DATA_SUBDIRS) for p in r.iterdir()):
+        return True
+    known = {Path(s.path).name for s in catalog(size)}
+    return any(p.name not in known for d in DATA_SUBDIRS if (r / d).is_dir() for p in (r / d).iterdir())
+
+
 def generate(
     root: str | os.PathLike[str],
     *,
@@ -219,8 +232,7 @@ def generate(
         raise ValueError(f"expected a folder to generate into, got a file {r}")
     with _locked(r):
         old = _load_same(r, size, seed)
-        others = [p.name for p in r.iterdir() if p.name not in (LOCK, MANIFEST, ANNOTATIONS, *DATA_SUBDIRS)]
-        if old is None and (others or any(any((r / d).iterdir()) for d in DATA_SUBDIRS if (r / d).is_dir())):
+        if old is None and _foreign(r, size):
             raise ValueError(
                 f"expected a new or empty folder, or MRIBench-Sim {SIM_VERSION} {size} (seed {seed}), to generate "
                 f"into, got other content in {r}"
@@ -242,8 +254,13 @@ def generate(
                 progress(done, total)
 
         if n_workers == 1 or total <= 1:
-            for spec in order:
-                collect(_generate_one(spec, size, seed, str(r)))
+            try:
+                for spec in order:
+                    collect(_generate_one(spec, size, seed, str(r)))
+            except BaseException:
+                if files:
+                    _write_index_files(r, size, seed, files)  # keep what was finished
+                raise
         else:
             pool = ProcessPoolExecutor(max_workers=min(n_workers, total), mp_context=_mp_context())
             try:
@@ -254,7 +271,7 @@ def generate(
                         collect(fut.result())
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # stop quickly on an error or Ctrl-C
-                if todo and files:
+                if files:
                     _write_index_files(r, size, seed, files)  # keep what was finished
                 raise
             pool.shutdown(wait=True)
@@ -328,7 +345,7 @@ def ensure_synthetic(
     target = Path(root).expanduser() if root is not None else default_root(size)
     if _has(target, size, volumes):
         return target
-    if target.exists() and (not target.is_dir() or (_load_same(target, size, 0) is None and any(target.iterdir()))):
+    if target.exists() and _load_same(target, size, 0) is None and _foreign(target, size):
         if root is not None:
             what = "an incomplete or different dataset"
             try:
@@ -340,7 +357,10 @@ def ensure_synthetic(
                 f"expected an empty folder or MRIBench-Sim {SIM_VERSION} {size} at {target}, "
                 f"got {what} (hint: pass another root or delete it)"
             )
-        shutil.rmtree(target)  # our own cache entry, of another version or damaged: regenerate
+        if target.is_dir():
+            shutil.rmtree(target)  # our own cache entry, of another version or damaged: regenerate
+        else:
+            target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_partials(target.parent, target.name)
     generate(target, size=size, seed=0, progress=progress, volumes=volumes)

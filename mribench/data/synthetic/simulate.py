@@ -102,7 +102,8 @@ FAT_SHIFT_HZ_PER_T = 3.4e-6 * 42.577e6
 """Fat-water frequency difference per tesla (3.4 ppm x 42.58 MHz/T, about 145 Hz/T)."""
 
 REFERENCE_VOXEL = {"SITE_A": 256, "SITE_B": 256}
-"""Recon matrix at which ``Site.snr_3t`` holds (smaller pixels of other sizes get less SNR)."""
+"""Recon matrix at which ``Site.snr_3t`` holds (the smaller pixels of the ``fastmri`` size get less
+SNR; the ``tiny`` test size keeps the default's image SNR, so that its noise stays measurable)."""
 
 
 def _chemical_shift(fat: np.ndarray, shift_px: float) -> np.ndarray:
@@ -182,7 +183,7 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
     # coils, noise, inhomogeneity, phase, filters
     sens = coil_maps(spec.coils, m.kspace, px, extent, rng, center)
     chol = cholesky(noise_covariance(spec.coils, site.noise_coupling, f"{spec.site}:{spec.scanner}"))
-    voxel = (m.recon[0] / REFERENCE_VOXEL[spec.site]) ** -2  # relative in-plane voxel area
+    voxel = 1.0 if size == "tiny" else (m.recon[0] / REFERENCE_VOXEL[spec.site]) ** -2  # relative voxel area
     snr = site.snr_3t * (spec.field_t / FIELD_3T_BRAIN) * proto.efficiency * voxel * rng.uniform(0.85, 1.15)
     half_fov = (m.fov_mm / 2, m.fov_mm / 2)
     bias = _smooth_field(rng, m.kspace, half_fov, px, 0.12 if is_3t(spec.field_t) else 0.06)
