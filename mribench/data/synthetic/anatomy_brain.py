@@ -318,34 +318,38 @@ def _individualise(
     perivascular spaces and small sulcal vessels (random fields of this subject and slice).
 
     The MNI152 template is an average of 152 brains: its cortex is smooth and its grey/white
-    boundary blurred. Random fields (3-14 mm) open sulcal CSF within the cortical ribbon, move
-    the grey/white boundary by a few mm and sharpen it; sparse fine fields add perivascular
+    boundary blurred. The zero crossings of a smooth random field (8-30 mm) open thin, connected,
+    curvilinear sulcal clefts of CSF within the cortical ribbon (wider with age); another field
+    moves the grey/white boundary by a few mm and sharpens it; sparse fine fields add perivascular
     spaces (CSF dots in white matter) and flow voids of small vessels in the sulcal CSF.
 
     Returns:
         ``(gm, wm, csf, vessel)`` float32 fractions (vessel: flow voids).
     """
-    from mribench.data.synthetic.texture import bandpass
+    from mribench.data.synthetic.texture import bandpass, network
 
     rng = np.random.default_rng((subject.folding_seed, index))
     shape = gm.shape
     tissue = gm + wm
     ribbon = np.clip(gm * 1.6, 0.0, 1.0) * np.clip(1.0 - wm * 1.4, 0.0, 1.0)  # the cortex, not deep GM
-    fold = bandpass(rng, shape, px, 3.0, 14.0)
-    sulcus = np.clip((fold - (1.1 - 0.6 * subject.sulci)) / 0.5, 0.0, 1.0) * ribbon
+    # sulci: connected curvilinear CSF clefts (zero crossings of a smooth random field), wider with
+    # age, only where the cortical ribbon is; a thresholded fine field would give isolated dots
+    fold = bandpass(rng, shape, px, 8.0, 30.0, beta=1.5)
+    sulcus = network(fold, 0.18 + 0.17 * subject.sulci) * ribbon
     moved = gm * sulcus * np.float32(0.85)
     gm = gm - moved
     csf = csf + moved
     tissue = gm + wm
     ratio = wm / np.maximum(tissue, np.float32(1e-4))
-    shift = bandpass(rng, shape, px, 4.0, 20.0)
+    shift = bandpass(rng, shape, px, 6.0, 30.0, beta=1.0)
     ratio = 1.0 / (1.0 + np.exp(-((ratio - 0.5) * 7.0 + 0.9 * shift)))
     wm = (tissue * ratio).astype(np.float32)
     gm = (tissue - wm).astype(np.float32)
     fine = bandpass(rng, shape, px, 1.0, 3.0)
     pvs = np.clip((fine - 3.3) / 0.4, 0.0, 1.0) * np.clip(wm * 1.5 - 0.5, 0.0, 1.0) * np.float32(0.8)
-    wm = wm - pvs * wm
-    csf = csf + pvs * wm
+    pvs_csf = pvs * wm  # the white matter a perivascular space replaces becomes CSF (no partial-volume loss)
+    wm = wm - pvs_csf
+    csf = csf + pvs_csf
     vessel = np.clip((bandpass(rng, shape, px, 1.0, 3.0) - 3.0) / 0.4, 0.0, 1.0) * np.clip(csf - 0.3, 0.0, 1.0)
     vessel = (vessel * np.float32(0.9)).astype(np.float32)
     csf = csf - vessel

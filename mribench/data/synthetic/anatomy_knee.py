@@ -123,7 +123,7 @@ def draw_knee_subject(rng: np.random.Generator, view: str, n_slices: int, thickn
         "effusion": float(rng.choice([0.2, 0.5, 1.0, 2.0], p=[0.35, 0.35, 0.2, 0.1])) * u(0.7, 1.3),
         "baker": float(rng.uniform() < 0.15),
         "fat": fat,
-        "leg_a": u(46.0, 54.0) + 6.0 * fat,
+        "leg_a": u(40.0, 46.0) + 5.0 * fat,  # half the medial-lateral width at the joint line: 86-110 mm
         "leg_b_ant": u(58.0, 64.0) + 3.0 * fat,
         "leg_b_post": u(52.0, 60.0) + 5.0 * fat,
         "muscle": u(0.8, 1.2),
