@@ -1,7 +1,7 @@
 """The per-task ranking shown on the site and in the README (shared by both renderers).
 
 A :class:`TaskBoard` holds one row per entry with the numbers the tables show: ID and OOD means of
-the task's primary metric (SSIM when present), the drop, the gap and fraction closed, effective
+the task's primary metric (the first of its card's metrics), the drop, the gap and fraction closed, effective
 robustness against a linear ``OOD = a * ID + b`` fit over the task's ranked entries, perceptual
 and artifact metrics on OOD when present, cost and the latest audit. Ranked (evaluated, complete,
 not failing their latest audit), unranked (partial runs, failed audits) and reported entries are
@@ -92,6 +92,11 @@ def _mean(entry: Entry, split: str, metric: str) -> float | None:
 
 
 def _primary(entries: list[Entry]) -> str:
+    """The task's first metric (its card lists the paper's primary metric first, e.g. ``ssim_d22``
+    for the D22 family), as recorded by the evaluated entries; else by ``PRIMARY_PREFERENCE``."""
+    evaluated = [e for e in entries if e.kind == "evaluated" and e.metrics]
+    if evaluated:
+        return evaluated[0].metrics[0]
     names = [m for e in entries for m in e.metrics]
     for m in PRIMARY_PREFERENCE:
         if m in names:
