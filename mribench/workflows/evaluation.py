@@ -358,7 +358,8 @@ def _record(
 def _metric_specs(names: list[str], explicit: bool) -> tuple[list[Any], dict[str, str]]:
     from mribench.metrics import get_metric
 
-    specs, unavailable = [], {}
+    specs: list[Any] = []
+    unavailable: dict[str, str] = {}
     for n in names:
         spec = get_metric(n)  # an alias (``lpips``) gives its metric (``lpips_vgg``), recorded by its own name
         if any(s.name == spec.name for s in specs):
