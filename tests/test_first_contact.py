@@ -180,6 +180,7 @@ def test_a_model_file_imports_its_neighbours_and_its_identity_covers_them(
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "helper_first21.py").write_text("GAIN = 0.9\n")
+    (folder / "lazy_first21.py").write_text("OFFSET = 0.0\n")
     (folder / "my_model.py").write_text(
         textwrap.dedent(
             """
@@ -187,7 +188,9 @@ def test_a_model_file_imports_its_neighbours_and_its_identity_covers_them(
             from mribench.physics import zero_filled
 
             def build():
-                return lambda k, mask, meta: GAIN * zero_filled(k, meta.target_size)
+                from lazy_first21 import OFFSET  # imported by the factory: also beside the file
+
+                return lambda k, mask, meta: GAIN * zero_filled(k, meta.target_size) + OFFSET
             """
         )
     )
@@ -195,7 +198,8 @@ def test_a_model_file_imports_its_neighbours_and_its_identity_covers_them(
     path_before = list(sys.path)
     r = evaluate(spec, task, data=tiny_root, run_dir=rd, options=EvalOptions(limit=1), runtime=ONE)
     assert sys.path == path_before and "helper_first21" not in sys.modules  # restored after loading
-    assert set(r.config.model.details["sources"]) == {"my_model.py", "helper_first21.py"}  # type: ignore[arg-type]
+    assert "lazy_first21" not in sys.modules
+    assert set(r.config.model.details["sources"]) == {"my_model.py", "helper_first21.py", "lazy_first21.py"}  # type: ignore[arg-type]
     (folder / "helper_first21.py").write_text("GAIN = 0.5\n")  # an edited helper: another model
     with pytest.raises(RunConflict, match=r"model.sha256: \w+ != \w+.*model.details.sources.helper_first21.py"):
         evaluate(spec, task, data=tiny_root, run_dir=rd, options=EvalOptions(limit=1), runtime=ONE)

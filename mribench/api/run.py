@@ -38,7 +38,9 @@ EVAL_SPLITS = ("test_P", "test_Q")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 RunMode = Literal["new", "resume", "overwrite"]
-"""``new``: refuse an existing run; ``resume``: continue one (or start); ``overwrite``: replace one."""
+"""``new``: start a run, or reuse the stored run of the same configuration (another one is refused,
+naming what differs); ``resume``: the same, and it also continues per-slice results without a
+``run.json``; ``overwrite``: replace the run."""
 RUN_MODES: tuple[str, ...] = ("new", "resume", "overwrite")
 
 Count = Annotated[int, Field(ge=0)]

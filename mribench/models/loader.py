@@ -190,11 +190,13 @@ def load_user_model(spec: str, checkpoint: str | None = None) -> LoadedModel:
     """
     obj, source, sources = _import_target(spec)
     if _is_factory(obj):
+        beside = source is not None and spec.rpartition(":")[0].endswith(".py")
         try:
             kwargs = (
                 {"checkpoint": checkpoint} if checkpoint and "checkpoint" in inspect.signature(obj).parameters else {}
             )
-            model = obj(**kwargs)
+            with _importable_neighbours(source.parent) if beside and source else contextlib.nullcontext():
+                model = obj(**kwargs)
         except Exception as e:  # user code
             raise ModelError(f"building the model {spec} failed: {type(e).__name__}: {e}") from e
     else:

@@ -102,8 +102,9 @@ def evaluate(
         data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
         run_dir: where the per-slice store goes (default ``./mribench-runs/<task>/<model>``).
         mode: ``new`` (start a run, or reuse the run of the same configuration in ``run_dir`` as
-            described above), ``resume`` (the same; kept for scripts and cluster shards) or
-            ``overwrite`` (discard the run in ``run_dir`` and start again).
+            described above), ``resume`` (the same, and it also continues per-slice results whose
+            ``run.json`` was removed; for scripts and cluster shards) or ``overwrite`` (discard the
+            run in ``run_dir`` and start again).
         options: what changes the numbers (:class:`EvalOptions`: metrics, splits, limit, ...).
         runtime: how it runs (:class:`Runtime`: device, batch size, workers, threads, shard, ...).
 
@@ -445,7 +446,9 @@ def _prior_run(plan: _Plan, mode: RunMode) -> _Prior | None:
         return None
     store = SliceStore(rd)
     if not (rd / "run.json").is_file():
-        if store.records():
+        # per-slice results without a record: refused unless continued on purpose (``resume``: what
+        # `mribench check --until-decided` does to extend its run with more volumes)
+        if mode != "resume" and store.records():
             raise RunConflict(
                 rd, ["run.json: missing, but per-slice results are stored"], _CONFLICT_HINT, _CONFLICT_CLI_HINT
             )
