@@ -357,6 +357,19 @@ def test_generation_is_announced_outside_a_terminal(capsys: pytest.CaptureFixtur
     assert "about 1 GB of disk" in readme
 
 
+def test_generation_is_announced_above_the_progress_bar(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mribench.cli.progress import progress_bars
+
+    monkeypatch.setenv("MRIBENCH_PROGRESS", "1")  # the bars, as on a terminal
+    with progress_bars() as progress:
+        progress(1, 80, "generating MRIBench-Sim")
+        progress(2, 80, "generating MRIBench-Sim")
+    err = capsys.readouterr().err
+    assert err.count("generating the embedded benchmark MRIBench-Sim: 80 volumes") == 1 and "about 1 GB" in err
+
+
 def test_long_failure_lists_say_how_many_are_left_out(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import pandas as pd
 

@@ -447,10 +447,8 @@ def _index(data_root: Optional[Path]) -> Any:
 
 
 def _root_argument(positional: Optional[Path], option: Optional[Path]) -> Optional[Path]:
-    """The data root given as an argument or as --data-root (not both)."""
-    if positional is not None and option is not None and positional != option:
-        raise typer.BadParameter(f"expected one data root, got {positional} and --data-root {option}")
-    return positional or option
+    """The data root given as an argument, else --data-root (or $MRIBENCH_DATA, which it reads)."""
+    return positional if positional is not None else option
 
 
 _ROOT_ARG = typer.Argument(None, help="Data folder (or --data-root; default $MRIBENCH_DATA or the embedded benchmark).")

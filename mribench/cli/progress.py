@@ -39,6 +39,8 @@ def progress_bars(enabled: bool = True) -> Iterator[Callable[[int, int, str], No
         def update(done: int, total: int, desc: str) -> None:
             key = desc.split(" ")[0]
             if key not in ids:
+                if key == "generating":  # above the bar, kept after it: what is written where
+                    prog.console.print(_generation_note(total), highlight=False)
                 ids[key] = prog.add_task(key, total=total)
             prog.update(ids[key], completed=done, total=total, description=desc[:60])
 
@@ -54,16 +56,20 @@ def _plain_notes() -> Callable[[int, int, str], None]:
             return
         if "start" not in said:
             said.add("start")
-            from mribench.data.root import SIM_DISK_SPACE
-            from mribench.paths import cache_dir
-
-            err_console.print(
-                f"generating the embedded benchmark MRIBench-Sim: {total} volumes, once (the default size takes "
-                f"{SIM_DISK_SPACE} of disk in {cache_dir()} and a few minutes)",
-                highlight=False,
-            )
+            err_console.print(_generation_note(total), highlight=False)
         if done >= total and "end" not in said:
             said.add("end")
             err_console.print(f"generated MRIBench-Sim ({total} volumes)", highlight=False)
 
     return note
+
+
+def _generation_note(total: int) -> str:
+    """The line announcing the one-time generation of the embedded benchmark (size and place)."""
+    from mribench.data.root import SIM_DISK_SPACE
+    from mribench.paths import cache_dir
+
+    return (
+        f"generating the embedded benchmark MRIBench-Sim: {total} volumes, once (the default size takes "
+        f"{SIM_DISK_SPACE} of disk in {cache_dir()} and a few minutes)"
+    )

@@ -300,9 +300,10 @@ def _zoo_factory(name: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         entry = zoo_entry(name)  # looked up when loaded: the table is data
         if checkpoint:
+            head = f"expected no checkpoint for the zoo model {entry.name!r} (its weights come from the zoo), got one"
             raise ModelError(
-                f"expected no --checkpoint for the zoo model {entry.name!r} (its weights come from the zoo), got one "
-                f"(hint: --model {entry.arch} --checkpoint FILE loads other weights of the same architecture)"
+                f"{head} (hint: load_model({entry.arch!r}, checkpoint) loads other weights of the same architecture)",
+                cli=f"{head} (hint: --model {entry.arch} --checkpoint FILE loads other weights of the same architecture)",
             )
         path, sha256 = resolve_zoo_file(entry)
         model, details = load_checkpoint(path)
