@@ -426,7 +426,7 @@ def test_report_panels_share_one_error_scale_per_slice(
     assert seen[0]["titles"] == seen[1]["titles"]
     # titles fit: long file names are shortened in the middle
     long = "file_brain_AXT2_201_6023757_and_a_very_long_suffix.h5 slice 12"
-    assert len(_short(long)) == 34 and _short(long).startswith("file_brain") and _short(long).endswith("slice 12")
+    assert len(_short(long)) == 46 and _short(long).startswith("file_brain") and _short(long).endswith("slice 12")
     t = np.zeros((1, 4, 4))
     r1, r2 = t + 0.1, t + 0.3
     assert error_scales(t, [r1, r2]) == pytest.approx([0.3])
@@ -534,6 +534,7 @@ def test_weights_status_lists_metrics_and_clip(tmp_path: Path, monkeypatch: pyte
     from mribench.metrics.weights import METRIC_WEIGHTS, metrics_enabled
 
     monkeypatch.delenv("MRIBENCH_CLIP_CHECKPOINT", raising=False)
+    monkeypatch.setenv("MRIBENCH_WEIGHTS", str(tmp_path / "w"))  # an empty weights folder: CLIP is missing
     for metric, files in METRIC_WEIGHTS.items():
         for f in files:
             assert metric in metrics_enabled(f)
@@ -541,7 +542,7 @@ def test_weights_status_lists_metrics_and_clip(tmp_path: Path, monkeypatch: pyte
     assert res.exit_code == 0, res.output
     assert "enables" in res.output and "lpips_vgg" in res.output and "dists" in res.output
     assert "CLIP ViT-B-16" in res.output and "missing" in res.output
-    assert "CLIP checkpoint (for `mribench similarity`) missing" in res.output
+    assert "CLIP checkpoint (for `mribench similarity`) missing; hint:" in res.output
 
 
 # --------------------------------------------------------------------------- README

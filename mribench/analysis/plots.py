@@ -283,7 +283,7 @@ def _as_stack(name: str, images: Any) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _short(text: str, width: int = 34) -> str:
+def _short(text: str, width: int = 46) -> str:
     """``text`` cut in the middle with an ellipsis when longer than ``width`` characters."""
     if len(text) <= width:
         return text

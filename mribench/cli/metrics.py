@@ -91,7 +91,7 @@ def weights_status_cmd(
         highlight=False,
     )
     if state == "missing":
-        console.print(f"CLIP checkpoint (for `mribench similarity`) missing: {how}", soft_wrap=True, highlight=False)
+        console.print(f"CLIP checkpoint (for `mribench similarity`) missing; {how}", soft_wrap=True, highlight=False)
 
 
 @metrics_app.command("list")
