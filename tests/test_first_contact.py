@@ -157,6 +157,10 @@ def test_evaluate_accepts_names_paths_objects_and_callables(tiny_root: Path, tmp
     assert fn.config.model.name == "plain" and fn.summary.splits["test_Q"].metrics["ssim"].mean == pytest.approx(ssim)
     by_path = run(Path(tmp_path / "smooth.py").as_posix() + ":build", "spec")
     assert by_path.config.model.kind == "user"
+    from mribench.models import load_model
+
+    shipped = REPO / "mribench" / "_baselines" / "unet-sim-knee.safetensors"  # a checkpoint as a Path
+    assert load_model(shipped).info.kind == "checkpoint"
     # the same object again: its stored run; another parameter value: a refusal naming the hash
     with pytest.warns(StoredRun, match="identity is its source and parameters only"):
         assert run(smooth.build(), "module").reuse.kind == "stored"  # type: ignore[union-attr]
