@@ -186,7 +186,7 @@ def test_build_entry_rejects_bad_input(runs: dict[str, Path], tmp_path: Path) ->
     shutil.copytree(runs["zero-filled"], rd)
     store = next((rd / "slices").glob("*.jsonl"))
     store.write_text("".join(store.read_text().splitlines(keepends=True)[:-1]))
-    with pytest.raises(SubmissionError, match="resume"):
+    with pytest.raises(SubmissionError, match="continues the run"):
         build_entry(rd, name="zf", display_name="ZF")
     # write_entry refuses a per-slice table other than the entry's
     e = build_entry(runs["zero-filled"], name="zf", display_name="ZF")
