@@ -457,7 +457,9 @@ def test_reported_ttt_entry_holds_darestani_fraction_closed() -> None:
     """The reported D22 TTT row: gap_before is the supervised gap, fraction_closed is D22's 98.6%."""
     from mribench.analysis import d22_fraction_closed
 
-    g = json.loads((REPO / "leaderboard/reported/d22-anatomy/unet-ttt-darestani2022.json").read_text())["summary"]["gap"]
+    g = json.loads((REPO / "leaderboard/reported/d22-anatomy/unet-ttt-darestani2022.json").read_text())["summary"][
+        "gap"
+    ]
     s = g["ssim_d22"]
     want = d22_fraction_closed(q_supervised=0.9187, p_supervised=0.8521, q_ttt=s["q_trained"], p_ttt=s["p_trained"])
     assert s["gap_before"] == pytest.approx(0.9187 - 0.8521, abs=1e-12)
