@@ -501,7 +501,9 @@ def data_info(
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (any tasks)."),
     output: Path = typer.Option(Path("mribench-report"), "--output", "-o", help="Output folder."),
-    metric: str = typer.Option("ssim", help="Headline metric."),
+    metric: Optional[str] = typer.Option(
+        None, help="Headline metric (default: the task's primary metric, the first of its card, e.g. ssim_d22)."
+    ),
     q_trained: Optional[Path] = typer.Option(None, help="Run of a model trained on Q (the gap reference)."),
     panels: int = typer.Option(2, help="OOD slices per model in the reconstruction panels (0: none)."),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),

@@ -294,7 +294,7 @@ def build_report(
     run_dirs: list[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     *,
-    metric: str = "ssim",
+    metric: str | None = None,
     q_trained: str | os.PathLike[str] | None = None,
     panels: int = 2,
     data_root: str | os.PathLike[str] | None = None,
@@ -308,7 +308,9 @@ def build_report(
     Args:
         run_dirs: run directories (any tasks; grouped by task).
         output: folder to write.
-        metric: the headline metric.
+        metric: the headline metric; ``None``: the first metric of the first run's task (a task card
+            lists the paper's primary metric first, e.g. ``ssim_d22`` for the D22 family) when every
+            run has it, else ``ssim``.
         q_trained: the run of a model trained on Q (the gap reference); runs whose checkpoint
             metadata says ``training_side: Q`` are also recognised.
         panels: OOD slices per model in the reconstruction panels (0: none).
@@ -337,6 +339,9 @@ def build_report(
         qr = same[0] if same else load_run(q_trained)
         if not same:
             runs.append(qr)
+    if metric is None:
+        first = runs[0].config.metrics[0] if runs[0].config.metrics else "ssim"
+        metric = first if all(first in r.config.metrics for r in runs) else "ssim"
     for r in runs:
         if metric not in r.config.metrics:
             raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config.metrics}")
