@@ -46,11 +46,11 @@ def _module_files(root: Path, dotted: str) -> list[Path]:
     return out
 
 
-def _imports(path: Path) -> Iterator[tuple[int, str, list[str]]]:
-    """``(level, module, names)`` of every import statement of a Python file (any nesting)."""
+def _imports(source: bytes, path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """``(level, module, names)`` of every import statement of a Python file's source (any nesting)."""
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError, OSError):
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError):
         return
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -81,8 +81,9 @@ def local_sources(entry: Path, root: Path, package: str | None = None) -> dict[s
         f = todo.pop()
         if f in seen or not f.is_file():
             continue
-        seen[f] = hashlib.sha256(f.read_bytes()).hexdigest()
-        for level, module, names in _imports(f):
+        source = f.read_bytes()  # read once: hashed for the identity and parsed for its imports
+        seen[f] = hashlib.sha256(source).hexdigest()
+        for level, module, names in _imports(source, f):
             if level:  # relative: from the importing file's package
                 base = f.parent
                 for _ in range(level - 1):
