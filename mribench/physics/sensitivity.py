@@ -73,7 +73,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mribench.physics.fft import ifft2c
+from mribench.physics.operators import combine_coils
 
 #: sigpy's defaults (the ``"mribench"`` preset).
 DEFAULT_CROP = 0.95
@@ -358,7 +358,7 @@ def rotate_to_lowres_phase(maps: torch.Tensor, masked_kspace: torch.Tensor, num_
     start, stop = acs_columns(masked_kspace.shape[-1], num_low_frequencies)
     acs = torch.zeros_like(masked_kspace)
     acs[..., start:stop] = masked_kspace[..., start:stop]
-    x_lr = (maps.conj() * ifft2c(acs.to(maps.dtype))).sum(dim=-3, keepdim=True)  # (..., 1, H, W)
+    x_lr = combine_coils(acs.to(maps.dtype), maps).unsqueeze(-3)  # (..., 1, H, W)
     mag = x_lr.abs()
     phase = torch.where(mag > 0, x_lr / mag.clamp_min(torch.finfo(mag.dtype).tiny), torch.ones_like(x_lr))
     return maps * phase
@@ -383,5 +383,5 @@ def sensitivities(masked_kspace: torch.Tensor, num_low_frequencies: int, preset:
         masked_kspace, num_low_frequencies, crop=s.crop, thresh=s.thresh, calib_size=s.calib_size
     )
     if s.lowres_phase:
-        maps = rotate_to_lowres_phase(maps, masked_kspace.to(maps.dtype), num_low_frequencies)
+        maps = rotate_to_lowres_phase(maps, masked_kspace, num_low_frequencies)
     return fill_zero_entries(maps) if s.fill_zeros else maps
