@@ -149,6 +149,7 @@ def row_eval(args: argparse.Namespace) -> dict[str, Any]:
 
     from mribench import evaluate
     from mribench.api.model import ModelInfo
+    from mribench.api.run import EvalOptions, Runtime
     from mribench.models.builtin import UnetRecon, VarNetRecon
     from mribench.models.loaded import LoadedModel
     from mribench.tasks import parse_task
@@ -191,12 +192,10 @@ def row_eval(args: argparse.Namespace) -> dict[str, Any]:
                     res = evaluate(
                         lm,
                         task,
-                        data_root=root,
+                        data=root,
                         run_dir=Path(tmp) / f"{key}-{rep}",
-                        device=args.device,
-                        precision=precision,
-                        batch_size=4 if tiny else 8,
-                        splits=("test_P", "test_Q"),
+                        options=EvalOptions(precision=precision, splits=("test_P", "test_Q")),
+                        runtime=Runtime(device=args.device, batch_size=4 if tiny else 8),
                     )
                     seconds = time.perf_counter() - t0
                 slices = len(res.slices)

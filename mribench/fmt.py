@@ -9,6 +9,10 @@ Three forms, each for one purpose:
   regression gate's verdict lines, optionally with an explicit sign.
 * :func:`exact` -- the value exactly as stored (``repr``), for messages that compare stored numbers.
 
+:func:`decimals` picks the decimals of a row of one quantity (a metric's means, CIs and drop) so that
+its largest value shows about four significant digits: SSIM ``0.6141``, PSNR ``21.55``, an artifact
+variance on an 8-bit scale ``1415``.
+
 Missing values (None, NaN) are shown as :data:`MISSING` by default; infinities as ``inf`` /
 ``-inf`` (they are real values, e.g. PSNR of an exact reconstruction; see
 :mod:`mribench.analysis.stats`). This module imports nothing heavy (it sits at the bottom layer).
@@ -66,6 +70,25 @@ def compact(v: float | int | None, significant: int = 4, sign: bool = False, mis
 def exact(v: float | int | None) -> str:
     """The value exactly as stored: ``repr`` of the number, ``null`` for None (JSON's word)."""
     return "null" if v is None else repr(v)
+
+
+def decimals(*values: float | int | None, significant: int = 4, most: int = 4) -> int:
+    """Decimals that show the largest finite ``|value|`` with about ``significant`` significant digits.
+
+    Args:
+        values: the numbers printed together (missing and infinite ones are ignored).
+        significant: significant digits of the largest value.
+        most: at most this many decimals (values too small for them switch to scientific
+            notation in :func:`number`).
+
+    Returns:
+        e.g. ``decimals(0.61, 0.55) == 4``, ``decimals(21.55, -1.2) == 2``, ``decimals(1415.3) == 0``.
+    """
+    finite = [abs(float(v)) for v in values if v is not None and not isinstance(v, bool) and math.isfinite(float(v))]
+    big = max(finite, default=0.0)
+    if big == 0.0:
+        return most
+    return max(0, min(most, significant - 1 - math.floor(math.log10(big))))
 
 
 def ci(mean: float | None, low: float | None, high: float | None, digits: int = 4, missing: str = MISSING) -> str:

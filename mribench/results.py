@@ -365,6 +365,26 @@ def summarize(slices: pd.DataFrame, metrics: list[str], higher_is_better: dict[s
     return out
 
 
+@dataclass(frozen=True)
+class RunReuse:
+    """How an evaluation used slices already stored in its run directory.
+
+    Attributes:
+        kind: ``stored`` (an identical finished run: its stored result was returned, nothing
+            computed) or ``continued`` (an identical unfinished run: only the missing slices were
+            computed).
+        n_stored: planned slices that were stored already.
+        n_planned: slices the evaluation planned.
+        left_out: task metrics the run was started without (their weights were missing then) and
+            that stay out of it although they are computable now.
+    """
+
+    kind: str
+    n_stored: int
+    n_planned: int
+    left_out: list[str] = field(default_factory=list)
+
+
 @dataclass
 class RunResult:
     """A run loaded from its directory.
@@ -374,12 +394,15 @@ class RunResult:
         config: the run record (``run.json``).
         slices: one row per slice (split, file, slice, status, error, seconds, metrics...).
         summary: :func:`summarize` of ``slices``.
+        reuse: set by :func:`mribench.evaluate` when stored slices were used (None: all computed now,
+            or loaded with :func:`load_run`).
     """
 
     run_dir: Path
     config: RunConfig
     slices: pd.DataFrame
     summary: RunSummary = field(default_factory=RunSummary)
+    reuse: RunReuse | None = None
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -393,6 +416,29 @@ class RunResult:
             "config": self.config.model_dump(mode="json"),
             "summary": self.summary.model_dump(mode="json"),
         }
+
+
+def describe_measurement(config: RunConfig) -> str:
+    """What a run's numbers measure, in one line: the data, the mask of each split, what was
+    evaluated, the CI and the sign of the ID -> OOD drop (the caption of every result table)."""
+    from mribench.data.root import data_label
+
+    parts = [f"data: {data_label(config.data.root) if config.data else 'unknown'}"]
+    masks = {sp: m.describe() for sp, m in config.masks.items()}
+    if masks:
+        if len(set(masks.values())) == 1:
+            parts.append(f"mask: {next(iter(masks.values()))} ({' and '.join(masks)})")
+        else:
+            parts.append("masks: " + "; ".join(f"{sp} {text}" for sp, text in masks.items()))
+    if config.options.limit is not None:
+        parts.append(f"at most {config.options.limit} volumes per split (seed {config.options.limit_seed})")
+    if config.options.normalize_output:
+        parts.append("outputs normalised to the target's mean/std")
+    if config.options.precision != "fp32":
+        parts.append(f"model under {config.options.precision} autocast")
+    parts.append("CI: 95% bootstrap over volumes")
+    parts.append("drop = ID - OOD loss, positive = worse out of distribution (whatever the metric's direction)")
+    return "; ".join(parts)
 
 
 def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:

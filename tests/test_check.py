@@ -223,7 +223,7 @@ def test_a_leaderboard_entry_is_a_reference() -> None:
     """`mribench check --reference <entry>.json` reads the entry with its per-slice sidecar."""
     from mribench.workflows.check import load_comparable
 
-    entry = Path(__file__).resolve().parents[1] / "leaderboard/entries/anatomy/zero-filled.json"
+    entry = Path(__file__).resolve().parents[1] / "leaderboard/entries/d22-anatomy/zero-filled.json"
     run = load_comparable(entry)
     stored = json.loads(entry.read_text())["summary"]["splits"]
     for sp, s in stored.items():

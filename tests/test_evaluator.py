@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mribench import EvalOptions, Runtime, evaluate, load_run
-from mribench.errors import DataError, MetricError, ResultsError, TaskError
+from mribench.errors import DataError, MetricError, RunConflict, StoredRun, TaskError
 from mribench.results import SliceStore
 from mribench.tasks import parse_task
 
@@ -164,23 +164,29 @@ def test_resume_continues_without_recomputing(tiny_root: Path, tmp_path: Path, t
     store.path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:17])  # a crash mid-write
     with open(store.path.parent / "rank9.jsonl", "w") as f:  # records without a usable key are skipped too
         f.write('{"split": "test_P", "file": null, "slice": 0}\n{"split": "test_P", "file": "x.h5", "slice": null}\n')
-    with pytest.raises(ResultsError, match="--resume"):
-        evaluate("zero-filled", task, data=tiny_root, run_dir=part, runtime=one)
-    r = evaluate("zero-filled", task, data=tiny_root, run_dir=part, mode="resume", runtime=one)
+    # the same evaluation again continues the killed run (no mode needed) and says so
+    with pytest.warns(StoredRun, match=r"continued the run in .*part: 5 of 24 slices were stored already"):
+        r = evaluate("zero-filled", task, data=tiny_root, run_dir=part, runtime=one)
+    assert r.reuse is not None and (r.reuse.kind, r.reuse.n_stored, r.reuse.n_planned) == ("continued", 5, 24)
     cols = ["split", "file", "slice", "ssim", "psnr", "nmse"]
     assert r.slices[cols].equals(full.slices[cols])
     assert len(store.path.read_text().splitlines()) == len(full.slices) + 1  # +1: the torn line, ignored
+    # mode="resume" is the same
+    with pytest.warns(StoredRun, match="holds this evaluation already"):
+        again = evaluate("zero-filled", task, data=tiny_root, run_dir=part, mode="resume", runtime=one)
+    assert again.reuse is not None and again.reuse.kind == "stored" and again.slices[cols].equals(full.slices[cols])
 
 
 def test_resume_refuses_a_different_configuration(tiny_root: Path, tmp_path: Path, task) -> None:  # noqa: ANN001
     rd = tmp_path / "r"
     evaluate("zero-filled", task, data=tiny_root, run_dir=rd, options=EvalOptions(limit=2))
     with pytest.raises(
-        ResultsError, match=r"splits.test_P.evaluated_manifest: \w+ != \w+; .*options.limit: 2 != 3"
+        RunConflict, match=r"splits.test_P.evaluated_manifest: \w+ != \w+; .*options.limit: 2 != 3"
     ) as e:
         evaluate("zero-filled", task, data=tiny_root, run_dir=rd, mode="resume", options=EvalOptions(limit=3))
-    assert "hint: use a new --run-dir" in str(e.value)
-    with pytest.raises(ResultsError, match="options.normalize_output: False != True"):
+    assert 'hint: run_dir=... for a separate run, or mode="overwrite" to replace it' in str(e.value)
+    assert "--run-dir DIR for a separate run, or --overwrite" in e.value.for_cli()
+    with pytest.raises(RunConflict, match="options.normalize_output: False != True"):
         evaluate(
             "zero-filled",
             task,
@@ -190,15 +196,16 @@ def test_resume_refuses_a_different_configuration(tiny_root: Path, tmp_path: Pat
             options=EvalOptions(limit=2, normalize_output=True),
         )
     # how it runs is not part of the configuration: another batch size resumes the same run
-    r = evaluate(
-        "zero-filled",
-        task,
-        data=tiny_root,
-        run_dir=rd,
-        mode="resume",
-        options=EvalOptions(limit=2),
-        runtime=Runtime(batch_size=1),
-    )
+    with pytest.warns(StoredRun):
+        r = evaluate(
+            "zero-filled",
+            task,
+            data=tiny_root,
+            run_dir=rd,
+            mode="resume",
+            options=EvalOptions(limit=2),
+            runtime=Runtime(batch_size=1),
+        )
     assert len(r.slices) == 12  # 2 whole volumes of 3 slices per split
 
 

@@ -57,9 +57,9 @@ def test_per_slice_results_equal_the_goldens(task: str, volumes: Path, tmp_path:
 
 
 def test_a_changed_task_asks_for_regeneration() -> None:
-    want = golden.read_golden("anatomy", "zero-filled")
+    want = golden.read_golden("d22-anatomy", "zero-filled")
     got = {**want, "task_sha256": "0" * 64}
-    (problem,) = _identity_problems("anatomy", "zero-filled", want, got)
-    assert problem.startswith("task anatomy changed since the golden") and golden.REGENERATE in problem
+    (problem,) = _identity_problems("d22-anatomy", "zero-filled", want, got)
+    assert problem.startswith("task d22-anatomy changed since the golden") and golden.REGENERATE in problem
     with pytest.raises(FileNotFoundError, match="regenerate.py"):
         golden.read_golden("no-such-task", "zero-filled")

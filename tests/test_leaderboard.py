@@ -97,7 +97,7 @@ def board(runs: dict[str, Path], tmp_path: Path) -> Path:
         training_data="none (no learning)",
     )
     _submit(root, runs["scaled"], "scaled", q_reference=runs["zero-filled"])
-    reported = json.loads((REPO / "leaderboard/reported/anatomy/unet-darestani2022.json").read_text())
+    reported = json.loads((REPO / "leaderboard/reported/d22-anatomy/unet-darestani2022.json").read_text())
     reported["task"] = {"name": TASK_NAME, "version": 1, "sha256": None}
     dest = root / "reported" / TASK_NAME / "unet-darestani2022.json"
     dest.parent.mkdir(parents=True)
@@ -161,11 +161,6 @@ def test_schema_file_is_current() -> None:
     assert committed == json.loads(json.dumps(json_schema()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: the shipped entries were scored on task anatomy v1; anatomy is now an alias of "
-    "d22-anatomy v2 and the entries are re-evaluated after the merge (then remove this marker)",
-)
 def test_repository_leaderboard_is_valid() -> None:
     assert [str(p) for p in validate_leaderboard(REPO / "leaderboard")] == []
 
@@ -191,7 +186,7 @@ def test_build_entry_rejects_bad_input(runs: dict[str, Path], tmp_path: Path) ->
     shutil.copytree(runs["zero-filled"], rd)
     store = next((rd / "slices").glob("*.jsonl"))
     store.write_text("".join(store.read_text().splitlines(keepends=True)[:-1]))
-    with pytest.raises(SubmissionError, match="resume"):
+    with pytest.raises(SubmissionError, match="continues the run"):
         build_entry(rd, name="zf", display_name="ZF")
     # write_entry refuses a per-slice table other than the entry's
     e = build_entry(runs["zero-filled"], name="zf", display_name="ZF")
@@ -462,8 +457,10 @@ def test_reported_ttt_entry_holds_darestani_fraction_closed() -> None:
     """The reported D22 TTT row: gap_before is the supervised gap, fraction_closed is D22's 98.6%."""
     from mribench.analysis import d22_fraction_closed
 
-    g = json.loads((REPO / "leaderboard/reported/anatomy/unet-ttt-darestani2022.json").read_text())["summary"]["gap"]
-    s = g["ssim"]
+    g = json.loads((REPO / "leaderboard/reported/d22-anatomy/unet-ttt-darestani2022.json").read_text())["summary"][
+        "gap"
+    ]
+    s = g["ssim_d22"]
     want = d22_fraction_closed(q_supervised=0.9187, p_supervised=0.8521, q_ttt=s["q_trained"], p_ttt=s["p_trained"])
     assert s["gap_before"] == pytest.approx(0.9187 - 0.8521, abs=1e-12)
     assert s["fraction_closed"] == pytest.approx(want, abs=1e-12) and round(100 * want, 1) == 98.6

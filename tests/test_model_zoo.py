@@ -128,8 +128,10 @@ def test_fetch_downloads_once_pins_and_loads_like_a_builtin(server: _Server, loc
     assert lm.info.details["paper"].startswith("Sriram") and "inferred" in lm.info.details
     for (k, v), (k2, v2) in zip(net.state_dict().items(), lm.model.varnet.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
-    with pytest.raises(ModelError, match="no --checkpoint"):
+    with pytest.raises(ModelError, match="no checkpoint for the zoo model") as e:
         load_model(NAME, checkpoint="x.pt")
+    assert "load_model('varnet', checkpoint)" in str(e.value)  # Python words; the CLI's name flags
+    assert "--model varnet --checkpoint FILE" in e.value.for_cli()
 
 
 def test_a_changed_file_is_refused(server: _Server, local_zoo: zoo.ZooEntry) -> None:

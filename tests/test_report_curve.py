@@ -153,3 +153,13 @@ def test_task_similarity_through_the_real_clip_loader(tiny_root: Path, tiny_chec
     for k in ("train_P->test_Q", "train_Q->test_Q"):
         assert first[k].n_embedded > 0 and second[k].n_embedded == 0  # the second run is all cache hits
         assert first[k].mean == pytest.approx(second[k].mean) and -1 <= first[k].mean <= 1
+
+
+def test_report_headline_is_the_tasks_primary_metric(tiny_root: Path, tmp_path: Path) -> None:
+    """Without --metric the headline is the first metric of the task card (e.g. ssim_d22 for D22)."""
+    task = parse_task({**TASK, "metrics": ["psnr", "ssim"]}, "tiny")
+    run = evaluate("zero-filled", task, data=tiny_root, run_dir=tmp_path / "r", options=EvalOptions(limit=2)).run_dir
+    html = build_report([run], tmp_path / "report", panels=0).read_text()
+    assert "metric psnr" in html and "metric ssim" not in html
+    html = build_report([run], tmp_path / "report-ssim", panels=0, metric="ssim").read_text()
+    assert "metric ssim" in html

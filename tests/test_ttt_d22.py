@@ -16,7 +16,15 @@ from conftest import make_volume
 from mribench.models.complex_unet import ComplexUnetRecon, rss_real_imag
 from mribench.physics.fft import ifft2c, rss
 from mribench.physics.masks import MaskSpec, volume_mask
-from mribench.physics.sensitivity import MAP_PRESETS, acs_columns, fill_zero_entries, sensitivities
+from mribench.physics.operators import combine_coils
+from mribench.physics.sensitivity import (
+    MAP_PRESETS,
+    acs_columns,
+    estimate_sensitivities,
+    fill_zero_entries,
+    rotate_to_lowres_phase,
+    sensitivities,
+)
 from mribench.workflows.training.selfsup import d22_joint_loss, rss_l1_loss, selfsup_loss, split_measurements
 from mribench.workflows.training.ttt import TTTModel
 from mribench.workflows.training.ttt_settings import SETTINGS_FILE, load_table, ttt_settings
@@ -189,6 +197,34 @@ def test_bart_ecalib_preset_calls_sigpy_with_barts_defaults(tmp_path: Path, monk
     assert (plain == 0).any()  # cropped, not filled
     with pytest.raises(ValueError, match="preset"):
         sensitivities(kspace * mask, nlf, "bart")
+
+
+def test_lowres_phase_maps_remove_the_image_phase(tmp_path: Path) -> None:
+    """Ours: one unit phase per pixel, common to all coils, makes the auto-calibration image real and >= 0."""
+    _, masked, _, nlf = _batch(tmp_path)
+    bart = MAP_PRESETS["bart-ecalib"]
+    maps = estimate_sensitivities(masked, nlf, crop=bart.crop, thresh=bart.thresh, calib_size=bart.calib_size)
+    rot = rotate_to_lowres_phase(maps, masked, nlf)
+    assert torch.allclose(rot.abs(), maps.abs(), atol=1e-6)  # same magnitudes and support
+    support = maps.abs().square().sum(1) > 0
+    common = (rot * maps.conj()).sum(1) / maps.abs().square().sum(1).clamp_min(1e-30)  # the per-pixel rotation
+    assert torch.allclose(common.abs()[support], torch.ones(()), atol=1e-5)
+    assert torch.allclose(rot, maps * common.unsqueeze(1), atol=1e-6)
+    start, stop = acs_columns(masked.shape[-1], nlf)
+    acs = torch.zeros_like(masked)
+    acs[..., start:stop] = masked[..., start:stop]
+    x_lr = combine_coils(acs, maps)
+    got = combine_coils(acs, rot)
+    assert torch.allclose(got.real, x_lr.abs(), rtol=1e-5, atol=1e-6 * float(x_lr.abs().max()))
+    assert float(got.imag.abs().max()) <= 1e-5 * float(x_lr.abs().max())
+    # a global phase of the data (MRIBench-Sim draws one per volume) no longer reaches the combined image
+    turned = masked * complex(math.cos(2.0), math.sin(2.0))
+    again = combine_coils(turned, rotate_to_lowres_phase(maps, turned, nlf))
+    assert torch.allclose(again, combine_coils(masked, rot), atol=1e-5 * float(x_lr.abs().max()))
+    # the preset: ESPIRiT with BART's options, this rotation, then D22's zero filling
+    assert torch.equal(sensitivities(masked, nlf, "bart-ecalib-lowres-phase"), fill_zero_entries(rot))
+    with pytest.raises(ValueError, match="shaped like"):
+        rotate_to_lowres_phase(maps[:, :-1], masked, nlf)
 
 
 def test_d22_losses_by_hand(tmp_path: Path) -> None:

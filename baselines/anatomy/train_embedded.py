@@ -52,18 +52,18 @@ REPO = HERE.parent.parent
 SHIPPED = {  # recipe -> (shipped name, description, training data)
     "sup-p": (
         "unet-sim-knee",
-        "Tiny U-Net trained on MRIBench-Sim knee PD 3T (anatomy task, P)",
-        "train_P: knee PD 3T SITE_A",
+        "Tiny U-Net trained on MRIBench-Sim knee CORPD_FBK (d22-anatomy task, P)",
+        "train_P: knee CORPD_FBK",
     ),
     "sup-q": (
         "unet-sim-brain",
-        "Tiny U-Net trained on MRIBench-Sim brain 3T (anatomy task, Q)",
-        "train_Q: brain 3T SITE_A",
+        "Tiny U-Net trained on MRIBench-Sim brain AXT2 (d22-anatomy task, Q)",
+        "train_Q: brain AXT2",
     ),
     "joint": (
         "unet-sim-joint",
-        "Tiny U-Net trained on MRIBench-Sim knee + brain (anatomy task, P+Q)",
-        "train_P + train_Q: knee PD 3T + brain 3T SITE_A",
+        "Tiny U-Net trained on MRIBench-Sim knee CORPD_FBK + brain AXT2 (d22-anatomy task, P+Q)",
+        "train_P + train_Q: knee CORPD_FBK + brain AXT2",
     ),
 }
 # recipe key -> (model name, recipe run, config option of main(), overrides of that config)

@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "finite_split": "stats",
     "paired_difference": "stats",
     "summarize_columns": "stats",
+    "error_scales": "plots",
     "plot_effective_robustness": "plots",
     "plot_epoch_curves": "plots",
     "plot_reconstruction_panel": "plots",

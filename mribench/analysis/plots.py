@@ -95,14 +95,16 @@ def plot_effective_robustness(
     both = np.concatenate([pts_x, pts_y])
     diag = np.linspace(float(both.min()), float(both.max()), 2)
     ax.plot(diag, diag, ls=":", color="grey", lw=1, label="y = x")
-    ax.scatter(x, y, color="C0", s=20, zorder=3, label="reference runs")
+    if len(x):
+        ax.scatter(x, y, color="C0", s=20, zorder=3, label=f"reference runs ({len(x)})")
     for i, (name, (mx, my)) in enumerate((models or {}).items()):
         er = my - float(fit.predict([mx])[0])
         ax.scatter([mx], [my], marker="*", s=120, color=f"C{(i + 1) % 10}", zorder=4, label=f"{name} (ER {er:+.4f})")
     ax.set_xlabel(f"{metric} in distribution")
     ax.set_ylabel(f"{metric} out of distribution")
     ax.set_title(title or "Effective robustness")
-    ax.legend(fontsize=7)
+    # below the axes, never over a point
+    fig.legend(loc="outside lower center", fontsize=7, ncols=2, frameon=False)
     return save_figure(fig, out)
 
 
@@ -281,6 +283,34 @@ def _as_stack(name: str, images: Any) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def _short(text: str, width: int = 46) -> str:
+    """``text`` cut in the middle with an ellipsis when longer than ``width`` characters."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: keep - keep // 2] + "…" + text[len(text) - keep // 2 :]
+
+
+def error_scales(targets: Any, recons_by_model: Sequence[Any], percentile: float = 99.5) -> np.ndarray:
+    """One error colour scale per slice, shared by every model's panel of that slice.
+
+    Args:
+        targets: (S, H, W) target images.
+        recons_by_model: per model, (S, H, W) reconstructions of the same slices.
+        percentile: the scale is the largest, over the models, of this percentile of
+            ``|target - recon|`` (a single hot pixel does not wash out the rest).
+
+    Returns:
+        (S,) upper ends of the error colour scale.
+    """
+    t = _as_stack("targets", targets)
+    scales = np.zeros(len(t))
+    for r in recons_by_model:
+        err = np.abs(t - _as_stack("recons", r))
+        scales = np.maximum(scales, np.percentile(err.reshape(len(t), -1), percentile, axis=1))
+    return np.where(scales > 0, scales, 1.0)
+
+
 def plot_reconstruction_panel(
     targets: Any,
     recons: Any,
@@ -288,6 +318,8 @@ def plot_reconstruction_panel(
     scores: Sequence[float] | None = None,
     score_name: str = "SSIM",
     titles: Sequence[str] | None = None,
+    error_max: Sequence[float] | np.ndarray | None = None,
+    suptitle: str | None = None,
 ) -> tuple[Path, Path]:
     """Rows of target | reconstruction | absolute error map for chosen slices.
 
@@ -298,7 +330,11 @@ def plot_reconstruction_panel(
         scores: (S,) per-slice score shown in the reconstruction's title (e.g. SSIM from the result
             store, computed with the volume max as data range).
         score_name: name of the score.
-        titles: (S,) row labels (e.g. ``"file1000.h5 #12"``).
+        titles: (S,) row labels (e.g. ``"file1000.h5 slice 12"``; long names are shortened in the middle).
+        error_max: (S,) upper end of each row's error colour scale; pass :func:`error_scales` of
+            every model's reconstructions so that the models' panels share one scale per slice
+            (default: each row's own maximum).
+        suptitle: figure title (e.g. the model's name).
 
     Returns:
         ``(png_path, svg_path)``.
@@ -311,19 +347,27 @@ def plot_reconstruction_panel(
         raise AnalysisInputError(f"expected {n} scores, got {len(scores)}")
     if titles is not None and len(titles) != n:
         raise AnalysisInputError(f"expected {n} titles, got {len(titles)}")
-    fig = _figure(9.0, 3.0 * n)
+    if error_max is not None and len(error_max) != n:
+        raise AnalysisInputError(f"expected {n} error scales, got {len(error_max)}")
+    fig = _figure(9.0, 3.0 * n + (0.4 if suptitle else 0.0))
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         vmax = float(t[i].max()) or 1.0
         err = np.abs(t[i] - r[i])
+        emax = float(error_max[i]) if error_max is not None else float(err.max()) or 1.0
         axes[i, 0].imshow(t[i], cmap="gray", vmin=0, vmax=vmax)
-        axes[i, 0].set_title(f"target{' ' + titles[i] if titles is not None else ''}", fontsize=8)
+        label = f"\n{_short(titles[i])}" if titles is not None else ""
+        axes[i, 0].set_title(f"target{label}", fontsize=8)
         axes[i, 1].imshow(r[i], cmap="gray", vmin=0, vmax=vmax)
-        score = f" ({score_name} {float(scores[i]):.4f})" if scores is not None else ""
+        score = f"\n{score_name} {float(scores[i]):.4f}" if scores is not None else ""
         axes[i, 1].set_title(f"reconstruction{score}", fontsize=8)
-        im = axes[i, 2].imshow(err, cmap="magma", vmin=0, vmax=float(err.max()) or 1.0)
-        axes[i, 2].set_title("|target - reconstruction|", fontsize=8)
-        fig.colorbar(im, ax=axes[i, 2], fraction=0.046)
+        im = axes[i, 2].imshow(err, cmap="magma", vmin=0, vmax=emax)
+        shared = "\n(scale shared across models)" if error_max is not None else ""
+        axes[i, 2].set_title(f"|target − reconstruction|{shared}", fontsize=8)
+        cb = fig.colorbar(im, ax=axes[i, 2], fraction=0.046, extend="max" if err.max() > emax else "neither")
+        cb.ax.tick_params(labelsize=7)
         for ax in axes[i]:
             ax.set_axis_off()
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     return save_figure(fig, out)

@@ -38,7 +38,9 @@ EVAL_SPLITS = ("test_P", "test_Q")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 RunMode = Literal["new", "resume", "overwrite"]
-"""``new``: refuse an existing run; ``resume``: continue one (or start); ``overwrite``: replace one."""
+"""``new``: start a run, or reuse the stored run of the same configuration (another one is refused,
+naming what differs); ``resume``: the same, and it also continues per-slice results without a
+``run.json``; ``overwrite``: replace the run."""
 RUN_MODES: tuple[str, ...] = ("new", "resume", "overwrite")
 
 Count = Annotated[int, Field(ge=0)]
@@ -169,12 +171,36 @@ class TaskRecord(TaskRef):
 
 
 class ModelRecord(_Record):
-    """The evaluated model's identity (see :class:`mribench.api.model.ModelInfo`)."""
+    """The evaluated model's identity (see :class:`mribench.api.model.ModelInfo`).
+
+    ``kind`` says what the hash covers: ``builtin`` (name and version), ``checkpoint`` / ``zoo``
+    (the weights file), ``user`` (a ``file.py:attr`` / ``module:attr`` spec: its source file, the
+    local modules it imports and the parameters), ``object`` (a Python object passed to
+    :func:`mribench.evaluate`: its class or function source and parameters only, a weaker identity
+    that ``details["identity"]`` spells out), ``reconstructions`` (files scored by ``mribench score``).
+    """
 
     name: str
     kind: str
     sha256: str
     details: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @property
+    def training_side(self) -> str | None:
+        """``"P"``, ``"Q"`` or ``"P+Q"`` when the model's record says which distribution it was trained
+        on (``details.training_side``, or a checkpoint's ``extra.training_side`` /
+        ``extra.training_data.splits``), else None."""
+        extra = self.details.get("extra")
+        extra = extra if isinstance(extra, dict) else {}
+        side = self.details.get("training_side") or extra.get("training_side")
+        if isinstance(side, str) and side.upper() in ("P", "Q", "P+Q"):
+            return side.upper()
+        data = extra.get("training_data")
+        splits = data.get("splits") if isinstance(data, dict) else None
+        if isinstance(splits, list):
+            sides = {str(s)[-1] for s in splits if str(s) in ("train_P", "train_Q")}
+            return "P+Q" if sides == {"P", "Q"} else next(iter(sides)) if sides else None
+        return None
 
 
 class MaskRecord(BaseModel):
@@ -186,6 +212,18 @@ class MaskRecord(BaseModel):
     acceleration: int
     center_fraction: float | None = None
     seed: int = 0
+
+    def describe(self) -> str:
+        """The mask in a few words, e.g. ``random 4x, 33 centre lines`` or ``equispaced 4x, centre 8%``."""
+        extra = self.model_extra or {}
+        accs = extra.get("accelerations") or [self.acceleration]
+        text = f"{self.type} {'/'.join(f'{a}x' for a in accs)}" + (" mix" if len(accs) > 1 else "")
+        if extra.get("center_lines"):
+            return f"{text}, {extra['center_lines']} centre lines"
+        fractions = extra.get("center_fractions") or ([self.center_fraction] if self.center_fraction else [])
+        if fractions:
+            text += ", centre " + "/".join(f"{100 * float(c):g}%" for c in fractions)
+        return text
 
 
 class SplitRef(_Record):
@@ -521,9 +559,20 @@ def comparable(
                 continue
             if field == "splits":
                 va, vb = sorted(va), sorted(vb)
-            if va != vb:
-                out.append(f"{'.'.join(path)}: {_show(va)} != {_show(vb)}")
+            out += _differences(".".join(path), va, vb)
     return out
+
+
+def _differences(where: str, va: Any, vb: Any) -> list[str]:
+    """``where: a != b`` lines; two mappings are compared key by key (``model.details.sources.x.py``)."""
+    if va == vb:
+        return []
+    if isinstance(va, dict) and isinstance(vb, dict):
+        out: list[str] = []
+        for k in sorted(set(va) | set(vb), key=str):
+            out += _differences(f"{where}.{k}", va.get(k, _MISSING), vb.get(k, _MISSING))
+        return out
+    return [f"{where}: {_show(va)} != {_show(vb)}"]
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mribench import fmt
 from mribench._version import __version__
+from mribench.cli.output import print_failures, print_reuse
 from mribench.cli.progress import err_console, progress_bars
 from mribench.errors import DataError, MribenchError
 
@@ -77,7 +78,9 @@ def _root(
 
 
 def print_summary(result: RunResult) -> None:
-    """Print the ID / OOD table of a run."""
+    """Print the ID / OOD table of a run, with one line saying what it measured."""
+    from mribench.results import describe_measurement
+
     s, cfg = result.summary, result.config
     t = Table(title=f"{cfg.model.name} on task {cfg.task.name} (v{cfg.task.version})")
     t.add_column("metric")
@@ -87,17 +90,18 @@ def print_summary(result: RunResult) -> None:
         t.add_column(f"{label} mean [95% CI]", justify="right")
     with_shift = "test_P" in s.splits and "test_Q" in s.splits
     if with_shift:
-        t.add_column("ID-OOD drop", justify="right")
+        t.add_column("drop (+ = worse OOD)", justify="right")
     for m in cfg.metrics:
         row = [m + ("" if cfg.higher_is_better.get(m, True) else " (lower better)")]
-        for sp in splits:
-            v = s.splits[sp].metrics[m]
-            row.append(fmt.ci(v.mean, v.ci_low, v.ci_high) + fmt.infinite_note(v.n_inf))
+        values = [s.splits[sp].metrics[m] for sp in splits]
+        shift = s.shift.get(m) if with_shift else None
+        nd = fmt.decimals(*(x for v in values for x in (v.mean, v.ci_low, v.ci_high)), shift.drop if shift else None)
+        row += [fmt.ci(v.mean, v.ci_low, v.ci_high, nd) + fmt.infinite_note(v.n_inf) for v in values]
         if with_shift:
-            shift = s.shift.get(m)
-            row.append(fmt.number(shift.drop if shift else None))
+            row.append(fmt.number(shift.drop if shift else None, nd))
         t.add_row(*row)
     console.print(t)
+    console.print(f"[dim]{describe_measurement(cfg)}[/dim]", soft_wrap=True, highlight=False)
     counts = ", ".join(f"{sp}: {s.splits[sp].n_ok} slices / {s.splits[sp].n_volumes} volumes" for sp in splits)
     console.print(f"[dim]{counts}[/dim]")
     for sp in splits:
@@ -105,7 +109,7 @@ def print_summary(result: RunResult) -> None:
         if rec is not None and rec.source:
             console.print(f"[dim]{sp} volumes: {rec.source}[/dim]")
     for m, why in cfg.unavailable_metrics.items():
-        console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}")
+        console.print(f"[yellow]metric {m} unavailable:[/yellow] {why}", soft_wrap=True)
 
 
 def _announce_task(name: str) -> None:
@@ -118,7 +122,7 @@ def _announce_task(name: str) -> None:
         return  # the evaluation reports it
     what = f"{t.alias} = {t.name}" if t.alias else t.name
     paper = f"; mirrors {t.paper}" if t.paper else ""
-    console.print(f"[dim]task {what} v{t.version}: {t.description}{paper}[/dim]")
+    console.print(f"[dim]task {what} v{t.version}: {t.description}{paper}[/dim]", soft_wrap=True)
 
 
 def _parse_split_files(values: list[str]) -> dict[str, str]:
@@ -140,8 +144,10 @@ def evaluate(
         None, envvar="MRIBENCH_DATA", help="fastMRI-format data folder (default: embedded benchmark)."
     ),
     run_dir: Optional[Path] = typer.Option(None, help="Per-slice result store (default ./mribench-runs/TASK/MODEL)."),
-    resume: bool = typer.Option(False, help="Continue a killed run in --run-dir."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run in --run-dir."),
+    resume: bool = typer.Option(
+        False, hidden=True, help="Continue the run in --run-dir (the default when its configuration is the same)."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace the run in --run-dir (recompute everything)."),
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics overriding the task's list."),
     splits: str = typer.Option("test_P,test_Q", help="Comma-separated splits to evaluate."),
     limit: Optional[int] = typer.Option(
@@ -167,8 +173,15 @@ def evaluate(
     gpus_per_node: int = typer.Option(0, help="With --launcher: GPUs per job."),
     timeout_min: int = typer.Option(60, help="With --launcher: wall-time limit per job (minutes)."),
 ) -> None:
-    """Evaluate a model on a task: ID (test_P) and OOD (test_Q) scores with 95% CIs."""
+    """Evaluate a model on a task: ID (test_P) and OOD (test_Q) scores with 95% CIs.
+
+    Running the same evaluation again shows the stored result (a killed run is continued); another
+    configuration in the same --run-dir is refused, naming what differs.
+    """
+    import warnings
+
     from mribench.api.run import EvalOptions, Runtime
+    from mribench.errors import StoredRun
     from mribench.paths import atomic_write_text
     from mribench.results import dumps
 
@@ -211,7 +224,8 @@ def evaluate(
 
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        with _progress() as prog:
+        with _progress() as prog, warnings.catch_warnings():
+            warnings.simplefilter("ignore", StoredRun)  # said below, in the words of the command line
             runtime = Runtime(
                 device=device,
                 batch_size=batch_size,
@@ -233,6 +247,7 @@ def evaluate(
             )
     if rank != 0:
         return
+    print_reuse(result)
     print_summary(result)
     console.print(f"[dim]per-slice results: {result.run_dir}[/dim]")
     if output:
@@ -241,11 +256,8 @@ def evaluate(
         payload = {**result.to_json(), "slices": slices_payload(result)}
         atomic_write_text(output, json.dumps(json.loads(dumps(payload)), indent=1))
         console.print(f"[dim]summary written to {output}[/dim]")
-    fails = result.failures
-    if len(fails):
-        err_console.print(f"[red]{len(fails)} slice(s) failed[/red]:")
-        for r in fails.head(10).itertuples():
-            err_console.print(f"  {r.split} {r.file} slice {r.slice}: {r.error}")
+    if len(result.failures):
+        print_failures(result)
         raise typer.Exit(1)
 
 
@@ -448,32 +460,52 @@ def _index(data_root: Optional[Path]) -> Any:
         return build_index(root, progress=lambda d, t: prog(d, t, "indexing"))
 
 
+def _root_argument(positional: Optional[Path], option: Optional[Path]) -> Optional[Path]:
+    """The data root given as an argument, else --data-root (or $MRIBENCH_DATA, which it reads)."""
+    return positional if positional is not None else option
+
+
+_ROOT_ARG = typer.Argument(None, help="Data folder (or --data-root; default $MRIBENCH_DATA or the embedded benchmark).")
+
+
 @data_app.command("index")
 def data_index(
-    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
+    root: Optional[Path] = _ROOT_ARG,
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA", help="Data folder (as the argument)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the slice index (.csv or .parquet)."),
 ) -> None:
     """Build (or refresh) the slice index of a data root; list skipped files with reasons."""
-    idx = _index(data_root)
+    idx = _index(_root_argument(root, data_root))
     console.print(f"{len(idx.table)} slices in {idx.table['file'].nunique()} volumes under {idx.root}")
     for r in idx.skipped.itertuples():
-        err_console.print(f"[yellow]skipped[/yellow] {r.file}: {r.reason}")
+        err_console.print(f"[yellow]skipped[/yellow] {r.file}: {r.reason}", highlight=False)
     if output:
         (idx.table.to_parquet if output.suffix == ".parquet" else idx.table.to_csv)(output, index=False)
 
 
+def _natural(value: str) -> tuple[int, float, str]:
+    """Sort key: numbers by value (4 < 12 < 16), then text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
 @data_app.command("info")
-def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA")) -> None:
+def data_info(
+    root: Optional[Path] = _ROOT_ARG,
+    data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA", help="Data folder (as the argument)."),
+) -> None:
     """Volumes per dataset / official split / anatomy / contrast / manufacturer / field / coils / pathology."""
-    idx = _index(data_root)
+    idx = _index(_root_argument(root, data_root))
     vols = idx.volumes()
     console.print(f"[bold]{len(vols)} volumes, {len(idx.table)} slices[/bold] under {idx.root}")
     for col in ("dataset", "official_split", "anatomy", "contrast", "manufacturer", "field", "coils", "pathology"):
         t = Table(col, "volumes", "slices")
-        counts = vols[col].astype(str).value_counts().sort_index()
+        counts = vols[col].astype(str).value_counts()
         slices = idx.table[col].astype(str).value_counts()
-        for k, v in counts.items():
-            t.add_row(str(k), str(v), str(slices.get(k, 0)))
+        for k in sorted(counts.index, key=_natural):
+            t.add_row(str(k), str(counts[k]), str(slices.get(k, 0)))
         console.print(t)
     if len(idx.skipped):
         console.print(f"[yellow]{len(idx.skipped)} file(s) skipped[/yellow] (see `mribench data index`)")
@@ -483,7 +515,9 @@ def data_info(data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DA
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (any tasks)."),
     output: Path = typer.Option(Path("mribench-report"), "--output", "-o", help="Output folder."),
-    metric: str = typer.Option("ssim", help="Headline metric."),
+    metric: Optional[str] = typer.Option(
+        None, help="Headline metric (default: the task's primary metric, the first of its card, e.g. ssim_d22)."
+    ),
     q_trained: Optional[Path] = typer.Option(None, help="Run of a model trained on Q (the gap reference)."),
     panels: int = typer.Option(2, help="OOD slices per model in the reconstruction panels (0: none)."),
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
@@ -527,10 +561,14 @@ def curve(
     data_root: Optional[Path] = typer.Option(None, envvar="MRIBENCH_DATA"),
     run_root: Path = typer.Option(Path("mribench-runs/curves"), help="Where each point's run goes."),
     limit: Optional[int] = typer.Option(None, help="At most N volumes per split per point."),
+    overwrite: bool = typer.Option(False, help="Recompute every point (stored points are reused by default)."),
     device: str = typer.Option("auto"),
     plot: Optional[Path] = typer.Option(None, help="Write the curve as PNG + SVG (path without suffix)."),
 ) -> None:
-    """Robustness curve: a metric versus acceleration, coil count or added noise, with its AUC."""
+    """Robustness curve: a metric versus acceleration, coil count or added noise, with its AUC.
+
+    Each point is a run below --run-root; points already stored for the same model are reused.
+    """
     from mribench.api.run import Runtime
     from mribench.models.loader import load_model
     from mribench.workflows.curve import robustness_curve
@@ -546,6 +584,7 @@ def curve(
             data=data_root,
             run_root=run_root,
             limit=limit,
+            overwrite=overwrite,
             runtime=Runtime(device=device, progress=prog),
         )
     t = Table(axis, *[f"{s} {metric}" for s in cr.points])
@@ -671,7 +710,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=args, prog_name="mribench", standalone_mode=False)  # returns a typer.Exit's code
     except MribenchError as e:
-        _fail(_error_line(str(e), args), e.exit_code, debug)
+        _fail(_error_line(e.for_cli(), args), e.exit_code, debug)
     except ValueError as e:
         _fail(_error_line(_one_line(e), args), 2, debug)
     except typer.Exit as e:

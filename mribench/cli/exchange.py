@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mribench.cli.output import first, print_failures, print_reuse
 from mribench.cli.progress import err_console, progress_bars
 
 console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: no wrapped lines
@@ -87,8 +88,10 @@ def score_command(
     run_dir: Annotated[
         Path | None, typer.Option(help="Per-slice result store (default ./mribench-runs/TASK/NAME).")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue a killed run in --run-dir.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --run-dir.")] = False,
+    resume: Annotated[
+        bool, typer.Option(hidden=True, help="Continue the run in --run-dir (the default when it is the same).")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run in --run-dir (recompute everything).")] = False,
     metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics overriding the task's list.")] = None,
     splits: Annotated[str | None, typer.Option("--splits", "--split", help=_SPLITS_HELP)] = None,
     limit: Annotated[int | None, typer.Option(help="At most N slices per split (default: the export's).")] = None,
@@ -103,7 +106,10 @@ def score_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write summary + provenance JSON here.")] = None,
 ) -> None:
     """Score reconstruction files (fastMRI submission layout) like a model: per-slice store, summary, check, submit."""
+    import warnings
+
     from mribench.api.run import RunMode, Runtime
+    from mribench.errors import StoredRun
     from mribench.workflows.exchange import MANIFEST, read_manifest, score
 
     manifest = inputs if inputs is not None else recon_dir / MANIFEST if (recon_dir / MANIFEST).is_file() else None
@@ -118,7 +124,8 @@ def score_command(
         extra["annotations"] = str(annotations)
     options = _options(splits, limit, split_file, extra)
     mode: RunMode = "overwrite" if overwrite else "resume" if resume else "new"
-    with progress_bars() as prog:
+    with progress_bars() as prog, warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoredRun)  # said below, in the words of the command line
         res = score(
             task,
             recon_dir,
@@ -131,6 +138,7 @@ def score_command(
             name=name,
         )
     result = res.result
+    print_reuse(result)
     _print_summary[0](result)
     console.print(f"[dim]per-slice results: {result.run_dir}[/dim]")
     if res.manifest is not None:
@@ -144,19 +152,11 @@ def score_command(
         atomic_write_text(output, json.dumps(json.loads(dumps(payload)), indent=1))
         console.print(f"[dim]summary written to {output}[/dim]")
     if res.missing:
-        err_console.print(
-            f"[red]{len(res.missing)} reconstruction file(s) missing[/red]: {', '.join(res.missing[:10])}"
-        )
+        err_console.print(f"[red]{len(res.missing)} reconstruction file(s) missing[/red]: {first(res.missing)}")
     if res.extra:
-        err_console.print(
-            f"[yellow]{len(res.extra)} extra file(s) not scored[/yellow]: {', '.join(res.extra[:10])}"
-            + (" ..." if len(res.extra) > 10 else "")
-        )
-    fails = result.failures
-    if len(fails):
-        err_console.print(f"[red]{len(fails)} slice(s) failed[/red]:")
-        for r in fails.head(10).itertuples():
-            err_console.print(f"  {r.split} {r.file} slice {r.slice}: {r.error}")
+        err_console.print(f"[yellow]{len(res.extra)} extra file(s) not scored[/yellow]: {first(res.extra)}")
+    if len(result.failures):
+        print_failures(result)
         raise typer.Exit(1)
 
 

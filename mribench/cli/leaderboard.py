@@ -58,6 +58,14 @@ def submit_command(
     q_reference: Annotated[
         Path | None, typer.Option("--q-reference", help="Run of the Q-trained model (adds the gap).")
     ] = None,
+    trained_on: Annotated[
+        str | None,
+        typer.Option(
+            "--trained-on",
+            help="P, Q or P+Q: what the model was trained on (default: from the checkpoint's record). "
+            "A Q-trained entry is the task's reference for the gap, never ranked.",
+        ),
+    ] = None,
     notes: Annotated[str | None, typer.Option("--notes", help="Free-text notes.")] = None,
     partial: Annotated[
         bool,
@@ -102,6 +110,7 @@ def submit_command(
         q_reference=q_reference,
         notes=notes,
         partial=partial,
+        trained_on=trained_on.upper() if trained_on else None,
     )
     path = write_entry(entry, run.slices, root, overwrite=overwrite)
     shift = entry.summary.shift
@@ -149,20 +158,29 @@ def _evaluate_for_submit(
             options=EvalOptions(),
             runtime=Runtime(device=device),
         )
+    import warnings
+
     from mribench.cli.progress import progress_bars
+    from mribench.errors import RunConflict, StoredRun
     from mribench.models.loader import load_model
     from mribench.workflows.evaluation import evaluate
 
-    with progress_bars() as prog:
-        return evaluate(
-            load_model(model, checkpoint),
-            task,
-            data=data_root,
-            run_dir=run_dir,
-            mode="resume",
-            options=EvalOptions(),
-            runtime=Runtime(device=device, progress=prog),
-        )
+    with progress_bars() as prog, warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoredRun)  # a stored run of the same model is what is submitted
+        try:
+            return evaluate(
+                load_model(model, checkpoint),
+                task,
+                data=data_root,
+                run_dir=run_dir,
+                mode="resume",
+                options=EvalOptions(),
+                runtime=Runtime(device=device, progress=prog),
+            )
+        except RunConflict as e:
+            raise e.with_hints(
+                "another run directory", f"--run-dir DIR for a separate run, or delete {run_dir}"
+            ) from None
 
 
 @leaderboard_app.command("audit")

@@ -293,7 +293,11 @@ def build_index(
     """
     r = Path(root).expanduser()
     if not r.is_dir():
-        raise DataError(f"expected a data folder, got {r} (hint: pass --data-root or set MRIBENCH_DATA)")
+        head = f"expected a data folder, got {r}"
+        raise DataError(
+            f"{head} (hint: data= a folder of fastMRI-format .h5 files, or set MRIBENCH_DATA)",
+            cli=f"{head} (hint: pass --data-root or set MRIBENCH_DATA)",
+        )
     files = find_files(r)
     if not files:
         raise DataError(f"expected fastMRI-format .h5 files under {r}, got none")
@@ -332,7 +336,13 @@ def build_index(
     table = pd.DataFrame(rows, columns=COLUMNS)
     sk = pd.DataFrame(skipped, columns=["file", "reason"])
     if table.empty:
-        raise DataError(f"expected at least one readable fastMRI file under {r}, got none ({len(sk)} skipped)")
+        head = f"expected at least one readable fastMRI file under {r}, got none: {skipped_summary(skipped)}"
+        raise DataError(
+            f"{head} (hint: fastMRI's multi-coil files hold `kspace` and `ismrmrd_header`; other datasets are "
+            f"converted by mribench.data.convert)",
+            cli=f"{head} (hint: fastMRI's multi-coil files hold `kspace` and `ismrmrd_header`; other datasets are "
+            f"converted by `mribench data convert`)",
+        )
     if use_cache:
         import io
 
@@ -341,6 +351,13 @@ def build_index(
         atomic_write_bytes(pq, buf.getvalue())
         atomic_write_text(meta, json.dumps({"fingerprint": fp, "root": str(r), "skipped": skipped}))
     return _remember(SliceIndex(r, table, sk, fp)) if use_cache else SliceIndex(r, table, sk, fp)
+
+
+def skipped_summary(skipped: list[dict[str, str]], shown: int = 3) -> str:
+    """``N file(s) skipped: a.h5: reason; b.h5: reason; ... and M more`` (the first reasons, the count)."""
+    lines = [f"{s['file']}: {s['reason']}" for s in skipped[:shown]]
+    more = f"; ... and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"{len(skipped)} file(s) skipped: " + "; ".join(lines) + more
 
 
 # Small indexes already read in this process, by fingerprint (which covers the root, every file's

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Collection
 from pathlib import Path
+
+SIM_DISK_SPACE = "about 1 GB"
+"""Disk space of the default-size MRIBench-Sim (what the README and the first-use message say)."""
 
 
 def resolve_data_root(
@@ -31,4 +35,17 @@ def resolve_data_root(
     return ensure_synthetic(progress=cb, volumes=volumes)
 
 
-__all__ = ["resolve_data_root"]
+def data_label(root: str | os.PathLike[str]) -> str:
+    """What a data root is, in a few words: ``MRIBench-Sim 2.0 (synthetic)`` for the embedded
+    benchmark (read from its ``manifest.json``), else the folder itself."""
+    try:
+        m = json.loads((Path(root) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return str(root)
+    if not isinstance(m, dict) or m.get("generator") != "MRIBench-Sim":
+        return str(root)
+    size = m.get("size")
+    return f"MRIBench-Sim {m.get('version')} (synthetic{'' if size in (None, 'default') else f', {size} size'})"
+
+
+__all__ = ["SIM_DISK_SPACE", "data_label", "resolve_data_root"]

@@ -77,6 +77,22 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None = None, model_n
     )
 
 
+def checkpoint_state(model_name: str = DEFAULT_MODEL) -> tuple[str, Path, str]:
+    """Whether the CLIP checkpoint is available (``mribench weights status`` shows it).
+
+    Returns:
+        ``("found", file, how it was found)`` or ``("missing", where it is looked up, how to get it)``.
+    """
+    try:
+        path = resolve_checkpoint(None, model_name)
+    except WeightsMissingError:
+        given = os.environ.get(CHECKPOINT_ENV)
+        where = Path(given).expanduser() if given else clip_dir(model_name) / CHECKPOINT_NAMES[0]
+        return "missing", where, _how_to_get(model_name)
+    origin = f"${CHECKPOINT_ENV}" if os.environ.get(CHECKPOINT_ENV) else "the weights folder"
+    return "found", path, f"from {origin}; open_clip {model_name} {DEFAULT_TAG} ({HF_REPO})"
+
+
 def load_clip(
     checkpoint: str | os.PathLike[str] | None = None,
     model_name: str = DEFAULT_MODEL,

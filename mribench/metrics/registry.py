@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mribench.api.metric_names import ALIAS_REASONS, METRIC_ALIASES, canonical_metric
 from mribench.errors import MetricError
 from mribench.metrics import definitions as defs
 from mribench.registry import Registry
@@ -192,8 +193,10 @@ for _spec in defs.builtin_specs(MetricSpec):
 
 
 def get_metric(name: str) -> MetricSpec:
-    """The registered metric ``name``; unknown names raise :class:`MetricError` with a suggestion."""
-    spec = METRICS.get(name)
+    """The registered metric ``name`` (or the one an alias such as ``lpips`` stands for, see
+    :data:`mribench.api.metric_names.METRIC_ALIASES`); unknown names raise :class:`MetricError` with a
+    suggestion."""
+    spec = METRICS.get(canonical_metric(name))
     if not isinstance(spec, MetricSpec):
         raise MetricError(f"expected a MetricSpec registered as {name!r}, got {type(spec).__name__}")
     return spec
@@ -232,8 +235,9 @@ def explain(name: str) -> str:
     """A multi-line human explanation of metric ``name``: definition, data range, references, caveats."""
     spec = get_metric(name)
     d = spec.definition()
+    aliases = [a for a, m in METRIC_ALIASES.items() if m == spec.name]
     lines = [
-        f"{spec.name}  ({spec.profile})",
+        f"{spec.name}  ({spec.profile})" + (f"  alias: {', '.join(aliases)}" if aliases else ""),
         f"  {spec.description}",
         f"  direction: {'higher' if spec.higher_is_better else 'lower'} is better",
         f"  needs pretrained weights: {'yes' if spec.needs_weights else 'no'}"
@@ -251,6 +255,9 @@ def explain(name: str) -> str:
         lines.extend(f"    - {r}" for r in d["references"])
     for note in d.get("notes", []):
         lines.append("  note: " + note)
+    if name != spec.name:
+        why = ALIAS_REASONS.get(name)
+        lines.insert(1, f"  {name!r} is an alias of {spec.name!r}" + (f" ({why})" if why else ""))
     if spec.name == "ssim" or spec.name.startswith("region_ssim"):
         lines.append("  why SSIM numbers differ between tools:")
         lines.extend("    " + line for line in defs.SSIM_CAVEATS)

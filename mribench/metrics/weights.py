@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mribench.api.metric_names import canonical_metric
 from mribench.errors import MetricError, WeightsMissingError
 from mribench.metrics._safe_pickle import flatten, load_numpy_pickle
 from mribench.paths import atomic_write_bytes, atomic_write_text, file_sha256, weights_dir
@@ -180,7 +181,7 @@ def _resolve_names(names: Sequence[str] | None) -> list[str]:
     if not names:
         return list(SPECS)
     out: list[str] = []
-    for n in names:
+    for n in map(canonical_metric, names):
         if n in SPECS:
             expanded: Sequence[str] = (n,)
         elif n in METRIC_WEIGHTS:
@@ -537,6 +538,11 @@ def fetch_weights(
 
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def metrics_enabled(weights: str) -> list[str]:
+    """The metrics a weights file is needed by (each needs all its files: see :data:`METRIC_WEIGHTS`)."""
+    return [m for m, files in METRIC_WEIGHTS.items() if weights in files]
 
 
 def missing_weights(metric: str) -> list[str]:

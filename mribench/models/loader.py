@@ -12,14 +12,16 @@ and anything with a ``:`` is user code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 
@@ -28,6 +30,7 @@ from mribench.api.model import ModelInfo
 from mribench.errors import ModelError
 from mribench.models.builtin import ZeroFilled
 from mribench.models.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_identity, file_sha256, load_checkpoint
+from mribench.models.identity import local_sources, object_identity
 from mribench.models.loaded import LoadedModel
 from mribench.models.shipped import shipped_baselines, shipped_path
 from mribench.models.zoo import check_config, resolve_zoo_file, zoo_entries, zoo_entry
@@ -103,11 +106,36 @@ def register_pretrained(name: str, path: Path, description: str = "") -> None:
     MODELS.register(name, factory, overwrite=True)
 
 
-def _import_target(spec: str) -> tuple[Any, Path | None]:
+@contextlib.contextmanager
+def _importable_neighbours(folder: Path) -> Iterator[None]:
+    """Let a model file import the modules beside it: its folder is first on ``sys.path`` while it
+    loads, and removed after; the neighbour modules it imported are dropped from ``sys.modules``
+    again, so that a later load in the same process sees their current source (as the identity
+    hash does) and two model folders with a ``utils.py`` each do not see each other's."""
+    before = set(sys.modules)
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)
+        except ValueError:
+            pass
+        for name in set(sys.modules) - before:
+            f = getattr(sys.modules.get(name), "__file__", None)
+            if f and Path(f).resolve().is_relative_to(folder):
+                sys.modules.pop(name, None)
+
+
+def _import_target(spec: str) -> tuple[Any, Path | None, dict[str, str]]:
+    """The object a ``file.py:attr`` / ``module:attr`` spec names, its source file, and the model's
+    own source files with their sha256 (:func:`mribench.models.identity.local_sources`)."""
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise ModelError(f"expected 'module:attr' or 'file.py:attr', got {spec!r}")
     source: Path | None = None
+    sources: dict[str, str] = {}
     if target.endswith(".py"):
         source = Path(target).expanduser().resolve()
         if not source.is_file():
@@ -119,9 +147,11 @@ def _import_target(spec: str) -> tuple[Any, Path | None]:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
         try:
-            module_spec.loader.exec_module(module)
+            with _importable_neighbours(source.parent):
+                module_spec.loader.exec_module(module)
         except Exception as e:  # user code: report whatever it raised
             raise ModelError(f"importing {source.name} failed: {type(e).__name__}: {e}") from e
+        sources = local_sources(source, source.parent)
     else:
         try:
             module = importlib.import_module(target)
@@ -129,9 +159,12 @@ def _import_target(spec: str) -> tuple[Any, Path | None]:
             raise ModelError(f"expected an importable module {target!r}, got: {e}") from None
         f = getattr(module, "__file__", None)
         source = Path(f) if f else None
+        if source is not None and source.is_file():
+            depth = target.count(".") + (1 if source.name == "__init__.py" else 0)
+            sources = local_sources(source, source.resolve().parents[depth], package=target.split(".")[0])
     if not hasattr(module, attr):
         raise ModelError(f"expected {attr!r} in {target}, got no such attribute")
-    return getattr(module, attr), source
+    return getattr(module, attr), source, sources
 
 
 def _is_factory(obj: Any) -> bool:
@@ -149,15 +182,21 @@ def _is_factory(obj: Any) -> bool:
 def load_user_model(spec: str, checkpoint: str | None = None) -> LoadedModel:
     """Load ``module:attr`` / ``file.py:attr``: a ReconModel, a class, or a zero-argument factory.
 
-    A factory that accepts a ``checkpoint`` keyword receives ``--checkpoint``.
+    A factory that accepts a ``checkpoint`` keyword receives ``--checkpoint``. A model file may
+    import the modules beside it (at module level or in the factory: its folder is on
+    ``sys.path`` while it loads). The identity hash covers the model's own source files (the file
+    and the local modules it imports, listed with their hashes under ``details["sources"]``), the
+    parameters of an ``nn.Module`` and the checkpoint file.
     """
-    obj, source = _import_target(spec)
+    obj, source, sources = _import_target(spec)
     if _is_factory(obj):
+        beside = source is not None and spec.rpartition(":")[0].endswith(".py")
         try:
             kwargs = (
                 {"checkpoint": checkpoint} if checkpoint and "checkpoint" in inspect.signature(obj).parameters else {}
             )
-            model = obj(**kwargs)
+            with _importable_neighbours(source.parent) if beside and source else contextlib.nullcontext():
+                model = obj(**kwargs)
         except Exception as e:  # user code
             raise ModelError(f"building the model {spec} failed: {type(e).__name__}: {e}") from e
     else:
@@ -165,8 +204,8 @@ def load_user_model(spec: str, checkpoint: str | None = None) -> LoadedModel:
     if not callable(model):
         raise ModelError(f"expected a callable ReconModel from {spec}, got {type(model).__name__}")
     h = hashlib.sha256()
-    if source is not None and source.is_file():
-        h.update(source.read_bytes())
+    for rel, digest in sources.items():  # the model's own source files (sorted by path)
+        h.update(f"{rel}\0{digest}\0".encode())
     h.update(spec.encode())
     if isinstance(model, torch.nn.Module):
         for k, v in sorted(model.state_dict().items()):
@@ -174,20 +213,73 @@ def load_user_model(spec: str, checkpoint: str | None = None) -> LoadedModel:
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
     if checkpoint:
         h.update(file_sha256(checkpoint).encode())
-    return LoadedModel(model, ModelInfo(spec, "user", h.hexdigest(), {"source": str(source) if source else None}))
+    details: dict[str, Any] = {"source": str(source) if source else None}
+    if sources:
+        details["sources"] = {rel: digest[:12] for rel, digest in sources.items()}
+    return LoadedModel(model, ModelInfo(spec, "user", h.hexdigest(), details))
 
 
-def load_model(name_or_path: str, checkpoint: str | None = None) -> LoadedModel:
+ModelLike: TypeAlias = str | os.PathLike[str] | LoadedModel | Callable[..., Any]
+"""What :func:`load_model` and :func:`mribench.evaluate` accept as a model."""
+
+
+def model_from_object(obj: Any, name: str | None = None) -> LoadedModel:
+    """Wrap a model object in a :class:`LoadedModel` with an identity (kind ``object``).
+
+    Args:
+        obj: a callable ``obj(masked_kspace, mask, meta) -> image`` (a function, a
+            ``torch.nn.Module``, any object with ``__call__``), or a class whose no-argument
+            instance is one.
+        name: the model's name (default: the function's or class's name).
+
+    The identity (:func:`mribench.models.identity.object_identity`) covers the object's class or
+    function source and its parameters; ``details["identity"]`` in ``run.json`` says that it is
+    weaker than the hash of a model file or checkpoint.
+
+    Raises:
+        ModelError: ``obj`` is not callable, or its class cannot be built without arguments.
+    """
+    if inspect.isclass(obj):
+        try:
+            obj = obj()
+        except Exception as e:  # user code
+            raise ModelError(f"building the model {obj.__name__}() failed: {type(e).__name__}: {e}") from e
+    if not callable(obj):
+        raise ModelError(
+            f"expected a model name, a path, a LoadedModel or a callable model(masked_kspace, mask, meta), "
+            f"got {type(obj).__name__}"
+        )
+    sha, details = object_identity(obj)
+    default = getattr(obj, "__name__", None) if inspect.isfunction(obj) or inspect.ismethod(obj) else None
+    return LoadedModel(obj, ModelInfo(name or default or type(obj).__name__, "object", sha, details))
+
+
+def load_model(name_or_path: ModelLike, checkpoint: str | None = None) -> LoadedModel:
     """Resolve a model.
 
     Args:
         name_or_path: a registered name (``zero-filled``, ``unet``, ``varnet``, shipped baselines,
-            entry points), a checkpoint path, ``package.module:attr`` or ``path/to/file.py:attr``.
+            entry points), a checkpoint path (``str`` or ``os.PathLike``), ``package.module:attr``,
+            ``path/to/file.py:attr``, a :class:`LoadedModel` (returned as it is), or a model object
+            (a callable or ``torch.nn.Module``: :func:`model_from_object`).
         checkpoint: weights for ``unet``/``varnet`` (or passed to a user factory).
 
     Raises:
         ModelError: with a suggestion for near-miss names.
     """
+    if isinstance(name_or_path, LoadedModel):
+        if checkpoint:
+            raise ModelError("expected no checkpoint with a loaded model, got one")
+        return name_or_path
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str):
+        if checkpoint:
+            raise ModelError(
+                f"expected no checkpoint with a model object, got one (hint: load the weights into the "
+                f"{type(name_or_path).__name__} first)"
+            )
+        return model_from_object(name_or_path)
     if name_or_path in MODELS:
         return MODELS.get(name_or_path)(checkpoint)
     p = Path(name_or_path)
@@ -208,9 +300,10 @@ def _zoo_factory(name: str) -> Callable[[str | None], LoadedModel]:
     def factory(checkpoint: str | None) -> LoadedModel:
         entry = zoo_entry(name)  # looked up when loaded: the table is data
         if checkpoint:
+            head = f"expected no checkpoint for the zoo model {entry.name!r} (its weights come from the zoo), got one"
             raise ModelError(
-                f"expected no --checkpoint for the zoo model {entry.name!r} (its weights come from the zoo), got one "
-                f"(hint: --model {entry.arch} --checkpoint FILE loads other weights of the same architecture)"
+                f"{head} (hint: load_model({entry.arch!r}, checkpoint) loads other weights of the same architecture)",
+                cli=f"{head} (hint: --model {entry.arch} --checkpoint FILE loads other weights of the same architecture)",
             )
         path, sha256 = resolve_zoo_file(entry)
         model, details = load_checkpoint(path)

@@ -82,7 +82,7 @@ def explain_empty(
         test_rows = table.loc[m & has_target]
         if side.test_filter and not filter_mask(test_rows, side.test_filter).any():
             why = explain_filter(test_rows, side.test_filter, where)
-            return f"{head}: {files} volume(s) match {side.filter} but {why} (hint: --annotations CSV)"
+            return f"{head}: {files} volume(s) match {side.filter} but {why} (hint: the study labels come from fastMRI+ annotations: `--annotations CSV`, or EvalOptions(annotations=...))"
     other = f"{'test' if kind == 'train' else 'train'}_{letter}"
     shared = "" if task.same_volumes else " (a volume that matches both P and Q goes to one side only)"
     return (

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from mribench.analysis.stats import bootstrap_t_interval, finite_split
+from mribench.api.metric_names import canonical_metric
 from mribench.api.run import EvalOptions, RunConfig, Runtime, comparable
 from mribench.errors import MribenchError, ResultsError
 from mribench.fmt import compact
@@ -351,11 +352,11 @@ def compare_runs(
         raise ValueError(f"expected correction 'bonferroni' or 'none', got {correction!r}")
     ref, cand = load_comparable(reference), load_comparable(candidate)
     common = [m for m in ref.config.metrics if m in cand.config.metrics]
-    names = metrics or common
+    names = [canonical_metric(m) for m in metrics] if metrics else common  # `lpips` is lpips_vgg
     unknown = [m for m in names if m not in common]
     if unknown:
         raise CheckMisuse(f"expected metrics present in both runs ({', '.join(common)}), got {unknown}")
-    thresholds = max_drop or {}
+    thresholds = {canonical_metric(k): v for k, v in (max_drop or {}).items()}
     unknown_thr = sorted(set(thresholds) - set(names))
     if unknown_thr:
         raise CheckMisuse(
@@ -509,7 +510,7 @@ def candidate_options(ref: RunResult, metrics: list[str] | None = None, limit: i
     if limit is not None and opts.limit is not None:
         limit = min(limit, opts.limit)
     return EvalOptions(
-        metrics=tuple(metrics or ref.config.metrics),
+        metrics=tuple(canonical_metric(m) for m in metrics) if metrics else tuple(ref.config.metrics),
         splits=tuple(ref.config.splits),
         limit=limit if limit is not None else opts.limit,
         limit_seed=opts.limit_seed or 0,

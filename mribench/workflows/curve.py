@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from mribench.api.model import ModelInfo, ReconModel, SliceMeta
 from mribench.api.run import EvalOptions, RunMode, Runtime
 from mribench.data.index import build_index
 from mribench.data.root import resolve_data_root
+from mribench.errors import RunConflict, StoredRun
 from mribench.models.loaded import LoadedModel
 from mribench.models.loader import load_model
 from mribench.paths import slug
@@ -128,7 +130,7 @@ def robustness_curve(
     data: str | os.PathLike[str] | None = None,
     run_root: str | os.PathLike[str] = "mribench-runs/curves",
     limit: int | None = None,
-    resume: bool = True,
+    overwrite: bool = False,
     runtime: Runtime | None = None,
 ) -> CurveResult:
     """Evaluate ``model`` along a shift axis.
@@ -144,11 +146,16 @@ def robustness_curve(
         data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
         run_root: each point's run directory goes below it.
         limit: at most N volumes per split per point (:class:`mribench.api.run.EvalOptions`).
-        resume: reuse finished points.
+        overwrite: recompute every point; by default a point whose run (same model identity and
+            options) is stored is reused, and an unfinished one continued.
         runtime: how each point's evaluation runs (device, batch size, progress, ...).
 
     Returns:
         The :class:`CurveResult` with an AUC per split.
+
+    Raises:
+        RunConflict: a point's run directory holds a run of another configuration (another
+            model version, ``limit`` or metric): pass another ``run_root`` or ``overwrite=True``.
     """
     from mribench.analysis import robustness_auc
 
@@ -163,9 +170,18 @@ def robustness_curve(
     options = EvalOptions(metrics=(metric,), limit=limit)
 
     def run(m: LoadedModel, t: TaskSpec, tag: str) -> RunResult:
-        rd = base / f"{axis}-{tag}"
-        mode: RunMode = "resume" if resume and (rd / "run.json").is_file() else "new"
-        return evaluate(m, t, data=root, run_dir=rd, mode=mode, options=options, runtime=runtime)
+        mode: RunMode = "overwrite" if overwrite else "new"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", StoredRun)  # reusing a curve's stored points is the point
+                return evaluate(
+                    m, t, data=root, run_dir=base / f"{axis}-{tag}", mode=mode, options=options, runtime=runtime
+                )
+        except RunConflict as e:
+            raise e.with_hints(
+                "run_root=... for separate runs, or overwrite=True to recompute the curve",
+                "--run-root DIR for separate runs, or --overwrite to recompute the curve",
+            ) from None
 
     if axis == "coils":
         r = run(lm, spec, "all")

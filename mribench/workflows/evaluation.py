@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,20 @@ from mribench.data.index import SliceIndex, build_index
 from mribench.data.root import resolve_data_root
 from mribench.data.slices import Prefetcher, SliceRequest, SliceSource, plan_requests
 from mribench.data.subset import select_volumes
-from mribench.errors import DataError, MetricError, ResultsError, WeightsMissingError
+from mribench.errors import DataError, MetricError, RunConflict, StoredRun, WeightsMissingError
 from mribench.models.loaded import LoadedModel
-from mribench.models.loader import load_model
+from mribench.models.loader import ModelLike, load_model
 from mribench.paths import slug
-from mribench.results import RunResult, SliceStore, dumps, load_run, read_config, write_config, write_summary
+from mribench.results import (
+    RunResult,
+    RunReuse,
+    SliceStore,
+    dumps,
+    load_run,
+    read_config,
+    write_config,
+    write_summary,
+)
 from mribench.tasks import Split, TaskSpec, load_split_csv, load_task, make_splits, manifest_hash
 from mribench.tasks.embedded import embedded_volumes
 from mribench.workflows.runtime import (
@@ -61,7 +71,7 @@ from mribench.workflows.runtime import (
 
 
 def evaluate(
-    model: str | LoadedModel,
+    model: ModelLike,
     task: str | TaskSpec,
     *,
     data: str | os.PathLike[str] | None = None,
@@ -72,22 +82,40 @@ def evaluate(
 ) -> RunResult:
     """Evaluate a model on a task's ID and OOD test splits.
 
+    A run directory holds one configuration (model identity, task, data, metrics, options: the
+    fields :func:`mribench.api.run.comparable` compares). Evaluating the same configuration again
+    returns the stored result at once (``result.reuse.kind == "stored"``, nothing recomputed), or
+    continues a run that was killed (``"continued"``: only the missing slices are computed); either
+    way a :class:`~mribench.errors.StoredRun` notice says so. Another configuration in the same
+    run directory is refused with every differing field named (:class:`~mribench.errors.RunConflict`):
+    pass another ``run_dir``, or ``mode="overwrite"``. Task metrics that were skipped for missing
+    weights when a run started stay out of it after the weights appear (so that every slice of a
+    run has the same metrics); ``mode="overwrite"`` computes them.
+
     Args:
-        model: a model name/path/spec (see :func:`mribench.models.load_model`; a checkpoint for
-            ``unet``/``varnet`` is loaded with ``load_model(name, checkpoint)``) or a loaded model.
+        model: a model name, checkpoint path, ``file.py:attr`` / ``module:attr`` spec (see
+            :func:`mribench.models.load_model`; a checkpoint for ``unet``/``varnet`` is loaded with
+            ``load_model(name, checkpoint)``), a :class:`LoadedModel`, or a model object: any callable
+            ``model(masked_kspace, mask, meta) -> image`` or ``torch.nn.Module`` (recorded with kind
+            ``object``, whose identity is its source and parameters; see
+            :func:`mribench.models.loader.model_from_object`).
         task: task name, YAML path or :class:`TaskSpec`.
         data: fastMRI-format folder; default ``$MRIBENCH_DATA`` or the embedded benchmark.
         run_dir: where the per-slice store goes (default ``./mribench-runs/<task>/<model>``).
-        mode: ``new`` (refuse an existing run), ``resume`` (continue the run in ``run_dir``, whose
-            configuration must match, or start it) or ``overwrite`` (discard an existing run).
+        mode: ``new`` (start a run, or reuse the run of the same configuration in ``run_dir`` as
+            described above), ``resume`` (the same, and it also continues per-slice results whose
+            ``run.json`` was removed; for scripts and cluster shards) or ``overwrite`` (discard the
+            run in ``run_dir`` and start again).
         options: what changes the numbers (:class:`EvalOptions`: metrics, splits, limit, ...).
         runtime: how it runs (:class:`Runtime`: device, batch size, workers, threads, shard, ...).
 
     Returns:
-        The :class:`RunResult` (failed slices are recorded in it, not raised).
+        The :class:`RunResult` (failed slices are recorded in it, not raised); its ``reuse`` says
+        whether stored slices were used.
 
     Raises:
-        MribenchError subclasses for unknown names, missing data, empty splits, mismatched resumes.
+        RunConflict: ``run_dir`` holds a run of another configuration.
+        MribenchError subclasses for unknown names, missing data, empty splits.
     """
     t_start = time.perf_counter()
     options, runtime = options or EvalOptions(), runtime or Runtime()
@@ -96,6 +124,12 @@ def evaluate(
         git = git_probes() if runtime.rank == 0 else None
         plan = _plan(model, task, data, run_dir, options, runtime)
         rd, rank = plan.run_dir, runtime.rank
+        prior = _prior_run(plan, mode)
+        if prior is not None and prior.complete and runtime.world_size == 1:
+            result = load_run(rd)
+            result.reuse = prior.reuse("stored")
+            warnings.warn(_notice(result.reuse, rd, plan.model), StoredRun, stacklevel=2)
+            return result
         reading: _Reading | None = None
         try:
             if rank == 0:
@@ -103,11 +137,11 @@ def evaluate(
                     for probe in git:  # no fork (DataLoader workers) while a probe's thread spawns git
                         probe.result()
                 # reading starts now and overlaps the set-up below (overwrite empties the run directory
-                # before anything is appended; a refused resume stops the reader in `finally`)
+                # before anything is appended)
                 reading = _start_reading(plan, runtime, fresh=mode == "overwrite")
             sync = barrier(runtime.world_size if runtime.synchronize else 1)
             if rank == 0:
-                _write_record(plan, mode, runtime, git)
+                _write_record(plan, mode, runtime, git, prior)
             sync()  # the other ranks start once rank 0 has checked and written run.json
             reading = reading or _start_reading(plan, runtime)
             try:
@@ -124,11 +158,15 @@ def evaluate(
         if rank == 0:
             write_config(rd, result.config)
             write_summary(rd, result.summary)
+        if prior is not None and (prior.n_stored or prior.left_out):
+            result.reuse = prior.reuse("continued")
+            if rank == 0:
+                warnings.warn(_notice(result.reuse, rd, plan.model), StoredRun, stacklevel=2)
         return result
 
 
 def prepare_run(
-    model: str | LoadedModel,
+    model: ModelLike,
     task: str | TaskSpec,
     *,
     data: str | os.PathLike[str] | None = None,
@@ -149,7 +187,7 @@ def prepare_run(
     _check_mode(mode)
     with torch_threads(runtime.threads):
         plan = _plan(model, task, data, run_dir, options, runtime)
-        return _write_record(plan, mode, runtime, None)
+        return _write_record(plan, mode, runtime, None, _prior_run(plan, mode))
 
 
 # --------------------------------------------------------------------------- set-up
@@ -243,7 +281,7 @@ def plan_slices(
 
 
 def _plan(
-    model: str | LoadedModel,
+    model: ModelLike,
     task: str | TaskSpec,
     data: str | os.PathLike[str] | None,
     run_dir: str | os.PathLike[str] | None,
@@ -253,7 +291,7 @@ def _plan(
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     if spec.normalize_output and not options.normalize_output:  # the task declares it (LH24 coils)
         options = options.model_copy(update={"normalize_output": True})
-    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    lm = load_model(model)
     explicit = options.metrics is not None
     specs, unavailable = _metric_specs(list(options.metrics or spec.metrics), explicit)
     sp = plan_slices(spec, data=data, options=options, batch_size=runtime.batch_size, progress=runtime.progress)
@@ -323,9 +361,12 @@ def _record(
 def _metric_specs(names: list[str], explicit: bool) -> tuple[list[Any], dict[str, str]]:
     from mribench.metrics import get_metric
 
-    specs, unavailable = [], {}
+    specs: list[Any] = []
+    unavailable: dict[str, str] = {}
     for n in names:
-        spec = get_metric(n)
+        spec = get_metric(n)  # an alias (``lpips``) gives its metric (``lpips_vgg``), recorded by its own name
+        if any(s.name == spec.name for s in specs):
+            continue
         try:
             spec.check_available()
         except WeightsMissingError as e:
@@ -363,28 +404,119 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"expected mode in {RUN_MODES}, got {mode!r}")
 
 
-def _write_record(plan: _Plan, mode: RunMode, runtime: Runtime, git: tuple[GitCommit, GitCommit] | None) -> RunConfig:
-    """Check ``mode`` against the run directory, then write ``run.json`` (rank 0 only)."""
+@dataclass
+class _Prior:
+    """The run already in a run directory, of the same configuration as the planned one.
+
+    Attributes:
+        config: its record.
+        n_stored: planned slices already in its store.
+        n_planned: slices the evaluation plans.
+        left_out: task metrics the run was started without (their weights were missing then) that
+            are computable now: they stay out of the run.
+    """
+
+    config: RunConfig
+    n_stored: int
+    n_planned: int
+    left_out: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return self.n_stored == self.n_planned
+
+    def reuse(self, kind: str) -> RunReuse:
+        return RunReuse(kind, self.n_stored, self.n_planned, list(self.left_out))
+
+
+_CONFLICT_HINT = 'run_dir=... for a separate run, or mode="overwrite" to replace it'
+_CONFLICT_CLI_HINT = "--run-dir DIR for a separate run, or --overwrite to replace it"
+
+
+def _prior_run(plan: _Plan, mode: RunMode) -> _Prior | None:
+    """The run of the same configuration in the plan's run directory (None: none, or ``overwrite``).
+
+    Task metrics that joined only because their weights appeared since the run started are left
+    out of the plan (the run keeps the metrics it started with).
+
+    Raises:
+        RunConflict: the directory holds a run of another configuration, or per-slice results
+            without a ``run.json``.
+    """
     rd = plan.run_dir
-    exists = (rd / "run.json").is_file()
-    if exists and mode == "overwrite":
-        shutil.rmtree(rd)
-        exists = False
-    if exists and mode != "resume":
-        raise ResultsError(
-            f"expected a new run directory, got an existing run in {rd} "
-            f"(hint: --resume to continue it, --overwrite to replace it, or --run-dir)"
-        )
-    config = plan.config
-    if exists:
-        old = read_config(rd)
-        diffs = comparable(old, config, same_run=True)
-        if diffs:
-            raise ResultsError(
-                f"expected --resume with the same configuration as the run in {rd}, got "
-                f"{'; '.join(diffs)} (hint: use a new --run-dir)"
+    if mode == "overwrite":
+        return None
+    store = SliceStore(rd)
+    if not (rd / "run.json").is_file():
+        # per-slice results without a record: refused unless continued on purpose (``resume``: what
+        # `mribench check --until-decided` does to extend its run with more volumes)
+        if mode != "resume" and store.records():
+            raise RunConflict(
+                rd, ["run.json: missing, but per-slice results are stored"], _CONFLICT_HINT, _CONFLICT_CLI_HINT
             )
-        config = old
+        return None
+    old = read_config(rd)
+    left_out = _keep_started_metrics(plan, old)
+    diffs = comparable(old, plan.config, same_run=True)
+    if diffs:
+        raise RunConflict(rd, diffs, _CONFLICT_HINT, _CONFLICT_CLI_HINT)
+    done = store.done_keys()
+    planned = {(r.split, r.file, s) for r in plan.requests for s in r.slices}
+    return _Prior(old, len(planned & done), len(planned), left_out)
+
+
+def _keep_started_metrics(plan: _Plan, old: RunConfig) -> list[str]:
+    """Drop from the plan the task metrics a run in progress was started without because their
+    weights were missing then; returns their names (none when metrics were asked for explicitly)."""
+    if plan.options.metrics is not None:
+        return []
+    new = plan.config.metrics
+    joined = [m for m in new if m not in old.metrics]
+    if not joined or any(m not in old.unavailable_metrics for m in joined) or any(m not in new for m in old.metrics):
+        return []
+    cfg = plan.config
+    plan.metric_specs = [m for m in plan.metric_specs if m.name in old.metrics]
+    plan.config = cfg.model_copy(
+        update={
+            "metrics": [m for m in new if m in old.metrics],
+            "higher_is_better": {k: v for k, v in cfg.higher_is_better.items() if k in old.metrics},
+            "metric_profiles": {k: v for k, v in cfg.metric_profiles.items() if k in old.metrics},
+            "unavailable_metrics": {**cfg.unavailable_metrics, **{m: old.unavailable_metrics[m] for m in joined}},
+        }
+    )
+    return joined
+
+
+def _notice(reuse: RunReuse, rd: Path, model: LoadedModel) -> str:
+    """The :class:`StoredRun` notice of a run that used stored slices (Python words)."""
+    if reuse.kind == "stored":
+        text = (
+            f"{rd} holds this evaluation already (same model identity, task, data and options): its stored result "
+            f"is returned and nothing was recomputed"
+        )
+        if model.info.kind == "object":
+            text += " (the model's identity is its source and parameters only)"
+    else:
+        text = f"continued the run in {rd}: {reuse.n_stored} of {reuse.n_planned} slices were stored already"
+    if reuse.left_out:
+        text += (
+            f"; metrics {', '.join(reuse.left_out)} were unavailable (weights missing) when the run started and "
+            f"stay out of it"
+        )
+    return text + ' (hint: mode="overwrite" recomputes everything)'
+
+
+def _write_record(
+    plan: _Plan, mode: RunMode, runtime: Runtime, git: tuple[GitCommit, GitCommit] | None, prior: _Prior | None
+) -> RunConfig:
+    """Write ``run.json`` (rank 0 only): the plan's record, or the run's own when it is continued."""
+    rd = plan.run_dir
+    if mode == "overwrite":  # a run directory only: never a folder that holds no run
+        if (rd / "run.json").is_file():
+            shutil.rmtree(rd)
+        elif (rd / "slices").is_dir():
+            shutil.rmtree(rd / "slices")
+    config = prior.config if prior is not None else plan.config
     rd.mkdir(parents=True, exist_ok=True)
     config = config.model_copy(update={"provenance": provenance(plan.device, runtime, git)})
     write_config(rd, config)

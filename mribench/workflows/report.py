@@ -23,7 +23,7 @@ import numpy as np
 from mribench import fmt
 from mribench.errors import ResultsError
 from mribench.paths import atomic_write_text, slug
-from mribench.results import RunResult, load_run
+from mribench.results import RunResult, describe_measurement, load_run
 
 
 @dataclass
@@ -36,6 +36,7 @@ class TaskReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png)
     notes: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)  # what the numbers measure (one line per distinct setting)
 
 
 def _model_name(run: RunResult) -> str:
@@ -51,8 +52,7 @@ def _higher_is_better(run: RunResult, metric: str) -> bool:
 
 
 def _trained_on_q(run: RunResult) -> bool:
-    extra = run.config.model.details.get("extra") or {}
-    return isinstance(extra, dict) and str(extra.get("training_side", "")).upper() == "Q"
+    return run.config.model.training_side == "Q"
 
 
 def _gap_rows(task_runs: list[RunResult], q_run: RunResult | None, metric: str, tr: TaskReport) -> None:
@@ -192,76 +192,109 @@ def _d22_fraction(runs4: list[RunResult], metric: str, tr: TaskReport) -> None:
     )
 
 
-def _panel(run: RunResult, metric: str, tr: TaskReport, out: Path, n: int, data_root: Path | None) -> None:
-    """Re-run the model on the first ``n`` OOD slices and plot target | recon | error."""
-    import torch
-
-    from mribench.analysis import plot_reconstruction_panel
-    from mribench.data.index import build_index
-    from mribench.data.slices import plan_requests, read_sample
-    from mribench.errors import MribenchError
+def _reload(run: RunResult, tr: TaskReport) -> Any:
+    """The run's model, loaded again (None, with a note, when it cannot be)."""
     from mribench.models import load_model
-    from mribench.physics.masks import MaskSpec
 
     cfg = run.config
-    det = cfg.model.details
-    path = det.get("path")
+    path = cfg.model.details.get("path")
     try:
         if cfg.model.kind == "reconstructions":  # `mribench score`: the reconstruction files again
             from mribench.workflows.exchange import model_of_run
 
-            model = model_of_run(run)
-        else:
-            model = load_model(
-                cfg.model.name if cfg.model.kind != "checkpoint" else str(path or ""),
-                checkpoint=str(path) if cfg.model.name in ("unet", "varnet") and path else None,
-            )
+            return model_of_run(run)
+        if cfg.model.kind == "object":
+            raise ValueError("a Python object passed to evaluate is not stored with its run")
+        return load_model(
+            cfg.model.name if cfg.model.kind != "checkpoint" else str(path or ""),
+            checkpoint=str(path) if cfg.model.name in ("unet", "varnet") and path else None,
+        )
     except Exception as e:  # a report must not fail because a model moved
         tr.notes.append(f"No reconstruction panel for {cfg.model.name}: cannot reload the model ({e}).")
+        return None
+
+
+def _panels(task_runs: list[RunResult], metric: str, tr: TaskReport, out: Path, n: int, data_root: Path | None) -> None:
+    """Re-run every model on the same first ``n`` OOD slices and plot target | recon | error, with one
+    error colour scale per slice shared by all the models' panels."""
+    import torch
+
+    from mribench.analysis import error_scales, plot_reconstruction_panel
+    from mribench.data.index import build_index
+    from mribench.data.slices import plan_requests, read_sample
+    from mribench.errors import MribenchError
+    from mribench.physics.masks import MaskSpec
+
+    runs = [r for r in task_runs if "test_Q" in r.config.masks and (data_root is not None or r.config.data)]
+    if not runs:
         return
-    ok = run.slices[(run.slices["split"] == "test_Q") & (run.slices["status"] == "ok")].head(n)
-    if ok.empty or "test_Q" not in cfg.masks or (data_root is None and cfg.data is None):
+    oks = [r.slices[(r.slices["split"] == "test_Q") & (r.slices["status"] == "ok")] for r in runs]
+    common = sorted(set.intersection(*({(str(f), int(s)) for f, s in zip(o["file"], o["slice"])} for o in oks)))[:n]
+    if not common:
+        tr.notes.append("No reconstruction panels: the runs share no successfully scored test_Q slice.")
         return
-    root = data_root or Path(cfg.data.root)  # type: ignore[union-attr]
-    m = cfg.masks["test_Q"]
-    spec = MaskSpec.from_dict(m.model_dump())
+    models = [(r, _reload(r, tr)) for r in runs]
+    models = [(r, m) for r, m in models if m is not None]
+    if not models:
+        return
+    first = models[0][0].config
+    root = data_root or Path(first.data.root)  # type: ignore[union-attr]
+    spec = MaskSpec.from_dict(first.masks["test_Q"].model_dump())
     try:
         index = build_index(root).table
     except MribenchError as e:
-        tr.notes.append(f"No reconstruction panel for {cfg.model.name}: no data under {root} ({e}).")
+        tr.notes.append(f"No reconstruction panels: no data under {root} ({e}).")
         return
-    rows = index.merge(ok[["file", "slice"]], on=["file", "slice"])
-    score = {(str(r.file), int(r.slice)): float(getattr(r, metric)) for r in ok.itertuples()}
-    targets, recons, scores, titles = [], [], [], []
+    import pandas as pd
+
+    rows = index.merge(pd.DataFrame(common, columns=["file", "slice"]), on=["file", "slice"])
+    targets: list[np.ndarray] = []
+    titles: list[str] = []
+    recons: dict[int, list[np.ndarray]] = {i: [] for i in range(len(models))}
     for req in plan_requests(rows, "test_Q", spec, root, batch_size=1):
         try:
             sample = read_sample(req)
         except MribenchError:
             continue
-        with torch.inference_mode():
-            rec = model(sample.masked_kspace, sample.mask, sample.meta)[0].float().cpu().numpy()
         targets.append(sample.target[0].numpy())
-        recons.append(rec)
-        scores.append(score[(req.file, req.slices[0])])
         titles.append(f"{req.file} slice {req.slices[0]}")
-    if targets:
+        for i, (_, model) in enumerate(models):
+            with torch.inference_mode():
+                recons[i].append(model(sample.masked_kspace, sample.mask, sample.meta)[0].float().cpu().numpy())
+    if not targets:
+        return
+    scales = error_scales(np.stack(targets), [np.stack(recons[i]) for i in recons])
+    for i, (run, _) in enumerate(models):
+        cfg = run.config
+        score = {
+            (str(f), int(s)): float(v) for f, s, v in zip(run.slices["file"], run.slices["slice"], run.slices[metric])
+        }
+        keys = [(t.split(" slice ")[0], int(t.split(" slice ")[1])) for t in titles]
         png, _ = plot_reconstruction_panel(
             np.stack(targets),
-            np.stack(recons),
+            np.stack(recons[i]),
             # no "." in the stem: the figure writer adds its suffix with Path.with_suffix
             out / f"{tr.task}-{slug(cfg.model.name, max_len=60).replace('.', '-')}-panel",
-            scores=scores,
+            scores=[score.get(k, float("nan")) for k in keys],
             score_name=metric.upper(),
             titles=titles,
+            error_max=scales,
+            suptitle=cfg.model.name,
         )
-        tr.figures.append((f"{cfg.model.name} on OOD slices of {tr.task}: target, reconstruction, error.", png))
+        tr.figures.append(
+            (
+                f"{cfg.model.name} on OOD slices of {tr.task}: target, reconstruction, error (the error colour "
+                f"scale of each slice is shared by every model's panel).",
+                png,
+            )
+        )
 
 
 def build_report(
     run_dirs: list[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     *,
-    metric: str = "ssim",
+    metric: str | None = None,
     q_trained: str | os.PathLike[str] | None = None,
     panels: int = 2,
     data_root: str | os.PathLike[str] | None = None,
@@ -275,7 +308,9 @@ def build_report(
     Args:
         run_dirs: run directories (any tasks; grouped by task).
         output: folder to write.
-        metric: the headline metric.
+        metric: the headline metric; ``None``: the first metric of the first run's task (a task card
+            lists the paper's primary metric first, e.g. ``ssim_d22`` for the D22 family) when every
+            run has it, else ``ssim``.
         q_trained: the run of a model trained on Q (the gap reference); runs whose checkpoint
             metadata says ``training_side: Q`` are also recognised.
         panels: OOD slices per model in the reconstruction panels (0: none).
@@ -304,6 +339,9 @@ def build_report(
         qr = same[0] if same else load_run(q_trained)
         if not same:
             runs.append(qr)
+    if metric is None:
+        first = runs[0].config.metrics[0] if runs[0].config.metrics else "ssim"
+        metric = first if all(first in r.config.metrics for r in runs) else "ssim"
     for r in runs:
         if metric not in r.config.metrics:
             raise ResultsError(f"expected metric {metric!r} in run {r.run_dir}, got {r.config.metrics}")
@@ -328,13 +366,18 @@ def build_report(
         for r in task_runs:
             s = r.summary.splits
             row: dict[str, Any] = {"model": r.config.model.name, "kind": r.config.model.kind}
-            for sp, label in (("test_P", "ID"), ("test_Q", "OOD")):
-                m = s[sp].metrics.get(metric) if sp in s else None
-                row[label] = fmt.ci(m.mean, m.ci_low, m.ci_high) + fmt.infinite_note(m.n_inf) if m else fmt.MISSING
+            ms = {
+                label: s[sp].metrics.get(metric) if sp in s else None
+                for sp, label in (("test_P", "ID"), ("test_Q", "OOD"))
+            }
             shift = r.summary.shift.get(metric)
-            row["drop"] = fmt.number(shift.drop if shift else None)
+            nd = fmt.decimals(*(x for m in ms.values() if m for x in (m.mean, m.ci_low, m.ci_high)))
+            for label, m in ms.items():
+                row[label] = fmt.ci(m.mean, m.ci_low, m.ci_high, nd) + fmt.infinite_note(m.n_inf) if m else fmt.MISSING
+            row["drop"] = fmt.number(shift.drop if shift else None, nd)
             row["failed"] = sum(v.n_failed or 0 for v in s.values())
             tr.rows.append(row)
+        tr.measured = sorted({describe_measurement(r.config) for r in task_runs})
         q_run = (
             qr
             if qr is not None and any(r is qr for r in task_runs)
@@ -346,8 +389,7 @@ def build_report(
         if d22 and all(_task_name(r) == task for r in d22):
             _d22_fraction(d22, metric, tr)
         if panels:
-            for r in task_runs:
-                _panel(r, metric, tr, out, panels, Path(data_root) if data_root else None)
+            _panels(task_runs, metric, tr, out, panels, Path(data_root) if data_root else None)
         reports.append(tr)
     atomic_write_text(out / "report.md", _markdown(reports, runs))
     index = out / "index.html"
@@ -369,6 +411,7 @@ def _markdown(reports: list[TaskReport], runs: list[RunResult]) -> str:
         ]
         for row in tr.rows:
             lines.append("| " + " | ".join(str(row.get(c, fmt.MISSING)).replace("|", "/") for c in _COLS) + " |")
+        lines += [""] + [f"*{m}*" for m in tr.measured]
         lines += [""] + [f"- {n}" for n in tr.notes] + [""]
         lines += [f"![{cap}]({png.name})" for cap, png in tr.figures] + [""]
     lines += ["## Provenance", ""] + [f"- `{r.run_dir}`: {_provenance_line(r)}" for r in runs]
@@ -395,15 +438,17 @@ def _html(reports: list[TaskReport], runs: list[RunResult]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>mribench report</title><style>",
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}",
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
-        "img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}.note{color:#8a5a00}</style></head><body>",
+        "img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}.note{color:#8a5a00}.measured{color:#444;font-size:90%}",
+        "</style></head><body>",
         "<h1>mribench report</h1>",
     ]
     for tr in reports:
         parts.append(f"<h2>Task {e(tr.task)} (v{tr.version}), metric {e(tr.metric)}</h2><table><tr>")
         parts += [f"<th>{e(c)}</th>" for c in _COLS] + ["</tr>"]
         for row in tr.rows:
-            parts.append("<tr>" + "".join(f"<td>{e(str(row.get(c, '-')))}</td>" for c in _COLS) + "</tr>")
+            parts.append("<tr>" + "".join(f"<td>{e(str(row.get(c, fmt.MISSING)))}</td>" for c in _COLS) + "</tr>")
         parts.append("</table>")
+        parts += [f"<p class='measured'>{e(m)}</p>" for m in tr.measured]
         parts += [f"<p class='note'>{e(n)}</p>" for n in tr.notes]
         parts += [f"<figure>{_img(png)}<figcaption>{e(cap)}</figcaption></figure>" for cap, png in tr.figures]
     parts.append("<h2>Provenance and metric profiles</h2><ul>")

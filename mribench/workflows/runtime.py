@@ -36,7 +36,9 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError:
         raise ValueError(f"expected a device like auto, cpu, cuda or cuda:1, got {device!r}") from None
     if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("expected a CUDA device to be available for --device cuda, got none (hint: --device cpu)")
+        raise ValueError(
+            f"expected a CUDA device to be available for device {device!r}, got none (hint: device 'cpu', `--device cpu`)"
+        )
     return d
 
 

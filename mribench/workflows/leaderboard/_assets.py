@@ -22,6 +22,7 @@ p.note, .muted { color: var(--muted); }
          border: 1px solid var(--line); background: #f6f6f6; white-space: nowrap; }
 .badge.reported { background: #fff4e0; border-color: #f0c878; color: var(--warn); }
 .badge.partial { background: #fdecea; border-color: #f1a9a0; }
+.badge.reference { background: #fdf0e4; border-color: #e67e22; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
 th, td { border-bottom: 1px solid var(--line); padding: 0.35rem 0.5rem; text-align: right; white-space: nowrap; }

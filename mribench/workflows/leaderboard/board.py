@@ -1,12 +1,16 @@
 """The per-task ranking shown on the site and in the README (shared by both renderers).
 
 A :class:`TaskBoard` holds one row per entry with the numbers the tables show: ID and OOD means of
-the task's primary metric (SSIM when present), the drop, the gap and fraction closed, effective
+the task's primary metric (the first of its card's metrics), the drop, the gap and fraction closed, effective
 robustness against a linear ``OOD = a * ID + b`` fit over the task's ranked entries, perceptual
 and artifact metrics on OOD when present, cost and the latest audit. Ranked (evaluated, complete,
 not failing their latest audit), unranked (partial runs, failed audits) and reported entries are
 kept apart: only ranked entries are ranked and enter the fit; reported numbers are on other data
-(real fastMRI).
+(real fastMRI). An evaluated entry trained on Q (``model.trained_on == "Q"``) is the task's
+**Q-trained reference**: it is listed apart (it is not a contender: never ranked, never "best",
+never in the fit), and its test_Q mean gives the gap of every evaluated entry that records none,
+when their numbers are comparable (same task version and hash, same test_Q slices, same metric
+definition).
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ class Row:
     effective_robustness: float | None
     extras: dict[str, float | None]
     seconds_per_slice: float | None
+    gap_reference: str | None = None  # the reference entry a gap was derived from (None: the entry's own gap)
+
+    @property
+    def is_reference(self) -> bool:
+        """The task's Q-trained reference (not a contender)."""
+        return self.entry.model.trained_on == "Q"
 
     @property
     def model_id(self) -> str:
@@ -79,6 +89,7 @@ class TaskBoard:
     higher_is_better: bool
     extra_metrics: list[str]
     evaluated: list[Row] = field(default_factory=list)
+    references: list[Row] = field(default_factory=list)
     unranked: list[Row] = field(default_factory=list)
     reported: list[Row] = field(default_factory=list)
     trend: LinearTrend | None = None
@@ -92,6 +103,11 @@ def _mean(entry: Entry, split: str, metric: str) -> float | None:
 
 
 def _primary(entries: list[Entry]) -> str:
+    """The task's first metric (its card lists the paper's primary metric first, e.g. ``ssim_d22``
+    for the D22 family), as recorded by the evaluated entries; else by ``PRIMARY_PREFERENCE``."""
+    evaluated = [e for e in entries if e.kind == "evaluated" and e.metrics]
+    if evaluated:
+        return evaluated[0].metrics[0]
     names = [m for e in entries for m in e.metrics]
     for m in PRIMARY_PREFERENCE:
         if m in names:
@@ -115,6 +131,30 @@ def _row(e: Entry, metric: str, extras: list[str]) -> Row:
     )
 
 
+def _comparable_on_test_q(a: Entry, b: Entry, metric: str) -> bool:
+    """Whether two evaluated entries' test_Q means of ``metric`` measure the same thing."""
+    sa, sb = a.splits.get("test_Q"), b.splits.get("test_Q")
+    pa, pb = a.metric_profiles.get(metric), b.metric_profiles.get(metric)
+    return (
+        sa is not None
+        and sb is not None
+        and sa.evaluated_manifest == sb.evaluated_manifest
+        and (a.task.version, a.task.sha256) == (b.task.version, b.task.sha256)
+        and (pa is None or pb is None or pa == pb)
+    )
+
+
+def _with_reference_gap(row: Row, refs: list[Row], metric: str, hib: bool) -> Row:
+    """The row with its gap against the first comparable Q-trained reference, when it records none."""
+    if row.gap is not None or row.ood_value is None or row.is_reference:
+        return row
+    for ref in refs:
+        if ref.ood_value is not None and _comparable_on_test_q(row.entry, ref.entry, metric):
+            gap = (ref.ood_value - row.ood_value) if hib else (row.ood_value - ref.ood_value)
+            return Row(**{**row.__dict__, "gap": gap, "gap_reference": ref.entry.model.display_name})
+    return row
+
+
 def _sort_key(row: Row, hib: bool) -> tuple[int, float, str]:
     v = row.ood_value
     if v is None or not math.isfinite(v):
@@ -135,7 +175,10 @@ def make_boards(loaded: list[LoadedEntry]) -> list[TaskBoard]:
         extras = sorted({m for e in entries for m in e.metrics if extra_metric_label(m)})
         board = TaskBoard(task, sorted({e.task.version for e in entries}), metric, hib, extras)
         rows = [_row(e, metric, extras) for e in entries]
-        ev = [r for r in rows if r.entry.kind == "evaluated" and r.unranked_reason is None]
+        refs = [r for r in rows if r.entry.kind == "evaluated" and r.is_reference and r.unranked_reason is None]
+        rows = [_with_reference_gap(r, refs, metric, hib) if r.entry.kind == "evaluated" else r for r in rows]
+        board.references = sorted(refs, key=lambda r: _sort_key(r, hib))
+        ev = [r for r in rows if r.entry.kind == "evaluated" and r.unranked_reason is None and not r.is_reference]
         board.unranked = sorted((r for r in rows if r.unranked_reason is not None), key=lambda r: _sort_key(r, hib))
         pts = [(r.id_value, r.ood_value) for r in ev if r.id_value is not None and r.ood_value is not None]
         if len(pts) >= 2:

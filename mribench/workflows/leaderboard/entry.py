@@ -83,9 +83,10 @@ def _check_complete(run: RunResult) -> None:
     for sp, info in splits.items():
         rows = run.slices[run.slices["split"] == sp]
         if manifest_hash(rows) != info.evaluated_manifest:
+            head = f"expected all {info.n_slices} slices of split {sp} in {run.run_dir}, got {len(rows)}"
             raise SubmissionError(
-                f"expected all {info.n_slices} slices of split {sp} in {run.run_dir}, got "
-                f"{len(rows)} (hint: finish the run with `mribench evaluate --resume`)"
+                f"{head} (hint: evaluate the same model and task with run_dir={str(run.run_dir)!r}: it continues the run)",
+                cli=f"{head} (hint: run the same `mribench evaluate` again: it continues the run)",
             )
     extra = set(run.slices["split"]) - set(splits)
     if extra:
@@ -220,6 +221,7 @@ def build_entry(
     notes: str | None = None,
     entry_date: _dt.date | None = None,
     partial: bool = False,
+    trained_on: str | None = None,
 ) -> Entry:
     """Build an evaluated entry from a finished run directory.
 
@@ -245,6 +247,8 @@ def build_entry(
         partial: accept a run that cannot be ranked (a ``--limit`` run, a test split missing or
             evaluated in part, failed slices): the entry is marked ``partial``, shown apart and
             never in the effective-robustness fit.
+        trained_on: ``P``, ``Q`` or ``P+Q`` (default: what the run's model record says, e.g. a
+            shipped checkpoint's training splits). A ``Q`` entry is the task's Q-trained reference.
 
     Every number comes from the run: the summary and the cost (seconds and test-time-training
     steps per slice) from its per-slice results.
@@ -296,6 +300,7 @@ def build_entry(
             "training_data": training_data,
             "architecture": model.name,
             "sha256": model.sha256,
+            "trained_on": trained_on or model.training_side,
         },
         "task": {"name": task.name, "version": task.version, "sha256": task.sha256},
         "data": {"name": dataset or _default_dataset(cfg), "real": real_data},

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from html import escape
 
-from mribench.fmt import infinite_note, number
+from mribench.fmt import decimals, infinite_note, number
 from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label, unranked_reason
 from mribench.workflows.leaderboard.plot import Point, er_svg
 from mribench.workflows.leaderboard.schema import Entry
@@ -22,6 +22,11 @@ EVALUATED_NOTE = "Evaluated with mribench on {data}; every number is re-derivabl
 UNRANKED_NOTE = (
     "Not ranked: partial runs (a --limit run, a test split missing or evaluated in part, failed slices; "
     "submitted with --partial) and entries whose latest audit failed. They never enter the fit."
+)
+REFERENCE_NOTE = (
+    "A model trained on the target distribution Q: the reference of the distribution-shift gap "
+    "(Q-trained − P-trained on test_Q), not a contender. It is never ranked, never the best entry and never "
+    "in the fit; the Gap column of the entries above is measured against it."
 )
 REPORTED_NOTE = (
     "Reported entries are copied from papers and were computed on real fastMRI data that mribench "
@@ -115,12 +120,20 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool, unr
         badges = ""
         if e.partial:
             badges += ' <span class="badge partial" title="does not cover every test slice">partial</span>'
+        if r.is_reference and e.kind == "evaluated":
+            badges += (
+                ' <span class="badge reference" title="trained on Q: the gap reference, not ranked">'
+                "Q-trained reference</span>"
+            )
         name = f'<a href="{entry_href(e, 1)}">{esc(e.model.display_name)}</a>{badges}'
         cells = [f'<td class="text" data-sort="{esc(e.model.display_name.lower())}">{name}</td>']
         for _, _, key, get in cols:
             v = get(r) if get else None
-            nd = 3 if key in ("cost",) else 4
-            cells.append(f'<td data-sort="{_sort_attr(v)}">{number(v, nd)}</td>')
+            nd = 3 if key in ("cost",) else decimals(*(get(x) for x in rows)) if get and key.startswith("x-") else 4
+            title = ""
+            if key == "gap" and r.gap_reference:
+                title = f' title="{esc(f"against the Q-trained reference entry {r.gap_reference}")}"'
+            cells.append(f'<td data-sort="{_sort_attr(v)}"{title}>{number(v, nd)}</td>')
         cells.append(f'<td class="text">{esc(e.date.isoformat())}</td>')
         if not reported:
             cells.append(f'<td class="text">{esc(audit_text(e))}</td>')
@@ -136,12 +149,16 @@ def _table(rows: list[Row], board: TaskBoard, table_id: str, reported: bool, unr
 
 
 def task_plot(board: TaskBoard, depth: int, standalone: bool = False) -> str:
-    """The task's effective-robustness SVG."""
+    """The task's effective-robustness SVG (ranked entries, and the Q-trained references apart)."""
     pts = [
         Point(
-            r.id_value, r.ood_value, r.entry.model.display_name, entry_href(r.entry, depth) if not standalone else None
+            r.id_value,
+            r.ood_value,
+            r.entry.model.display_name,
+            entry_href(r.entry, depth) if not standalone else None,
+            reference=r.is_reference,
         )
-        for r in board.evaluated
+        for r in [*board.evaluated, *board.references]
         if r.id_value is not None and r.ood_value is not None
     ]
     return er_svg(
@@ -159,7 +176,8 @@ def task_page(board: TaskBoard, description: str = "") -> str:
         parts.append(f"<p>{esc(description)}</p>")
     parts.append(
         f'<p class="note">Primary metric: {esc(board.metric)} ({direction}). ID = test_P (in distribution), '
-        "OOD = test_Q (out of distribution), drop = ID − OOD loss, gap = Q-trained − P-trained on test_Q, "
+        "OOD = test_Q (out of distribution), drop = ID − OOD loss, gap = Q-trained − P-trained on test_Q "
+        "(against the task's Q-trained reference entry when the entry records no gap of its own), "
         "gap closed = 1 − gap / gap before (for test-time training, Darestani et al.: gap before = the supervised "
         "gap), eff. rob. = OOD − linear fit of OOD on ID over the evaluated entries (not Lin & Heckel's line "
         "over reference models trained on P). Click a column header to sort.</p>"
@@ -171,12 +189,17 @@ def task_page(board: TaskBoard, description: str = "") -> str:
         parts.append(_table(board.evaluated, board, "evaluated-table", reported=False))
     else:
         parts.append('<p class="muted">No evaluated entries yet.</p>')
+    if board.references:
+        parts.append(f'<h2 id="references">Q-trained reference</h2><p class="note">{esc(REFERENCE_NOTE)}</p>')
+        parts.append(_table(board.references, board, "reference-table", reported=False))
     fit = ""
     if board.trend is not None:
         fit = f" Fit: OOD = {number(board.trend.slope)} × ID + {number(board.trend.intercept)} over {board.trend.n} entries."
     parts.append(
         f'<h2 id="plot">Effective robustness</h2><figure>{task_plot(board, 1)}'
-        f"<figcaption>OOD vs ID {esc(board.metric)} of the ranked entries.{esc(fit)}</figcaption></figure>"
+        f"<figcaption>OOD vs ID {esc(board.metric)} of the ranked entries"
+        f"{' (the Q-trained reference in orange, outside the fit)' if board.references else ''}.{esc(fit)}"
+        "</figcaption></figure>"
     )
     if board.unranked:
         parts.append(f'<h2 id="unranked">Not ranked</h2><p class="note">{esc(UNRANKED_NOTE)}</p>')
@@ -201,13 +224,17 @@ def index_page(boards: Iterable[TaskBoard], descriptions: dict[str, str]) -> str
             f'<td class="text">{esc(descriptions.get(b.task, ""))}</td><td>{len(b.evaluated)}</td>'
             f'<td>{len(b.reported)}</td><td class="text">{best_txt}</td></tr>'
         )
+    note = (
+        "Best OOD is the best ranked entry on test_Q; a Q-trained reference (a model trained on the target "
+        "distribution, the reference of the gap) is not a contender and never shown here."
+    )
     body = (
         "<h1>mribench leaderboard</h1>"
         "<p>How robust is deep-learning MRI reconstruction to distribution shifts? Each task trains on a source "
         "distribution P and tests in distribution (test_P) and out of distribution (test_Q). Entries are "
         "reviewable data in git; evaluated entries carry their per-slice results and are re-validated on every "
         "change.</p>"
-        f'<p class="note">{esc(REPORTED_NOTE)}</p>'
+        f'<p class="note">{esc(REPORTED_NOTE)} {esc(note)}</p>'
         '<div class="table-wrap"><table class="sortable" id="tasks-table"><thead><tr>'
         '<th class="text" data-type="text" aria-sort="none"><button type="button">Task</button></th>'
         '<th class="text">Description</th>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from mribench.fmt import decimals
 from mribench.fmt import number as fmt
 from mribench.workflows.leaderboard.board import Row, TaskBoard, extra_metric_label
 from mribench.workflows.leaderboard.html_pages import REPORTED_NOTE, UNRANKED_NOTE, audit_text
@@ -33,26 +34,35 @@ def _evaluated_table(board: TaskBoard, site_rel: str, unranked: bool = False) ->
         head[0] = "Not ranked because"
     align = ["---:" if 1 < i < len(head) - 2 else "---" for i in range(len(head))]
     lines = ["| " + " | ".join(md(h) for h in head) + " |", "|" + "|".join(align) + "|"]
-    for i, r in enumerate(board.unranked if unranked else board.evaluated, 1):
+    rows = board.unranked if unranked else [*board.references, *board.evaluated]
+    rank = 0
+    for r in rows:
         e = r.entry
         name = f"[{md(e.model.display_name)}]({site_rel}/entries/{e.task.name}/{e.model.id}.html)"
         if e.partial:
             name += " (partial)"
+        if r.is_reference:
+            name += " (Q\\-trained reference, not ranked)"
+        else:
+            rank += 1
         cells = (
             [
-                md(r.unranked_reason) if unranked else str(i),
+                md(r.unranked_reason) if unranked else "ref" if r.is_reference else str(rank),
                 name,
                 fmt(r.id_value),
                 fmt(r.ood_value),
                 fmt(r.drop),
-                fmt(r.gap),
+                fmt(r.gap) + (" \\*" if r.gap_reference else ""),
                 fmt(r.fraction_closed),
                 fmt(r.effective_robustness),
             ]
-            + [fmt(r.extras.get(x)) for x in board.extra_metrics]
+            + [fmt(r.extras.get(x), decimals(*(y.extras.get(x) for y in rows))) for x in board.extra_metrics]
             + [fmt(r.seconds_per_slice, 3), e.date.isoformat(), md(audit_text(e))]
         )
         lines.append("| " + " | ".join(cells) + " |")
+    derived = sorted({r.gap_reference for r in rows if r.gap_reference})
+    if derived:
+        lines += ["", f"\\* gap against the task's Q-trained reference entry ({md(', '.join(derived))})."]
     return lines
 
 
@@ -104,7 +114,7 @@ def readme(boards: list[TaskBoard], site_rel: str, descriptions: dict[str, str])
         if descriptions.get(b.task):
             out += [md(descriptions[b.task]), ""]
         out += [f"Primary metric: {md(b.metric)} ({direction}); ID = test\\_P, OOD = test\\_Q.", ""]
-        if b.evaluated:
+        if b.evaluated or b.references:
             out += _evaluated_table(b, site_rel) + [""]
             out += [f"![Effective robustness, task {md(b.task)}]({site_rel}/tasks/{b.task}-er.svg)", ""]
         else:

@@ -27,6 +27,7 @@ class Point:
     y: float
     label: str
     href: str | None = None
+    reference: bool = False  # the task's Q-trained reference (drawn apart, never in the fit)
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 7) -> list[float]:
@@ -133,9 +134,11 @@ def er_svg(
                 f'stroke-width="2"><title>{e(f"fit: OOD = {compact(a)} * ID + {compact(b)} (n = {trend.n})")}</title></line>'
             )
     for p in points:
+        what = "Q-trained reference, " if p.reference else ""
         dot = (
-            f'<circle class="point" cx="{sx(p.x)}" cy="{sy(p.y)}" r="5" fill="#2c6fbb" stroke="#fff">'
-            f"<title>{e(p.label)}: ID {number(p.x)}, OOD {number(p.y)}</title></circle>"
+            f'<circle class="{"point reference" if p.reference else "point"}" cx="{sx(p.x)}" cy="{sy(p.y)}" r="5" '
+            f'fill="{"#e67e22" if p.reference else "#2c6fbb"}" stroke="#fff">'
+            f"<title>{e(p.label)} ({what}ID {number(p.x)}, OOD {number(p.y)})</title></circle>"
         )
         parts.append(f'<a href="{e(p.href)}">{dot}</a>' if p.href else dot)
     parts.append(
@@ -146,7 +149,9 @@ def er_svg(
         f'<text x="14" y="{TOP + ph / 2}" text-anchor="middle" font-family="sans-serif" font-size="12" '
         f'fill="#111" transform="rotate(-90 14 {TOP + ph / 2})">OOD {e(metric)} (test_Q)</text>'
     )
-    legend = "dashed: OOD = ID" + (" · red: linear fit over evaluated entries" if trend is not None else "")
+    legend = "dashed: OOD = ID" + (" · red: linear fit over ranked entries" if trend is not None else "")
+    if any(p.reference for p in points):
+        legend += " · orange: Q-trained reference"
     parts.append(
         f'<text x="{LEFT}" y="{TOP - 10}" font-family="sans-serif" font-size="11" fill="#555">{e(legend)}</text>'
     )

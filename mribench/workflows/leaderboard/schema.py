@@ -103,6 +103,10 @@ class ModelInfo(_Model):
         training_data: what the model was trained on (plain text).
         architecture: model kind/architecture as recorded by the run (``zero-filled``, ``unet``...).
         sha256: hash of the model's weights/definition as recorded by the run.
+        trained_on: the distribution the model was trained on: ``P`` (the task's source), ``Q``
+            (its target: such an entry is the task's Q-trained reference, whose test_Q scores give
+            the other entries' gap; a reference is shown apart, never ranked nor in the fit), ``P+Q``
+            (both); None when not stated (untrained models, models from elsewhere).
     """
 
     id: ModelId
@@ -113,6 +117,7 @@ class ModelInfo(_Model):
     training_data: LongText | None = None
     architecture: Text | None = None
     sha256: Annotated[str, Field(max_length=128, pattern=r"^[0-9a-f]*$")] | None = None
+    trained_on: Literal["P", "Q", "P+Q"] | None = None
 
 
 class TaskRef(run.TaskRef):

@@ -56,6 +56,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ import yaml
 
 from mribench.api.model import ModelInfo
 from mribench.data.index import apply_filter, build_index
-from mribench.errors import DataError, ModelError, TaskError
+from mribench.errors import DataError, ModelError, StoredRun, TaskError
 from mribench.models.checkpoints import checkpoint_identity
 from mribench.models.loaded import LoadedModel
 from mribench.paths import atomic_write_text, slug
@@ -485,15 +486,17 @@ def _evaluate(
     from mribench.workflows.evaluation import evaluate
 
     t0 = time.perf_counter()
-    res = evaluate(
-        LoadedModel(model, info),
-        d.spec,
-        data=d.root,
-        run_dir=out,
-        mode="resume" if (out / "run.json").is_file() else "new",
-        options=EvalOptions(limit=cfg.evaluation["limit"]),
-        runtime=Runtime(device=device, batch_size=int(cfg.evaluation["batch_size"]), progress=progress),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoredRun)  # a resumed recipe reuses its stored evaluation by design
+        res = evaluate(
+            LoadedModel(model, info),
+            d.spec,
+            data=d.root,
+            run_dir=out,
+            mode="resume" if (out / "run.json").is_file() else "new",
+            options=EvalOptions(limit=cfg.evaluation["limit"]),
+            runtime=Runtime(device=device, batch_size=int(cfg.evaluation["batch_size"]), progress=progress),
+        )
     sp = res.summary.splits
     scores = {
         s: ssim.mean if s in sp and (ssim := sp[s].metrics.get("ssim")) is not None else None
