@@ -20,40 +20,16 @@ import pandas as pd
 
 from mribench.data.annotations import NORMAL_FOR_AGE
 from mribench.data.datasets import manufacturer
-from mribench.data.index import apply_filter, derive_anatomy, derive_contrast, field_bucket
+from mribench.data.index import COLUMNS, apply_filter, derive_anatomy, derive_contrast, field_bucket
 from mribench.data.synthetic.catalog import SPLIT_FOLDERS, catalog
 from mribench.data.synthetic.sites import matrix_for
 from mribench.data.synthetic.tissues import PROTOCOLS
 
-VOLUME_COLUMNS = (
-    "file",
-    "num_slices",
-    "dataset",
-    "official_split",
-    "origin",
-    "acquisition",
-    "protocol",
-    "anatomy",
-    "contrast",
-    "vendor",
-    "manufacturer",
-    "system_model",
-    "field_strength",
-    "field",
-    "coils",
-    "institution",
-    "sequence_type",
-    "kspace_h",
-    "kspace_w",
-    "target_h",
-    "target_w",
-    "recon_h",
-    "recon_w",
-    "padding_left",
-    "padding_right",
-    "study_level",
-    "pathology",
+# the slice index's columns, less those the catalog does not predict
+_NOT_PREDICTED = frozenset(
+    {"slice", "path", "tr", "te", "ti", "volume_max", "patient_id", "slice_pathology", "num_boxes"}
 )
+VOLUME_COLUMNS = tuple(c for c in COLUMNS if c not in _NOT_PREDICTED)
 """Slice-index columns the catalog predicts exactly (the others are ignored by :func:`volumes_matching`)."""
 
 
