@@ -70,6 +70,6 @@ def _generation_note(total: int) -> str:
     from mribench.paths import cache_dir
 
     return (
-        f"generating the embedded benchmark MRIBench-Sim: {total} volumes, once (the default size takes "
-        f"{SIM_DISK_SPACE} of disk in {cache_dir()} and a few minutes)"
+        f"generating the embedded benchmark MRIBench-Sim: {total} volumes, once (an evaluation's volumes take "
+        f"{SIM_DISK_SPACE} of disk in {cache_dir()} and a few minutes; a training's up to 3 GB)"
     )

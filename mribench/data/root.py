@@ -8,7 +8,9 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 SIM_DISK_SPACE = "about 1 GB"
-"""Disk space of the default-size MRIBench-Sim (what the README and the first-use message say)."""
+"""Disk space of the volumes one evaluation generates on first use (the test volumes of a D22 task at
+the default size: 0.66-1.44 GB; what the README and the first-use message say). The whole default-size
+catalog is 7.8 GB, but a job generates only the volumes its task needs."""
 
 
 def resolve_data_root(
