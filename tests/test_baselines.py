@@ -62,6 +62,18 @@ def test_shipped_config_files_equal_the_recipe_defaults(name: str) -> None:
     assert cfg.recipe == name and cfg.to_dict()["training"] == DEFAULTS[name]["training"]
 
 
+def test_shipped_checkpoints_train_with_the_fidelity_settings() -> None:
+    """The docs say unet-sim-{knee,brain,joint} are the anatomy U-Nets of benchmarks/fidelity.py: the two
+    override files must stay equal (train_embedded.py resumes the fidelity runs only when they are)."""
+    shipped = yaml.safe_load((BASELINES / "anatomy" / "embedded.yaml").read_text())
+    fidelity = yaml.safe_load((BASELINES.parent / "benchmarks" / "fidelity.yaml").read_text())
+    assert shipped == fidelity
+    for recipe in ("sup-p", "sup-q", "joint"):
+        a = load_recipe_config(recipe, BASELINES / "anatomy" / "embedded.yaml").to_dict()
+        b = load_recipe_config(recipe, BASELINES.parent / "benchmarks" / "fidelity.yaml").to_dict()
+        assert a == b
+
+
 def test_recipe_config_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_recipe_config("sup-p", {"training": {"epochs": 2, "model": {"chans": 4}}}, epochs=3)
     assert cfg.training.epochs == 3 and cfg.training.model == {"chans": 4} and cfg.training.lr == 1e-3
