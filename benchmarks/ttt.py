@@ -83,10 +83,10 @@ PRESETS: dict[str, dict[str, object]] = {
         "train_slices": 4,
     },
 }
-#: Per variant: the network's input and coil-map preset, and the training loss of the benchmark model.
+#: Per variant: the network's input, coil-map preset and normalisation, and the training loss of the benchmark model.
 VARIANT_MODELS = {
-    "d22": {"input": "rss-real-imag", "maps": "bart-ecalib"},
-    "fast": {"input": "coil-combined", "maps": "mribench"},
+    "d22": {"input": "rss-real-imag", "maps": "bart-ecalib", "norm": "scale"},
+    "fast": {"input": "coil-combined", "maps": "mribench", "norm": "instance"},
 }
 
 
@@ -141,7 +141,9 @@ def train_model(
     sens = sensitivities(masked, nlf, opts["maps"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = ComplexUnetRecon(chans=chans, num_pool_layers=pools, input=opts["input"], maps=opts["maps"])
+        model = ComplexUnetRecon(
+            chans=chans, num_pool_layers=pools, input=opts["input"], maps=opts["maps"], norm=opts["norm"]
+        )
     target = rss(coil_images(kspace)) if variant == "d22" else combine_coils(kspace, sens)
     dev = torch.device(device)
     model, masked, mask, sens, target = (t.to(dev) for t in (model, masked, mask, sens, target))  # type: ignore[assignment]

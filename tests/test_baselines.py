@@ -400,6 +400,13 @@ def test_task_masks_are_fixed_and_lh24_recipes_use_their_schedule() -> None:
     assert cfg.masks == "fresh" and t.model == {"chans": 32, "num_pool_layers": 4, "drop_prob": 0.0}
     d22 = load_recipe_config("sup-d22").training
     assert (d22.lr, d22.schedule, d22.batch_size, d22.grad_clip, d22.model["chans"]) == (1e-5, "constant", 1, 0.0, 64)
+    assert d22.model["norm"] == "scale"  # one scale per slice, as D22's scale factor (ours: no NormUnet mean shift)
+    kept = load_recipe_config("ttt-d22", {"training": {"model": {"chans": 8}}}).training.model
+    assert (kept["input"], kept["maps"], kept["norm"]) == ("rss-real-imag", "bart-ecalib", "scale")
+    assert (
+        load_recipe_config("ttt-d22", {"training": {"model": {"norm": "instance"}}}).training.model["norm"]
+        == "instance"
+    )
     with pytest.raises(ValueError, match="masks"):
         load_recipe_config("sup-p", {"masks": "fixed"})
     with pytest.raises(ValueError, match="accelerations"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import make_volume
 
-from mribench.models.complex_unet import ComplexUnetRecon, rss_real_imag
+from mribench.models.complex_unet import ComplexUnetRecon, ScaleNormUnet, rss_real_imag
 from mribench.physics.fft import ifft2c, rss
 from mribench.physics.masks import MaskSpec, volume_mask
 from mribench.physics.operators import combine_coils
@@ -257,10 +257,10 @@ def test_d22_ttt_on_cuda_equals_cpu_in_float64(tmp_path: Path) -> None:
     assert torch.allclose(img_g.cpu(), img_c, rtol=0, atol=1e-9 * float(img_c.abs().max()))
 
 
-@pytest.mark.parametrize("variant", ["d22", "fast"])
-def test_both_variants_vectorised_engines_equal_the_loop_in_float64(tmp_path: Path, variant: str) -> None:
+@pytest.mark.parametrize(("variant", "norm"), [("d22", "instance"), ("fast", "instance"), ("d22", "scale")])
+def test_both_variants_vectorised_engines_equal_the_loop_in_float64(tmp_path: Path, variant: str, norm: str) -> None:
     _, masked, mask, nlf = _batch(tmp_path, slices=3)
-    model = _model(input="rss-real-imag", maps="bart-ecalib").double()
+    model = _model(input="rss-real-imag", maps="bart-ecalib", norm=norm).double()
     sens = model.estimate_maps(masked, nlf)
     kw = {"lr": 1e-2, "window": 2, "max_steps": 12, "variant": variant}
     img_l, st_l = TTTModel(model, vectorized=False, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
@@ -269,3 +269,29 @@ def test_both_variants_vectorised_engines_equal_the_loop_in_float64(tmp_path: Pa
         img_v, st_v = TTTModel(model, engine=engine, max_parallel=2, **kw).adapt_images(masked, mask, sens, [1, 2, 3])
         assert [s["steps"] for s in st_v] == [s["steps"] for s in st_l]
         assert torch.allclose(img_v, img_l, rtol=0, atol=1e-10 * float(img_l.abs().max()))
+
+
+def test_scale_norm_is_one_scale_per_slice_without_a_mean_shift(tmp_path: Path) -> None:
+    from mribench.models.checkpoints import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = ComplexUnetRecon(chans=4, num_pool_layers=2, input="rss-real-imag", maps="bart-ecalib", norm="scale")
+    assert model.config["norm"] == "scale" and isinstance(model.net, ScaleNormUnet)
+    assert (
+        "norm" not in ComplexUnetRecon(chans=4, num_pool_layers=2).config
+    )  # the default keeps old checkpoints' config
+    x = torch.rand(2, 2, 12, 10, dtype=torch.float64) + 1.0  # non-negative channels, as D22's input
+    y, mean, std = model.net.norm(x)
+    rms = x.flatten(1).pow(2).mean(1).sqrt()
+    assert mean.shape == std.shape == (2, 2, 1, 1) and torch.all(mean == 0)
+    assert torch.allclose(std[:, 0, 0, 0], rms) and torch.allclose(std[:, 1, 0, 0], rms)
+    assert torch.allclose(y, x / rms.view(2, 1, 1, 1))
+    image = torch.randn(2, 12, 10, dtype=torch.complex128)
+    model = model.double()
+    assert torch.allclose(model.image_to_image(3.0 * image), 3.0 * model.image_to_image(image), rtol=0, atol=1e-12)
+    loaded, details = load_checkpoint(save_checkpoint(model, tmp_path / "m.safetensors"))
+    assert isinstance(loaded.net, ScaleNormUnet) and details["config"] == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded.double().image_to_image(image), model.image_to_image(image))
+    with pytest.raises(ValueError, match="expected norm in"):
+        ComplexUnetRecon(norm="group")

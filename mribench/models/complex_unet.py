@@ -19,6 +19,16 @@ normalisation (mean and std of each input channel, undone at the output, so ``f(
 for real ``c > 0``) and padding to multiples of 16. D22 instead feed a plain U-Net k-space scaled by
 a factor that makes ``|f(x)|_2 = |x|_2`` (five fixed-point iterations per slice); the instance
 normalisation is ours and serves the same purpose (inputs on one scale whatever the raw intensity).
+
+Normalisations (``norm``, :data:`NORMS`):
+
+- ``"instance"`` (default, as checkpoints written before the option): ``NormUnet``'s, the mean and
+  standard deviation of each of the two channels, undone at the output;
+- ``"scale"`` (ours, closer to D22's single scale factor): :class:`ScaleNormUnet`, one positive
+  scale per slice (the root-mean-square over both channels), no mean shift. With D22's
+  ``"rss-real-imag"`` input both channels are non-negative images with similar means, so
+  ``"instance"`` adds the *imaginary* channel's mean back to the output's imaginary part, which the
+  U-Net must learn to cancel; with ``"scale"`` a zero output stays zero.
 """
 
 from __future__ import annotations
@@ -37,6 +47,25 @@ from mribench.physics.sensitivity import MAP_PRESETS, sensitivities
 
 #: Network inputs (see the module docstring).
 INPUTS = ("coil-combined", "rss-real-imag")
+#: Input normalisations (see the module docstring).
+NORMS = ("instance", "scale")
+
+
+class ScaleNormUnet(NormUnet):
+    """``NormUnet`` normalised by one positive scale per slice, without a mean shift (``norm="scale"``; ours).
+
+    :meth:`norm` returns the same shapes as ``NormUnet.norm`` (mean and std (B, 2, 1, 1)), so every
+    consumer of ``norm`` (the stacked TTT evaluation included) works unchanged: the mean is zero and
+    both channels share the root-mean-square of the whole 2-channel input. ``f(c x) = c f(x)`` for
+    real ``c > 0``, as with ``NormUnet``.
+    """
+
+    def norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """real (B, 2, H, W) -> (x / rms, zeros (B, 2, 1, 1), rms (B, 2, 1, 1))."""
+        b = x.shape[0]
+        rms = x.reshape(b, -1).pow(2).mean(dim=1).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
+        std = rms.view(b, 1, 1, 1).expand(b, 2, 1, 1)
+        return x / std, torch.zeros_like(std), std
 
 
 def rss_real_imag(masked_kspace: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
@@ -76,11 +105,13 @@ class ComplexUnetRecon(torch.nn.Module):
             ``"rss-real-imag"`` (D22), see :data:`INPUTS`.
         maps: coil-map preset of the losses and the coil-combined input (``"mribench"`` default, as
             before the option; ``"bart-ecalib"``: D22).
+        norm: input normalisation, ``"instance"`` (default, as before the option) or ``"scale"``
+            (ours), see :data:`NORMS`.
 
     Attributes:
         arch: ``"unet-complex"`` (the checkpoint architecture name).
         config: the constructor arguments (stored in checkpoints).
-        net: the ``fastmri.models.varnet.NormUnet`` ``f``; its input and output are real
+        net: the ``fastmri.models.varnet.NormUnet`` (or :class:`ScaleNormUnet`) ``f``; its input and output are real
             (B, 1, H, W, 2).
     """
 
@@ -93,18 +124,25 @@ class ComplexUnetRecon(torch.nn.Module):
         drop_prob: float = 0.0,
         input: str = "coil-combined",
         maps: str = "mribench",
+        norm: str = "instance",
     ) -> None:
         super().__init__()
         if input not in INPUTS:
             raise ValueError(f"expected input in {INPUTS}, got {input!r}")
         if maps not in MAP_PRESETS:
             raise ValueError(f"expected maps in {sorted(MAP_PRESETS)}, got {maps!r}")
+        if norm not in NORMS:
+            raise ValueError(f"expected norm in {NORMS}, got {norm!r}")
         self.config: dict[str, object] = {"chans": chans, "num_pool_layers": num_pool_layers, "drop_prob": drop_prob}
         if input != "coil-combined" or maps != "mribench":  # checkpoints of the defaults keep their config
             self.config.update(input=input, maps=maps)
+        if norm != "instance":
+            self.config["norm"] = norm
         self.input = input
         self.maps = maps
-        self.net = NormUnet(chans=chans, num_pools=num_pool_layers, in_chans=2, out_chans=2, drop_prob=drop_prob)
+        self.norm = norm
+        net_cls = ScaleNormUnet if norm == "scale" else NormUnet
+        self.net = net_cls(chans=chans, num_pools=num_pool_layers, in_chans=2, out_chans=2, drop_prob=drop_prob)
 
     def estimate_maps(self, masked_kspace: torch.Tensor, num_low_frequencies: int) -> torch.Tensor:
         """Coil maps of the model's preset. complex (B, C, H, W) -> complex64 (B, C, H, W)."""

@@ -106,8 +106,16 @@ _LH24_TRAIN = {
     "num_workers": 0,
     "val_batch_size": 8,
 }
-#: Darestani, Liu & Heckel (2022): their U-Net, Adam at a constant lr 1e-5, batch 1, no clipping.
-_D22_UNET = {"chans": 64, "num_pool_layers": 4, "drop_prob": 0.0, "input": "rss-real-imag", "maps": "bart-ecalib"}
+#: Darestani, Liu & Heckel (2022): their U-Net, Adam at a constant lr 1e-5, batch 1, no clipping. ``norm: scale``
+#: (ours) stands for their single per-slice scale factor: one scale, no mean shift (see mribench.models.complex_unet).
+_D22_UNET = {
+    "chans": 64,
+    "num_pool_layers": 4,
+    "drop_prob": 0.0,
+    "input": "rss-real-imag",
+    "maps": "bart-ecalib",
+    "norm": "scale",
+}
 _D22_TRAIN = {
     "arch": "unet-complex",
     "model": _D22_UNET,
@@ -371,7 +379,7 @@ def load_recipe_config(
 
     Mappings merge key by key, except ``training.model`` (the architecture's keyword arguments),
     which an override replaces as a whole; in ``sup-d22`` and ``ttt-d22`` a replaced complex U-Net
-    keeps D22's ``input`` and ``maps`` unless it names others.
+    keeps D22's ``input``, ``maps`` and ``norm`` unless it names others.
 
     Raises:
         ValueError: unknown recipe (with a suggestion) or invalid keys.
@@ -394,9 +402,10 @@ def load_recipe_config(
     data = _merge(DEFAULTS[name], over)
     training = data.get("training") or {}
     if name in _D22_RECIPES and training.get("arch") == "unet-complex" and isinstance(training.get("model"), dict):
-        # model kwargs are replaced as a whole; a D22 recipe's network keeps D22's input and maps
-        # unless the override names others
-        training["model"] = {"input": _D22_UNET["input"], "maps": _D22_UNET["maps"], **training["model"]}
+        # model kwargs are replaced as a whole; a D22 recipe's network keeps D22's input, maps and
+        # normalisation unless the override names others
+        kept = {k: _D22_UNET[k] for k in ("input", "maps", "norm")}
+        training["model"] = {**kept, **training["model"]}
     if epochs is not None:
         data["training"]["epochs"] = int(epochs)
     return parse_recipe_config(data)
