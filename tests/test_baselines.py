@@ -413,3 +413,37 @@ def test_task_masks_are_fixed_and_lh24_recipes_use_their_schedule() -> None:
         load_recipe_config("sup-d22", {"accelerations": [4, 8]})
     with pytest.raises(ValueError, match="ttt section"):
         load_recipe_config("sup-p", {"ttt": {"window": 2}})
+
+
+def test_embedded_d22_analysis_uses_d22s_ssim_and_their_fraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train_embedded.py's D22 analysis reads ssim_d22 for every D22 number; fastMRI's SSIM only beside it."""
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("train_embedded", BASELINES / "anatomy" / "train_embedded.py")
+    te = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(te)  # type: ignore[union-attr]
+    rng = np.random.default_rng(0)
+    index = pd.MultiIndex.from_tuples([(f"v{i}.h5", 8) for i in range(12)], names=["file", "slice"])
+    level = {"sup-d22-q": 0.83, "sup-d22": 0.70, "ttt-d22-q": 0.82, "ttt-d22-q-adapt": 0.81, "ttt-d22": 0.79}
+    level["ttt-d22-no-adapt"] = 0.72
+    noise = {name: rng.normal(0, 0.005, 12) for name in level}
+    reads: list[str] = []
+
+    def fake(run_dir: Path, split: str = "test_Q", metric: str = "ssim") -> pd.Series:
+        reads.append(metric)
+        offset = 0.0 if metric == "ssim_d22" else -0.1  # another convention, other values
+        return pd.Series(level[run_dir.name] + noise[run_dir.name] + offset, index=index)
+
+    monkeypatch.setattr(te, "_test_q", fake)
+    out = te._ttt_d22_analysis(Path("runs"))
+    assert out["metric"] == "ssim_d22" and set(reads) == {"ssim_d22", "ssim"}
+    q, p = level["sup-d22-q"] + noise["sup-d22-q"], level["sup-d22"] + noise["sup-d22"]
+    qt, pt = level["ttt-d22-q-adapt"] + noise["ttt-d22-q-adapt"], level["ttt-d22"] + noise["ttt-d22"]
+    assert out["fraction_closed"] == pytest.approx(1 - (qt - pt).mean() / (q - p).mean(), rel=1e-12)
+    assert out["ci"][0] < out["fraction_closed"] < out["ci"][1]
+    change = out["in_distribution_ttt_change"]["q_trained_test_Q"]["ssim"]
+    assert change == pytest.approx((qt - level["ttt-d22-q"] - noise["ttt-d22-q"]).mean(), rel=1e-12)
+    assert out["in_distribution_ttt_change_fastmri_ssim"]["q_trained_test_Q"]["ssim"] == pytest.approx(change)
