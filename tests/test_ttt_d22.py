@@ -277,9 +277,8 @@ def test_scale_norm_is_one_scale_per_slice_without_a_mean_shift(tmp_path: Path) 
     torch.manual_seed(0)
     model = ComplexUnetRecon(chans=4, num_pool_layers=2, input="rss-real-imag", maps="bart-ecalib", norm="scale")
     assert model.config["norm"] == "scale" and isinstance(model.net, ScaleNormUnet)
-    assert (
-        "norm" not in ComplexUnetRecon(chans=4, num_pool_layers=2).config
-    )  # the default keeps old checkpoints' config
+    # the default keeps the config of checkpoints written before the option
+    assert "norm" not in ComplexUnetRecon(chans=4, num_pool_layers=2).config
     x = torch.rand(2, 2, 12, 10, dtype=torch.float64) + 1.0  # non-negative channels, as D22's input
     y, mean, std = model.net.norm(x)
     rms = x.flatten(1).pow(2).mean(1).sqrt()

@@ -140,7 +140,6 @@ class ComplexUnetRecon(torch.nn.Module):
             self.config["norm"] = norm
         self.input = input
         self.maps = maps
-        self.norm = norm
         net_cls = ScaleNormUnet if norm == "scale" else NormUnet
         self.net = net_cls(chans=chans, num_pools=num_pool_layers, in_chans=2, out_chans=2, drop_prob=drop_prob)
 
