@@ -447,3 +447,23 @@ def test_embedded_d22_analysis_uses_d22s_ssim_and_their_fraction(monkeypatch: py
     change = out["in_distribution_ttt_change"]["q_trained_test_Q"]["ssim"]
     assert change == pytest.approx((qt - level["ttt-d22-q"] - noise["ttt-d22-q"]).mean(), rel=1e-12)
     assert out["in_distribution_ttt_change_fastmri_ssim"]["q_trained_test_Q"]["ssim"] == pytest.approx(change)
+
+
+def test_shipped_d22_results_are_consistent_and_the_cards_quote_them() -> None:
+    """baselines/anatomy/results.json -> ttt_d22 (issue 19's measurement on the embedded benchmark): D22's
+    definitions hold between its own numbers, TTT's in-distribution change is within 0.02, and the cards
+    quote the fraction closed and its CI as stored."""
+    results = json.loads((BASELINES / "anatomy" / "results.json").read_text())
+    d22 = results["ttt_d22"]
+    assert d22["metric"] == "ssim_d22"
+    q = d22["ssim_test_Q"]
+    gap_before = d22["supervised_gap"]["ssim"]
+    assert gap_before == pytest.approx(q["sup_q"] - q["sup_p"], abs=1e-12)
+    assert d22["gap_after"] == pytest.approx(q["selfsup_q_ttt"] - q["selfsup_p_ttt"], abs=1e-12)
+    assert d22["fraction_closed"] == pytest.approx(1 - d22["gap_after"] / gap_before, rel=1e-12)
+    assert d22["ci"][0] < d22["fraction_closed"] < d22["ci"][1]
+    for change in d22["in_distribution_ttt_change"].values():
+        assert abs(change["ssim"]) < 0.02 and change["n_slices"] >= 10
+    quoted = "{:.1%} [{:.1%}, {:.1%}]".format(d22["fraction_closed"], *d22["ci"])
+    for card in ("anatomy", "ttt-d22"):
+        assert quoted in (BASELINES / card / "README.md").read_text(), f"{card} card does not quote {quoted}"
