@@ -206,7 +206,7 @@ def test_an_alias_is_printed_and_recorded(sim_tiny: Path, tmp_path: Path, one_th
         + ["--run-dir", str(tmp_path / "run")],
     )
     assert res.exit_code == 0, res.output
-    assert "task anatomy = d22-anatomy v2" in res.output and "Darestani" in res.output
+    assert "task anatomy = d22-anatomy v3" in res.output and "Darestani" in res.output
     cfg = json.loads((tmp_path / "run" / "run.json").read_text())
     assert cfg["task"]["name"] == "d22-anatomy" and cfg["masks"]["test_Q"]["center_lines"] == 33
     assert cfg["options"]["normalize_output"] is False

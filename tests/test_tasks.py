@@ -209,7 +209,8 @@ def test_the_definitions_lock_is_current_and_catches_silent_changes(tmp_path: Pa
     assert check_lock() == []
     lock = read_lock()
     assert lock == current_lock()
-    changed = {**lock, "tasks": {**lock["tasks"], "d22-anatomy": {"version": 2, "sha256": "0" * 64}}}
+    version = lock["tasks"]["d22-anatomy"]["version"]  # the same version with another hash: a silent change
+    changed = {**lock, "tasks": {**lock["tasks"], "d22-anatomy": {"version": version, "sha256": "0" * 64}}}
     changed["metric_profiles"] = {**lock["metric_profiles"], "ssim@fastmri-v1": "f" * 64}
     (tmp_path / "lock.yaml").write_text(yaml.safe_dump(changed))
     problems = check_lock(tmp_path / "lock.yaml")
