@@ -136,6 +136,41 @@ def evaluate_golden(task: str, model: str, data: Path, run_dir: Path) -> dict[st
     }
 
 
+# How close a re-computed number must be to its golden. Float32 results depend on the CPU's kernels
+# (numpy's SIMD dispatch, OpenBLAS, torch): on an AVX-512 machine the metrics differed from the goldens
+# by up to 4.9e-7 relative (DISTS; LPIPS 1.6e-7, NMSE and region SSIM 1.4e-7, the shipped U-Net's SSIM
+# 5e-8), and by up to 9e-8 with numpy's and torch's AVX-512 paths disabled: bit-equality across
+# machines is not to be had. 1e-5 relative covers round-off of about 80 float32 ulps per pixel (see
+# mribench/metrics/definitions.py) and is 10x tighter than the tolerances of `mribench check` and the
+# leaderboard audit; a change of a task, mask, generator, metric or model moves numbers by far more.
+GOLDEN_RELATIVE, GOLDEN_ABSOLUTE = 1e-5, 1e-8
+
+
+def slice_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> list[str]:
+    """Where re-computed per-slice records differ from the golden ones (empty when they agree).
+
+    Identity fields (split, file, slice, status) and missing values (None) must be equal; metric
+    values within ``GOLDEN_ABSOLUTE + GOLDEN_RELATIVE * |golden|``.
+    """
+    if len(want) != len(got):
+        return [f"{len(got)} slices, the golden has {len(want)}"]
+    out = []
+    for w, g in zip(want, got, strict=True):
+        where = f"{w['split']} {w['file']} slice {w['slice']}"
+        ident = ("split", "file", "slice", "status")
+        if any(w[k] != g[k] for k in ident) or set(w["metrics"]) != set(g["metrics"]):
+            out.append(f"{where}: {({k: g[k] for k in ident}, sorted(g['metrics']))} is not the golden's")
+            continue
+        for name, a in w["metrics"].items():
+            b = g["metrics"][name]
+            if a is None or b is None:
+                if a is not b:
+                    out.append(f"{where}: {name} {b} (golden {a})")
+            elif not abs(a - b) <= GOLDEN_ABSOLUTE + GOLDEN_RELATIVE * abs(a):
+                out.append(f"{where}: {name} {b!r} (golden {a!r}, relative difference {abs(a - b) / abs(a):.1e})")
+    return out
+
+
 def _number(v: Any) -> float | None:
     """A metric value as stored: a float, or None where it is not finite (a region metric without boxes)."""
     f = float(v)
