@@ -5,6 +5,7 @@ Usage::
     python benchmarks/fidelity.py                       # everything (CPU, about an hour on 2 cores)
     python benchmarks/fidelity.py --epochs 2 --jobs 2   # a quicker, rougher pass
     python benchmarks/fidelity.py --write-docs          # also refresh the table in docs/simulation-fidelity.md
+    python benchmarks/fidelity.py --seeds 3             # every U-Net trained 3 times (training.seed 0, 1, 2)
 
 On MRIBench-Sim (default size; only the D22 strata are generated), for each D22 task (``d22-anatomy``,
 ``d22-dataset``, ``d22-modality``, ``d22-acceleration``) it trains the supervised U-Net on P and on Q
@@ -28,6 +29,13 @@ acceleration's P-trained model, the brain AXT2 4x U-Net anatomy's Q-trained and 
 one. Trainings run ``--jobs`` at a time, one torch thread each; re-running resumes finished
 trainings and evaluations (``--runs``). The acceptance bounds of the benchmark (issue 18) are
 checked at the end (exit status 1 when one fails).
+
+One training per side leaves the training seed in every number: on MRIBench-Sim 3.1 the knee U-Net
+scored 0.693 to 0.701 on the anatomy shift's brains over three seeds (and 0.706 for seed 0 on another
+CPU). That is as much as the failing checks miss their bounds by (docs/simulation-fidelity.md,
+"Training noise"). ``--seeds N`` trains every U-Net N times (``training.seed`` 0 .. N-1; seed 0
+is the run of a plain call, so a 1-seed run is reused) and scores the mean of the N networks' per-slice
+SSIMs: the CIs stay over test volumes, and the spread of the per-seed estimates is printed beside them.
 """
 
 from __future__ import annotations
@@ -79,25 +87,36 @@ NN_MARGIN = 0.10
 JOINT_CLOSED = 0.80
 
 
-def _train(key: str, runs: str, epochs: int | None, threads: int) -> tuple[str, float]:
+def _run_name(key: str, seed: int) -> str:
+    """Directory name of one training (and its evaluations): seed 0 keeps the plain name."""
+    return key if seed == 0 else f"{key}@seed{seed}"
+
+
+def _train(key: str, runs: str, epochs: int | None, threads: int, seed: int = 0) -> tuple[str, float]:
     import torch
+    import yaml
 
     from mribench.workflows.training.recipes import run_recipe
 
     torch.set_num_threads(threads)
     recipe, task = TRAININGS[key]
     t0 = time.perf_counter()
-    out = Path(runs) / "train" / key
+    name = _run_name(key, seed)
+    out = Path(runs) / "train" / name
+    config: Path | dict[str, Any] = CONFIG  # seed 0: the file itself, as before (its runs resume)
+    if seed:
+        base = yaml.safe_load(CONFIG.read_text())
+        config = {**base, "training": {**base.get("training", {}), "seed": seed}}
 
     def on_epoch(rec: dict[str, Any]) -> None:
         print(
-            f"[{key}] epoch {rec['epoch']} loss {rec['train_loss']:.4f} ID {rec['id_ssim']} OOD {rec['ood_ssim']} "
+            f"[{name}] epoch {rec['epoch']} loss {rec['train_loss']:.4f} ID {rec['id_ssim']} OOD {rec['ood_ssim']} "
             f"({rec['seconds']:.0f} s)",
             flush=True,
         )
 
-    run_recipe(recipe, task, config=CONFIG, epochs=epochs, device="cpu", out=out, on_epoch=on_epoch)
-    return key, time.perf_counter() - t0
+    run_recipe(recipe, task, config=config, epochs=epochs, device="cpu", out=out, on_epoch=on_epoch)
+    return name, time.perf_counter() - t0
 
 
 def _evaluate(model: str, task: str, run_dir: str, threads: int) -> tuple[str, float]:
@@ -179,18 +198,34 @@ def _fmt(v: float, lo: float, hi: float) -> str:
     return f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def analyse(runs: Path, tasks: list[str] | None = None) -> dict[str, Any]:
-    """The fidelity table from the finished runs of ``tasks`` (default: all four; JSON-able)."""
+def _seed_scores(runs: Path, task: str, key: str, seeds: int) -> list[Any]:
+    """Per-slice scores on test_Q of each seed's network of training ``key`` (seed order)."""
+    return [_scores(runs / "eval" / task / _run_name(key, s)) for s in range(seeds)]
+
+
+def _mean(series: list[Any]) -> Any:
+    """The per-slice mean over seeds, on the slices every seed scored."""
+    import pandas as pd
+
+    return pd.concat(series, axis=1, join="inner").mean(axis=1).rename(METRIC)
+
+
+def analyse(runs: Path, tasks: list[str] | None = None, seeds: int = 1) -> dict[str, Any]:
+    """The fidelity table from the finished runs of ``tasks`` (default: all four; JSON-able).
+
+    With ``seeds`` > 1 every network's score is the mean over its seeds' per-slice scores, and
+    ``per_seed`` holds the point estimates of each seed's networks (seed k of P against seed k of Q).
+    """
     import numpy as np
 
     from mribench.analysis.gap import fraction_gap_closed_ci, performance_gap_ci
     from mribench.analysis.stats import paired_difference
 
-    out: dict[str, Any] = {"metric": METRIC, "shifts": {}}
+    out: dict[str, Any] = {"metric": METRIC, "seeds": seeds, "shifts": {}}
     for task in tasks or list(SHIFTS):
         pk, qk = SHIFTS[task]
-        p = _scores(runs / "eval" / task / pk)
-        q = _scores(runs / "eval" / task / qk)
+        ps, qs = _seed_scores(runs, task, pk, seeds), _seed_scores(runs, task, qk, seeds)
+        p, q = _mean(ps), _mean(qs)
         zf = _scores(runs / "eval" / task / "zero-filled")
         nn = _nearest_scores(runs / "nearest" / task)
         common = p.index.intersection(q.index).intersection(zf.index).intersection(nn.index)
@@ -212,8 +247,19 @@ def analyse(runs: Path, tasks: list[str] | None = None) -> dict[str, Any]:
             "p_minus_nearest_image": [nnm.mean, nnm.low, nnm.high],
             "paper": {"q_trained": paper_q, "p_trained": paper_p, "gap": round(paper_q - paper_p, 4)},
         }
+        if seeds > 1:
+            per = [
+                (float(qs_k.loc[common].mean()), float(ps_k.loc[common].mean()))
+                for ps_k, qs_k in zip(ps, qs, strict=True)
+            ]
+            rec["per_seed"] = {
+                "q_trained": [a for a, _ in per],
+                "p_trained": [b for _, b in per],
+                "gap": [a - b for a, b in per],
+                "p_minus_zero_filled": [b - float(zv.mean()) for _, b in per],
+            }
         if task == "d22-anatomy":
-            j = _scores(runs / "eval" / task / "joint-knee-brain").loc[common].to_numpy(dtype=float)
+            j = _mean(_seed_scores(runs, task, "joint-knee-brain", seeds)).loc[common].to_numpy(dtype=float)
             fr = fraction_gap_closed_ci(qv, pv, qv, j, groups)
             rec["joint"] = float(j.mean())
             rec["joint_closes"] = [fr.fraction, fr.low, fr.high]
@@ -274,11 +320,29 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         + "; ".join(f"{t}: {r['zero_filled']:.3f} / {r['nearest_image']:.3f}" for t, r in res["shifts"].items())
         + ".",
     ]
+    if res.get("seeds", 1) > 1:
+        n = res["seeds"]
+
+        def spread(vals: list[float]) -> str:
+            return f"{min(vals):+.3f} to {max(vals):+.3f}"
+
+        lines += [
+            "",
+            f"Every U-Net trained {n} times (`training.seed` 0 to {n - 1}); the table scores the mean of the {n} "
+            "networks' per-slice SSIMs. One seed's estimates range over: "
+            + "; ".join(
+                f"{t}: gap {spread(r['per_seed']['gap'])}, P-trained - zero-filled "
+                f"{spread(r['per_seed']['p_minus_zero_filled'])}"
+                for t, r in res["shifts"].items()
+            )
+            + ".",
+        ]
     lines += ["", "| acceptance check | value | |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['value']:+.3f} | {'ok' if c['ok'] else '**FAIL**'} |" for c in res["checks"]]
     lines += [
         "",
-        f"Measured with `python benchmarks/fidelity.py` ({meta['epochs']} epochs per training, "
+        f"Measured with `python benchmarks/fidelity.py{' --seeds ' + str(meta['seeds']) if meta.get('seeds', 1) > 1 else ''}` "
+        f"({meta['epochs']} epochs per training, "
         f"{meta['jobs']} jobs x 1 thread): generation {meta['generate_s']:.0f} s, trainings "
         f"{meta['train_s']:.0f} s, evaluations {meta['eval_s']:.0f} s, total {meta['total_s'] / 60:.1f} min "
         f"(wall; shared machine, noisy).",
@@ -303,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-docs", action="store_true", help=f"refresh the table in {DOC.relative_to(REPO)}")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     ap.add_argument("--shifts", nargs="+", choices=list(SHIFTS), default=list(SHIFTS), help="a subset (pilots)")
+    ap.add_argument("--seeds", type=int, default=1, help="train every U-Net this many times (training.seed 0..N-1)")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error(f"expected --seeds >= 1, got {args.seeds}")
     shifts = {t: SHIFTS[t] for t in args.shifts}
     runs = Path(args.runs)
     t_all = time.perf_counter()
@@ -323,9 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         needed = {k for t, pq in shifts.items() for k in (*pq, *(["joint-knee-brain"] if t == "d22-anatomy" else []))}
-        order = sorted(needed, key=lambda k: (k != "joint-knee-brain", k))  # the longest first
-        for key, sec in pool.map(_train, order, [str(runs)] * len(order), [args.epochs] * len(order), [1] * len(order)):
-            print(f"trained {key} in {sec:.0f} s", flush=True)
+        order = [
+            (k, seed) for seed in range(args.seeds) for k in sorted(needed, key=lambda k: (k != "joint-knee-brain", k))
+        ]  # the longest first, seed by seed
+        n = len(order)
+        keys, seeds = [k for k, _ in order], [sd for _, sd in order]
+        for name, sec in pool.map(_train, keys, [str(runs)] * n, [args.epochs] * n, [1] * n, seeds):
+            print(f"trained {name} in {sec:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -333,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     for task, (pk, qk) in shifts.items():
         keys = [pk, qk] + (["joint-knee-brain"] if task == "d22-anatomy" else [])
         for k in keys:
-            jobs.append((str(runs / "train" / k / "model.safetensors"), task, str(runs / "eval" / task / k)))
+            for seed in range(args.seeds):
+                name = _run_name(k, seed)
+                jobs.append((str(runs / "train" / name / "model.safetensors"), task, str(runs / "eval" / task / name)))
         jobs.append(("zero-filled", task, str(runs / "eval" / task / "zero-filled")))
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         futs = [pool.submit(_evaluate, m, t, rd, 1) for m, t, rd in jobs]
@@ -347,9 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             _nearest_training_image(task).reset_index().to_csv(folder / "slices.csv", index=False)
     eval_s = time.perf_counter() - t0
 
-    res = analyse(runs, list(shifts))
+    res = analyse(runs, list(shifts), seeds=args.seeds)
     meta = {
         "epochs": args.epochs or "fidelity.yaml",
+        "seeds": args.seeds,
         "jobs": args.jobs,
         "generate_s": generate_s,
         "train_s": train_s,
