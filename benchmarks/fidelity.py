@@ -394,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             (k, seed) for seed in range(args.seeds) for k in sorted(needed, key=lambda k: (k != "joint-knee-brain", k))
         ]  # the longest first, seed by seed
         n = len(order)
-        keys, seeds = [k for k, _ in order], [sd for _, sd in order]
-        for name, sec in pool.map(_train, keys, [str(runs)] * n, [args.epochs] * n, [1] * n, seeds):
+        train_keys, train_seeds = [k for k, _ in order], [sd for _, sd in order]
+        for name, sec in pool.map(_train, train_keys, [str(runs)] * n, [args.epochs] * n, [1] * n, train_seeds):
             print(f"trained {name} in {sec:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
 

@@ -144,30 +144,34 @@ def evaluate_golden(task: str, model: str, data: Path, run_dir: Path) -> dict[st
 # mribench/metrics/definitions.py) and is 10x tighter than the tolerances of `mribench check` and the
 # leaderboard audit; a change of a task, mask, generator, metric or model moves numbers by far more.
 GOLDEN_RELATIVE, GOLDEN_ABSOLUTE = 1e-5, 1e-8
+_IDENTITY = ("split", "file", "slice", "status")
 
 
 def slice_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> list[str]:
     """Where re-computed per-slice records differ from the golden ones (empty when they agree).
 
     Identity fields (split, file, slice, status) and missing values (None) must be equal; metric
-    values within ``GOLDEN_ABSOLUTE + GOLDEN_RELATIVE * |golden|``.
+    values within ``GOLDEN_ABSOLUTE + GOLDEN_RELATIVE * |golden|`` (the rule of mribench's metric
+    :class:`~mribench.metrics.registry.Tolerance`, which `mribench check` and the audit use).
     """
+    from mribench.metrics.registry import Tolerance
+
+    tolerance = Tolerance(absolute=GOLDEN_ABSOLUTE, relative=GOLDEN_RELATIVE, why="float32 round-off across CPUs")
     if len(want) != len(got):
         return [f"{len(got)} slices, the golden has {len(want)}"]
     out = []
     for w, g in zip(want, got, strict=True):
         where = f"{w['split']} {w['file']} slice {w['slice']}"
-        ident = ("split", "file", "slice", "status")
-        if any(w[k] != g[k] for k in ident) or set(w["metrics"]) != set(g["metrics"]):
-            out.append(f"{where}: {({k: g[k] for k in ident}, sorted(g['metrics']))} is not the golden's")
+        if any(w[k] != g[k] for k in _IDENTITY) or set(w["metrics"]) != set(g["metrics"]):
+            out.append(f"{where}: {({k: g[k] for k in _IDENTITY}, sorted(g['metrics']))} is not the golden's")
             continue
         for name, a in w["metrics"].items():
             b = g["metrics"][name]
             if a is None or b is None:
                 if a is not b:
                     out.append(f"{where}: {name} {b} (golden {a})")
-            elif not abs(a - b) <= GOLDEN_ABSOLUTE + GOLDEN_RELATIVE * abs(a):
-                out.append(f"{where}: {name} {b!r} (golden {a!r}, relative difference {abs(a - b) / abs(a):.1e})")
+            elif not abs(a - b) <= tolerance.allowed(a):
+                out.append(f"{where}: {name} {b!r} (golden {a!r}, difference {abs(a - b):.1e})")
     return out
 
 
