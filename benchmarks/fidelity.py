@@ -390,9 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         needed = {k for t, pq in shifts.items() for k in (*pq, *(["joint-knee-brain"] if t == "d22-anatomy" else []))}
-        order = [
-            (k, seed) for seed in range(args.seeds) for k in sorted(needed, key=lambda k: (k != "joint-knee-brain", k))
-        ]  # the longest first, seed by seed
+        longest_first = sorted(needed, key=lambda key: (key != "joint-knee-brain", key))
+        order = [(k, seed) for seed in range(args.seeds) for k in longest_first]  # seed by seed
         n = len(order)
         train_keys, train_seeds = [k for k, _ in order], [sd for _, sd in order]
         for name, sec in pool.map(_train, train_keys, [str(runs)] * n, [args.epochs] * n, [1] * n, train_seeds):
