@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/fidelity.py                       # everything (CPU, about an hour on 2 cores)
+    python benchmarks/fidelity.py                       # everything (CPU, about 40 minutes on 2 cores)
     python benchmarks/fidelity.py --epochs 2 --jobs 2   # a quicker, rougher pass
     python benchmarks/fidelity.py --write-docs          # also refresh the table in docs/simulation-fidelity.md
     python benchmarks/fidelity.py --seeds 3             # every U-Net trained 3 times (training.seed 0, 1, 2)
@@ -27,7 +27,11 @@ with 95% cluster-bootstrap CIs over test volumes (paired over test_Q slices, D22
 Two trainings serve two shifts each (the same data and mask): the knee PD 4x U-Net is anatomy's and
 acceleration's P-trained model, the brain AXT2 4x U-Net anatomy's Q-trained and modality's P-trained
 one. Trainings run ``--jobs`` at a time, one torch thread each; re-running resumes finished
-trainings and evaluations (``--runs``). The acceptance bounds of the benchmark (issue 18) are
+trainings and evaluations (``--runs``). ``fidelity.yaml`` trains in bfloat16 (``training.precision``:
+the U-Net's forward and backward pass under autocast; loss, Adam and evaluation in float32), which
+halves the training time on CPUs with bfloat16 units (AVX512-BF16 or AMX) at unchanged training curves
+(docs/simulation-fidelity.md); on a CPU without them the trainings run in float32 instead, as
+``--precision fp32`` asks, and the table says which precision it used. The acceptance bounds of the benchmark (issue 18) are
 checked at the end (exit status 1 when one fails).
 
 One training per side leaves the training seed in every number: on MRIBench-Sim 3.1 the knee U-Net
@@ -92,7 +96,29 @@ def _run_name(key: str, seed: int) -> str:
     return key if seed == 0 else f"{key}@seed{seed}"
 
 
-def _train(key: str, runs: str, epochs: int | None, threads: int, seed: int = 0) -> tuple[str, float]:
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 costs time."""
+    import torch
+
+    try:  # torch.cpu's feature probes are private: treat their absence as "no"
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def _precision(requested: str | None) -> str:
+    """The training precision of this run: ``requested``, else fidelity.yaml's where the CPU has bf16 units."""
+    import yaml
+
+    if requested is not None:
+        return requested
+    configured = str(yaml.safe_load(CONFIG.read_text()).get("training", {}).get("precision", "fp32"))
+    return configured if configured == "fp32" or _cpu_has_bf16() else "fp32"
+
+
+def _train(
+    key: str, runs: str, epochs: int | None, threads: int, seed: int = 0, precision: str | None = None
+) -> tuple[str, float]:
     import torch
     import yaml
 
@@ -103,10 +129,14 @@ def _train(key: str, runs: str, epochs: int | None, threads: int, seed: int = 0)
     t0 = time.perf_counter()
     name = _run_name(key, seed)
     out = Path(runs) / "train" / name
-    config: Path | dict[str, Any] = CONFIG  # seed 0: the file itself, as before (its runs resume)
-    if seed:
-        base = yaml.safe_load(CONFIG.read_text())
-        config = {**base, "training": {**base.get("training", {}), "seed": seed}}
+    base = yaml.safe_load(CONFIG.read_text())
+    overrides: dict[str, Any] = {"seed": seed} if seed else {}
+    if precision is not None and precision != base.get("training", {}).get("precision", "fp32"):
+        overrides["precision"] = precision
+    # no override: the file itself (its runs resume)
+    config: Path | dict[str, Any] = (
+        {**base, "training": {**base.get("training", {}), **overrides}} if overrides else CONFIG
+    )
 
     def on_epoch(rec: dict[str, Any]) -> None:
         print(
@@ -342,7 +372,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
     lines += [
         "",
         f"Measured with `python benchmarks/fidelity.py{' --seeds ' + str(meta['seeds']) if meta.get('seeds', 1) > 1 else ''}` "
-        f"({meta['epochs']} epochs per training, "
+        f"({meta['epochs']} epochs per training, {meta.get('precision', 'fp32')} training, "
         f"{meta['jobs']} jobs x 1 thread): generation {meta['generate_s']:.0f} s, trainings "
         f"{meta['train_s']:.0f} s, evaluations {meta['eval_s']:.0f} s, total {meta['total_s'] / 60:.1f} min "
         f"(wall; shared machine, noisy).",
@@ -368,11 +398,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     ap.add_argument("--shifts", nargs="+", choices=list(SHIFTS), default=list(SHIFTS), help="a subset (pilots)")
     ap.add_argument("--seeds", type=int, default=1, help="train every U-Net this many times (training.seed 0..N-1)")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="training precision (default: fidelity.yaml's, fp32 on a CPU without bfloat16 units)",
+    )
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error(f"expected --seeds >= 1, got {args.seeds}")
     shifts = {t: SHIFTS[t] for t in args.shifts}
     runs = Path(args.runs)
+    precision = _precision(args.precision)
+    print(f"training precision: {precision}", flush=True)
     t_all = time.perf_counter()
 
     from mribench.data.synthetic import ensure_synthetic
@@ -394,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         order = [(k, seed) for seed in range(args.seeds) for k in longest_first]  # seed by seed
         n = len(order)
         train_keys, train_seeds = [k for k, _ in order], [sd for _, sd in order]
-        for name, sec in pool.map(_train, train_keys, [str(runs)] * n, [args.epochs] * n, [1] * n, train_seeds):
+        for name, sec in pool.map(
+            _train, train_keys, [str(runs)] * n, [args.epochs] * n, [1] * n, train_seeds, [precision] * n
+        ):
             print(f"trained {name} in {sec:.0f} s", flush=True)
     train_s = time.perf_counter() - t0
 
@@ -423,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "epochs": args.epochs or "fidelity.yaml",
         "seeds": args.seeds,
+        "precision": precision,
         "jobs": args.jobs,
         "generate_s": generate_s,
         "train_s": train_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -320,6 +321,28 @@ def test_training_writes_loadable_checkpoints_state_and_history(splits: dict, ti
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     with pytest.raises(ResultsError, match="same training config"):
         _train(splits, tiny_root, tmp_path / "t", epochs=3)
+
+
+def test_bf16_training_option_keeps_old_hashes_and_trains_like_fp32(
+    splits: dict, tiny_root: Path, tmp_path: Path
+) -> None:
+    # the default's hash as it was before the option existed: old trainings resume, provenance holds
+    assert TrainConfig().sha256() == "83c2ba8e89194fa935c78020af760b74d1e321887286658d992ca7e1e65d3fa1"
+    assert "precision" not in TrainConfig().to_dict()
+    bf = TrainConfig(precision="bf16")
+    assert bf.to_dict()["precision"] == "bf16" and TrainConfig.from_dict(bf.to_dict()) == bf
+    with pytest.raises(ValueError, match="expected precision in"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(ValueError, match="expected precision 'fp32' with loss 'd22-sup'"):
+        TrainConfig(arch="unet-complex", loss="d22-sup", precision="bf16")
+    r32 = _train(splits, tiny_root, tmp_path / "fp32", epochs=1)
+    r16 = _train(splits, tiny_root, tmp_path / "bf16", epochs=1, precision="bf16")
+    l32, l16 = r32.history[0]["train_loss"], r16.history[0]["train_loss"]
+    assert math.isfinite(l16) and abs(l16 - l32) < 1e-3 * l32  # same init, batches and masks
+    assert abs(r16.history[0]["id_ssim"] - r32.history[0]["id_ssim"]) < 1e-3
+    assert all(p.dtype == torch.float32 for p in r16.model.parameters())  # weights and Adam stay fp32
+    with pytest.raises(ResultsError, match="same training config"):
+        _train(splits, tiny_root, tmp_path / "bf16", epochs=1)  # fp32 cannot resume a bf16 training
 
 
 _KILL = """

@@ -28,7 +28,8 @@ _KEY_DOCS: dict[str, list[str]] = {
     "training": [
         "training       mribench.workflows.training.TrainConfig: arch (unet|varnet|unet-complex), model kwargs, loss",
         "               (ssim|l1|joint), epochs, Adam lr with linear warm-up (warmup_fraction) + linear decay,",
-        "               batch_size (slices of equal shape), grad_clip (max global norm), seed",
+        "               batch_size (slices of equal shape), grad_clip (max global norm), seed, precision (fp32|bf16:",
+        "               the model under bfloat16 autocast; ssim and l1 losses only)",
     ],
     "accelerations": [
         "accelerations  training accelerations (null: the task's mask of each side); fresh mask per sample"

@@ -68,6 +68,8 @@ LOSSES = ("ssim", "l1", "joint", "d22-sup", "d22-joint")
 #: losses of the complex U-Net (``unet-complex``), and only of it
 COMPLEX_LOSSES = ("joint", "d22-sup", "d22-joint")
 ARCHS = ("unet", "varnet", "unet-complex")
+#: numeric precision of the model's training forward pass (the loss, the optimiser and validation stay fp32)
+PRECISIONS = ("fp32", "bf16")
 STATE_FILE = "train_state.pt"
 HISTORY_FILE = "history.json"
 STATE_FORMAT = 1
@@ -96,6 +98,14 @@ class TrainConfig:
         seed: initialisation, masks, batch order, dropout.
         num_workers: DataLoader workers.
         val_batch_size: slices per validation batch.
+        precision: ``fp32`` (default) or ``bf16``: mribench's option, not the papers'. ``bf16`` runs the
+            model's forward pass (and so its backward pass) under ``torch.autocast`` with bfloat16, on
+            CPU or GPU; the loss, the gradients of the weights, Adam and validation stay float32. Only
+            for the ``ssim`` and ``l1`` losses. It pays on CPUs with bfloat16 matrix units (AMX; on
+            the 2-core machines of ``benchmarks/fidelity.py`` the U-Net trains about twice as fast)
+            and costs time elsewhere. Left out of :meth:`to_dict` when ``fp32``, so configs written
+            before the option existed keep their hash (their trainings resume, their checkpoints
+            keep their provenance).
     """
 
     arch: str = "unet"
@@ -111,6 +121,7 @@ class TrainConfig:
     num_workers: int = 0
     val_batch_size: int = 8
     schedule: str = "warmup-linear"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -124,6 +135,13 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"expected schedule in {SCHEDULES}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"expected precision in {PRECISIONS}, got {self.precision!r}")
+        if self.precision != "fp32" and self.loss not in ("ssim", "l1"):
+            raise ValueError(
+                f"expected precision 'fp32' with loss {self.loss!r} (bf16 is for the 'ssim' and 'l1' losses), "
+                f"got {self.precision!r}"
+            )
         for name in ("epochs", "batch_size", "val_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
@@ -134,7 +152,10 @@ class TrainConfig:
         warmup_steps_for(10, self.warmup_fraction)  # validates the fraction
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["precision"] == "fp32":
+            del d["precision"]  # the default, as written before the option existed (same hash)
+        return d
 
     @property
     def needs_full_kspace(self) -> bool:
@@ -242,12 +263,15 @@ class Objective(torch.nn.Module):
     already on the model's device and returns the mean loss over the batch (scalar).
     """
 
-    def __init__(self, model: torch.nn.Module, loss: str) -> None:
+    def __init__(self, model: torch.nn.Module, loss: str, precision: str = "fp32") -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"expected loss in {LOSSES}, got {loss!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"expected precision in {PRECISIONS}, got {precision!r}")
         self.model = model
         self.loss = loss
+        self.precision = precision
         self.ssim = SSIMLoss()
 
     def forward(self, batch: dict[str, Any], meta: SliceMeta) -> torch.Tensor:
@@ -260,7 +284,14 @@ class Objective(torch.nn.Module):
             return _joint_objective(self.model, batch, meta)
         if self.loss in ("d22-sup", "d22-joint"):
             return _d22_objective(self.model, batch, joint=self.loss == "d22-joint")
-        recon = self.model(masked_kspace, mask, meta)  # (B, h, w)
+        if self.precision == "bf16":
+            # the model under autocast only: fastmri's SSIMLoss convolves with a box filter, which
+            # autocast would also run in bfloat16
+            with torch.autocast(device_type=masked_kspace.device.type, dtype=torch.bfloat16):
+                recon = self.model(masked_kspace, mask, meta)
+            recon = recon.float()
+        else:
+            recon = self.model(masked_kspace, mask, meta)  # (B, h, w)
         if self.loss == "l1":
             return F.l1_loss(recon, target)
         return self.ssim(recon.unsqueeze(1), target.unsqueeze(1), data_range=batch["volume_max"].to(recon.dtype))
@@ -567,7 +598,7 @@ def train(
     _barrier(world)
 
     model = build_model(config.arch, config.model, config.seed).to(dev)
-    objective = Objective(model, config.loss).to(dev)
+    objective = Objective(model, config.loss, config.precision).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     preset = config.maps_preset
     ds = TrainingSlices(
