@@ -106,13 +106,18 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
-def _precision(requested: str | None) -> str:
-    """The training precision of this run: ``requested``, else fidelity.yaml's where the CPU has bf16 units."""
+def _configured(key: str, default: Any) -> Any:
+    """A training setting of fidelity.yaml (``default`` where the file leaves it to the recipe)."""
     import yaml
 
+    return yaml.safe_load(CONFIG.read_text()).get("training", {}).get(key, default)
+
+
+def _precision(requested: str | None) -> str:
+    """The training precision of this run: ``requested``, else fidelity.yaml's where the CPU has bf16 units."""
     if requested is not None:
         return requested
-    configured = str(yaml.safe_load(CONFIG.read_text()).get("training", {}).get("precision", "fp32"))
+    configured = str(_configured("precision", "fp32"))
     return configured if configured == "fp32" or _cpu_has_bf16() else "fp32"
 
 
@@ -461,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
     res = analyse(runs, list(shifts), seeds=args.seeds)
     meta = {
-        "epochs": args.epochs or "fidelity.yaml",
+        "epochs": args.epochs or _configured("epochs", "the recipe's"),
         "seeds": args.seeds,
         "precision": precision,
         "jobs": args.jobs,
