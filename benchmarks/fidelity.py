@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/fidelity.py                       # everything (CPU, about 40 minutes on 2 cores)
+    python benchmarks/fidelity.py                       # everything (CPU, about 35 minutes on 2 cores)
     python benchmarks/fidelity.py --epochs 2 --jobs 2   # a quicker, rougher pass
     python benchmarks/fidelity.py --write-docs          # also refresh the table in docs/simulation-fidelity.md
     python benchmarks/fidelity.py --seeds 3             # every U-Net trained 3 times (training.seed 0, 1, 2)
@@ -28,11 +28,12 @@ Two trainings serve two shifts each (the same data and mask): the knee PD 4x U-N
 acceleration's P-trained model, the brain AXT2 4x U-Net anatomy's Q-trained and modality's P-trained
 one. Trainings run ``--jobs`` at a time, one torch thread each; re-running resumes finished
 trainings and evaluations (``--runs``). ``fidelity.yaml`` trains in bfloat16 (``training.precision``:
-the U-Net's forward and backward pass under autocast; loss, Adam and evaluation in float32), which
-halves the training time on CPUs with bfloat16 units (AVX512-BF16 or AMX) at unchanged training curves
-(docs/simulation-fidelity.md); on a CPU without them the trainings run in float32 instead, as
-``--precision fp32`` asks, and the table says which precision it used. The acceptance bounds of the benchmark (issue 18) are
-checked at the end (exit status 1 when one fails).
+the U-Net's forward and backward pass under autocast; loss, Adam and evaluation in float32). On CPUs
+with bfloat16 units (AVX512-BF16 or AMX) that halves the training time, and the scores stay within
+about one seed's spread of float32's (docs/simulation-fidelity.md, "Training in bfloat16"). On a CPU
+without them the trainings run in float32 instead, as ``--precision fp32`` asks; the table says which
+precision it used. The acceptance bounds of the benchmark (issue 18) are checked at the end (exit
+status 1 when one fails).
 
 One training per side leaves the training seed in every number: on MRIBench-Sim 3.1 the knee U-Net
 scored 0.693 to 0.701 on the anatomy shift's brains over three seeds (and 0.706 for seed 0 on another
