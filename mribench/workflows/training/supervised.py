@@ -137,7 +137,7 @@ class TrainConfig:
             raise ValueError(f"expected schedule in {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"expected precision in {PRECISIONS}, got {self.precision!r}")
-        if self.precision != "fp32" and self.loss not in ("ssim", "l1"):
+        if self.precision != "fp32" and self.loss in COMPLEX_LOSSES:  # the image losses (ssim, l1) only
             raise ValueError(
                 f"expected precision 'fp32' with loss {self.loss!r} (bf16 is for the 'ssim' and 'l1' losses), "
                 f"got {self.precision!r}"
