@@ -311,6 +311,56 @@ def _lesion_fraction(les: Lesion, q: np.ndarray, px: float) -> np.ndarray:
     return core
 
 
+SULCUS_SPACING_MM = 2.8
+"""Smoothing of the sulcal field along the arc, at a radius of 70 mm (clefts about 12 mm apart)."""
+SULCUS_TORTUOSITY_MM = 9.0
+"""Smoothing of the sulcal field along the radius (how slowly a cleft changes direction)."""
+SULCUS_DEPTH_MM = 18.0
+"""Sulci reach this far below the brain's convex hull (tapering over the last 4 mm)."""
+
+
+def _radial_folds(
+    rng: np.random.Generator, gm: np.ndarray, wm: np.ndarray, ribbon: np.ndarray, px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sulcal field of one slice: clefts that run from the brain surface inwards.
+
+    Real axial sulci are roughly perpendicular to the cortical surface, 10-15 mm apart along it and
+    15-20 mm deep. The field is white noise on a polar grid about the brain's centroid (2048 angles,
+    0.5 mm radial steps), smoothed strongly along the arc and weakly along the radius, so that its
+    zero crossings run mostly radially and wander a little; the cortical ribbon is cut off below
+    :data:`SULCUS_DEPTH_MM` from the convex hull of the brain.
+
+    Args:
+        rng: the slice's generator.
+        gm: grey-matter fraction, float32 (fH, fW).
+        wm: white-matter fraction, float32 (fH, fW).
+        ribbon: cortical-ribbon weight in [0, 1], float32 (fH, fW).
+        px: fine pixel size in mm.
+
+    Returns:
+        ``(fold, ribbon)``: the unit-variance field and the depth-limited ribbon, float32 (fH, fW).
+    """
+    shape = gm.shape
+    w = (gm + wm).astype(np.float64)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    total = max(float(w.sum()), 1e-6)
+    cy, cx = (w * yy).sum() / total, (w * xx).sum() / total
+    r_mm = np.hypot(yy - cy, xx - cx) * px
+    theta = np.arctan2(yy - cy, xx - cx)
+    n_theta, dr = 2048, 0.5
+    n_r = int((float(r_mm.max()) + 1.0) / dr) + 1
+    white = rng.standard_normal((n_theta, n_r))
+    sigma = (SULCUS_SPACING_MM / 70.0 / (2 * np.pi / n_theta), SULCUS_TORTUOSITY_MM / dr)
+    polar = ndimage.gaussian_filter(white, sigma, mode=("wrap", "nearest"))
+    polar = polar / polar.std()
+    coords = [(theta + np.pi) / (2 * np.pi) * n_theta, r_mm / dr]
+    fold = ndimage.map_coordinates(polar, coords, order=1, mode="grid-wrap").astype(np.float32)
+    hull = ndimage.binary_fill_holes(ndimage.gaussian_filter(w, 2.0 / px) > 0.3)
+    depth = ndimage.distance_transform_edt(hull) * px
+    ribbon = ribbon * np.clip((SULCUS_DEPTH_MM - depth) / 4.0, 0.0, 1.0).astype(np.float32)
+    return fold, ribbon
+
+
 def _individualise(
     subject: BrainSubject, index: int, gm: np.ndarray, wm: np.ndarray, csf: np.ndarray, px: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -318,8 +368,9 @@ def _individualise(
     perivascular spaces and small sulcal vessels (random fields of this subject and slice).
 
     The MNI152 template is an average of 152 brains: its cortex is smooth and its grey/white
-    boundary blurred. The zero crossings of a smooth random field (8-30 mm) open thin, connected,
-    curvilinear sulcal clefts of CSF within the cortical ribbon (wider with age); another field
+    boundary blurred. The zero crossings of a random field that varies along the arc (clefts about
+    12 mm apart) and slowly along the radius open thin, connected sulcal clefts of CSF that run from
+    the surface inwards within the outer 18 mm of the cortical ribbon (wider with age); another field
     moves the grey/white boundary by a few mm and sharpens it; sparse fine fields add perivascular
     spaces (CSF dots in white matter) and flow voids of small vessels in the sulcal CSF.
 
@@ -332,9 +383,12 @@ def _individualise(
     shape = gm.shape
     tissue = gm + wm
     ribbon = np.clip(gm * 1.6, 0.0, 1.0) * np.clip(1.0 - wm * 1.4, 0.0, 1.0)  # the cortex, not deep GM
-    # sulci: connected curvilinear CSF clefts (zero crossings of a smooth random field), wider with
-    # age, only where the cortical ribbon is; a thresholded fine field would give isolated dots
-    fold = bandpass(rng, shape, px, 8.0, 30.0, beta=1.5)
+    # sulci: connected CSF clefts (zero crossings of a random field), wider with age, only where the
+    # cortical ribbon is; a thresholded fine field would give isolated dots. 3.1's isotropic 8-30 mm
+    # field is still drawn (and discarded) so that every later draw is the one 3.2 was calibrated on
+    # (docs/simulation-fidelity.md); 3.2's clefts run from the brain surface inwards.
+    bandpass(rng, shape, px, 8.0, 30.0, beta=1.5)
+    fold, ribbon = _radial_folds(rng, gm, wm, ribbon, px)
     sulcus = network(fold, 0.18 + 0.17 * subject.sulci) * ribbon
     moved = gm * sulcus * np.float32(0.85)
     gm = gm - moved

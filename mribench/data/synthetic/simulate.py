@@ -167,6 +167,8 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
     tissues = draw_subject_tissues(rng, spec.field_t)
     signal = tissue_signals(tissues, proto, tr=tr, te=te, ti=ti, fat_residual=fat_residual)
     texture_scale = float(rng.uniform(0.8, 1.25))
+    if spec.anatomy == "knee":
+        texture_scale *= texture.KNEE_TEXTURE_SCALE
 
     # subject
     if spec.anatomy == "brain":
@@ -208,6 +210,8 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
         for t in sorted(frac):
             part = frac[t] * np.float32(signal[t])
             mod = texture.tissue_modulation(fields, t, texture_scale)
+            if mod is not None and spec.anatomy == "knee":
+                mod = texture.strengthen_lines(mod, fields, t, texture_scale, texture.KNEE_LINE_GAIN)
             if mod is not None:
                 part = part * mod
             if t in FAT_TISSUES:

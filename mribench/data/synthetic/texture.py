@@ -135,6 +135,14 @@ TEXTURES: dict[str, TextureSpec] = {
 """Texture amplitudes per tissue (unlisted tissues: none)."""
 
 
+KNEE_TEXTURE_SCALE = 0.5
+"""3.2: every texture amplitude of a knee is halved (the subject's scale times this), calibrated so
+that a knee-trained U-Net transfers to brains about as in Darestani et al. (docs/simulation-fidelity.md)."""
+KNEE_LINE_GAIN = 3.0
+"""3.2: a knee's line networks (marrow trabeculae, fat and muscle septa) are this much stronger than
+the halved texture would give them (1.5 times 3.1's), for the same calibration."""
+
+
 def texture_fields(
     rng: np.random.Generator, shape: tuple[int, int], px: float, fibre_angle: float = 0.0
 ) -> dict[str, np.ndarray]:
@@ -186,3 +194,29 @@ def tissue_modulation(fields: dict[str, np.ndarray], tissue: str, scale: float =
         net = fields["trabecular"] if tissue == "marrow" else fields["septa"]
         m += np.float32(spec.septa * min(scale, 1.5)) * net
     return np.maximum(m, np.float32(0.05))
+
+
+def strengthen_lines(
+    modulation: np.ndarray, fields: dict[str, np.ndarray], tissue: str, scale: float, gain: float
+) -> np.ndarray:
+    """Make a tissue's line network (trabeculae or septa) ``gain`` times as strong.
+
+    Adds ``gain - 1`` times the network term of :func:`tissue_modulation` to its output; tissues
+    without a network are returned unchanged.
+
+    Args:
+        modulation: :func:`tissue_modulation` of ``tissue``, float32 (fH, fW).
+        fields: :func:`texture_fields`.
+        tissue: a tissue name.
+        scale: the ``scale`` given to :func:`tissue_modulation`.
+        gain: the network's total strength relative to :func:`tissue_modulation`'s.
+
+    Returns:
+        float32 (fH, fW), at least 0.05.
+    """
+    spec = TEXTURES.get(tissue)
+    if spec is None or not spec.septa or gain == 1.0:
+        return modulation
+    net = fields["trabecular"] if tissue == "marrow" else fields["septa"]
+    extra = np.float32((gain - 1.0) * spec.septa * min(scale, 1.5)) * net
+    return np.maximum(modulation + extra, np.float32(0.05))
