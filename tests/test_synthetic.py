@@ -466,3 +466,41 @@ def test_cli_generates_the_volumes_of_a_task(sim: dict[str, Any], tmp_path: Path
     assert got == sorted(want)
     res = CliRunner().invoke(app, ["data", "verify", "--root", str(root)])
     assert res.exit_code == 0, res.output
+
+
+def test_knee_line_networks_are_strengthened_exactly() -> None:
+    """3.2's knees: strengthen_lines adds (gain - 1) times the network term of tissue_modulation, and only
+    to tissues that have a network."""
+    from mribench.data.synthetic import texture
+
+    rng = np.random.default_rng(3)
+    fields = texture.texture_fields(rng, (48, 48), 0.5)
+    for tissue, net in (("marrow", "trabecular"), ("fat", "septa"), ("muscle", "septa")):
+        base = texture.tissue_modulation(fields, tissue, 0.5)
+        assert base is not None
+        out = texture.strengthen_lines(base, fields, tissue, 0.5, 3.0)
+        expected = base.astype(np.float64) + 2.0 * texture.TEXTURES[tissue].septa * 0.5 * fields[net]
+        assert out.dtype == np.float32 and np.abs(out - np.maximum(expected, 0.05)).max() < 1e-6
+        assert texture.strengthen_lines(base, fields, tissue, 0.5, 1.0) is base
+    flat = texture.tissue_modulation(fields, "cartilage", 0.5)
+    assert flat is not None and texture.strengthen_lines(flat, fields, "cartilage", 0.5, 3.0) is flat
+
+
+def test_sulcal_field_runs_from_the_surface_inwards() -> None:
+    """3.2's brains: the sulcal field varies along the arc and slowly along the radius, so its zero
+    crossings (the clefts) run radially; the ribbon is cut off below the sulcal depth."""
+    from mribench.data.synthetic.anatomy_brain import SULCUS_DEPTH_MM, _radial_folds
+
+    n, px = 160, 1.0
+    yy, xx = np.mgrid[0:n, 0:n] - (n - 1) / 2
+    r = np.hypot(yy, xx)
+    gm = ((r > 50) & (r < 65)).astype(np.float32)
+    wm = (r <= 50).astype(np.float32)
+    fold, ribbon = _radial_folds(np.random.default_rng(0), gm, wm, np.ones_like(gm), px)
+    assert fold.shape == gm.shape and fold.dtype == np.float32
+    gy, gx = np.gradient(fold.astype(np.float64))
+    ring = (r > 40) & (r < 64)
+    radial = (gy * yy + gx * xx) / np.maximum(r, 1e-6)  # derivative along the radius
+    along_arc = (gx * yy - gy * xx) / np.maximum(r, 1e-6)  # ... and along the arc
+    assert np.mean(along_arc[ring] ** 2) > 10 * np.mean(radial[ring] ** 2)
+    assert ribbon[r < 64 - SULCUS_DEPTH_MM - 1].max() == 0 and ribbon[(r > 60) & (r < 64)].min() == 1

@@ -38,7 +38,7 @@ def resolve_data_root(
 
 
 def data_label(root: str | os.PathLike[str]) -> str:
-    """What a data root is, in a few words: ``MRIBench-Sim 3.1 (synthetic)`` for the embedded
+    """What a data root is, in a few words: ``MRIBench-Sim 3.2 (synthetic)`` for the embedded
     benchmark (read from its ``manifest.json``), else the folder itself."""
     try:
         m = json.loads((Path(root) / "manifest.json").read_text())
