@@ -177,14 +177,12 @@ def test_worker_threads_share_the_slices_and_give_the_same_iterates() -> None:
     stacked = {k: v.unsqueeze(0).repeat(10, *([1] * v.ndim)) for k, v in params.items()}
     out = ttt._Results({k: v.clone() for k, v in stacked.items()}, [60] * 10, [False] * 10, [[] for _ in range(10)])
     board = ttt._Board(2)
-    board.waiting = 1
+    board.waiting = 1  # a worker waits (none runs here, so the offer stays on the board)
     stack = ttt._Stack(list(range(10)), StackedAdam(stacked, 0.1), dict(data))
-    given: list[ttt._Stack] = []
-    board.give = given.append  # type: ignore[method-assign]
-    board.wanted = lambda: not given  # type: ignore[method-assign]
     ttt._run_stack(step_fn, stack, out, 3, 60, board)
-    assert len(given) == 1 and given[0].ids == list(range(5, 10)) and given[0].opt.steps == 1
-    ttt._run_stack(step_fn, given[0], out, 3, 60, None)
+    offered = board.offer
+    assert offered is not None and offered.ids == list(range(5, 10)) and offered.opt.steps == 1
+    ttt._run_stack(step_fn, offered, out, 3, 60, None)
     assert out.steps == ref.steps and torch.allclose(out.final["w"], ref.params["w"], rtol=0, atol=1e-12)
 
 
@@ -443,3 +441,24 @@ def test_theory_subspace_denoising_ttt_recovers_the_optimal_scale() -> None:
         # TTT closes the gap: the test risk of the adapted scale is the optimal one, below the trained scale's
         assert risk(alpha, xt, yt) < risk(alpha_p.item(), xt, yt)
         assert risk(alpha, xt, yt) == pytest.approx(risk(1 / (1 + s2), xt, yt), rel=1e-3)
+
+
+def test_work_board_takes_one_offer_at_a_time() -> None:
+    """Two busy workers that both see an idle one must not both hand it slices: the second offer is
+    refused (checked apart from the offer, it overwrote the first and those slices were never adapted)."""
+    import threading
+    import time
+
+    from mribench.workflows.training.ttt import _Board
+
+    board = _Board(3)
+    got: list[object] = []
+    idle = threading.Thread(target=lambda: got.append(board.take()))
+    idle.start()
+    deadline = time.monotonic() + 10
+    while board.waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    first, second = object(), object()
+    accepted = [board.give(lambda s=s: s) for s in (first, second)]  # type: ignore[misc]
+    idle.join(timeout=10)
+    assert accepted == [True, False] and got == [first]

@@ -78,6 +78,7 @@ where the loop is bound by kernel launches, the ratio should be far larger (not 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import threading
@@ -407,14 +408,16 @@ class _Board:
         self.offer: _Stack | None = None
         self.done = False
 
-    def wanted(self) -> bool:
+    def give(self, split: Callable[[], _Stack]) -> bool:
+        """Offer ``split()`` to a waiting worker, if one waits and no offer is pending; the check and the
+        offer are one step under the lock (checked apart, two workers could both offer and one offer's
+        slices would be lost). Returns whether the offer was made."""
         with self.cond:
-            return self.waiting > 0 and self.offer is None and not self.done
-
-    def give(self, stack: _Stack) -> None:
-        with self.cond:
-            self.offer = stack
+            if self.waiting == 0 or self.offer is not None or self.done:
+                return False
+            self.offer = split()
             self.cond.notify()
+            return True
 
     def take(self) -> _Stack | None:
         with self.cond:
@@ -494,10 +497,10 @@ def _run_stack(
             if not stack.ids:
                 break
             opt.step(grads)
-        if board is not None and len(stack.ids) > 1 and board.wanted():
+        if board is not None and len(stack.ids) > 1:
             half = len(stack.ids) // 2
-            board.give(stack.take(list(range(half, len(stack.ids)))))
-            stack.keep(list(range(half)))
+            if board.give(functools.partial(stack.take, list(range(half, len(stack.ids))))):
+                stack.keep(list(range(half)))
 
 
 def _run_one(
