@@ -40,8 +40,9 @@ scored 0.693 to 0.701 on the anatomy shift's brains over three seeds (and 0.706 
 CPU), as much as 3.1's failing checks missed their bounds by; on 3.2 three seeds moved the tightest
 check (the acceleration shift's P-trained U-Net over zero-filled) by 0.001 (docs/simulation-fidelity.md,
 "Training noise" and "Wider U-Nets on line-rich knees"). ``--seeds N`` trains every U-Net N times
-(``training.seed`` 0 .. N-1; seed 0 is the run of a plain call, so a 1-seed run is reused) and scores the mean of the N networks' per-slice
-SSIMs: the CIs stay over test volumes, and the spread of the per-seed estimates is printed beside them.
+(``training.seed`` 0 .. N-1; seed 0 is the run of a plain call, so a 1-seed run is reused) and scores
+the mean of the N networks' per-slice SSIMs: the CIs stay over test volumes, and the spread of the
+per-seed estimates is printed beside them.
 """
 
 from __future__ import annotations

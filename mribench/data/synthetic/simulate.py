@@ -210,9 +210,9 @@ def simulate_volume(spec: VolumeSpec, size: str, seed: int, *, tissue_maps: bool
         for t in sorted(frac):
             part = frac[t] * np.float32(signal[t])
             mod = texture.tissue_modulation(fields, t, texture_scale)
-            if mod is not None and spec.anatomy == "knee":
-                mod = texture.strengthen_lines(mod, fields, t, texture_scale, texture.KNEE_LINE_GAIN)
             if mod is not None:
+                if spec.anatomy == "knee":
+                    mod = texture.strengthen_lines(mod, fields, t, texture_scale, texture.KNEE_LINE_GAIN)
                 part = part * mod
             if t in FAT_TISSUES:
                 fat += part

@@ -191,9 +191,13 @@ def tissue_modulation(fields: dict[str, np.ndarray], tissue: str, scale: float =
     if spec.fibres:
         m += np.float32(spec.fibres * scale) * fields["fibres"]
     if spec.septa:
-        net = fields["trabecular"] if tissue == "marrow" else fields["septa"]
-        m += np.float32(spec.septa * min(scale, 1.5)) * net
+        m += np.float32(spec.septa * min(scale, 1.5)) * _line_network(fields, tissue)
     return np.maximum(m, np.float32(0.05))
+
+
+def _line_network(fields: dict[str, np.ndarray], tissue: str) -> np.ndarray:
+    """The line network of a tissue: marrow's trabeculae, the oriented septa of the others."""
+    return fields["trabecular"] if tissue == "marrow" else fields["septa"]
 
 
 def strengthen_lines(
@@ -217,6 +221,5 @@ def strengthen_lines(
     spec = TEXTURES.get(tissue)
     if spec is None or not spec.septa or gain == 1.0:
         return modulation
-    net = fields["trabecular"] if tissue == "marrow" else fields["septa"]
-    extra = np.float32((gain - 1.0) * spec.septa * min(scale, 1.5)) * net
+    extra = np.float32((gain - 1.0) * spec.septa * min(scale, 1.5)) * _line_network(fields, tissue)
     return np.maximum(modulation + extra, np.float32(0.05))
