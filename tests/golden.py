@@ -34,6 +34,14 @@ BASELINES = {"d22-anatomy": ("unet-sim-knee",)}  # shipped baselines with golden
 SIM_SIZE, SIM_SEED = "default", 0
 
 
+def missing_weights() -> list[str]:
+    """Metric weights files that are not in place (``mribench weights fetch``). Without them a task's
+    LPIPS/DISTS metrics are left out of its evaluation, so a golden computed or checked then lacks them."""
+    from mribench.metrics.weights import weights_status
+
+    return [w.name for w in weights_status() if w.status != "found"]
+
+
 def golden_path(task: str, model: str) -> Path:
     return GOLDEN_DIR / f"{task}@{model}.json"
 

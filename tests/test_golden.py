@@ -43,6 +43,8 @@ def _identity_problems(task: str, model: str, want: dict, got: dict) -> list[str
         if want[key] != got[key]:
             old, new = (str(want[key])[:40], str(got[key])[:40])
             out.append(f"{what} since the golden ({key} {old} -> {new}): {regen}")
+    if want["metric_profiles"] != got["metric_profiles"] and (missing := golden.missing_weights()):
+        out.append(f"or the metric weights {', '.join(missing)} are missing here: run `mribench weights fetch`")
     return out
 
 

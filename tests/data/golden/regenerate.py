@@ -24,6 +24,9 @@ def main(argv: list[str]) -> None:
     from mribench.tasks import list_tasks
 
     tasks = argv or list_tasks()
+    missing = golden.missing_weights()
+    if missing:  # the goldens would silently lose the LPIPS/DISTS metrics of the tasks that score them
+        sys.exit(f"expected every metric's weights, got {', '.join(missing)} missing: run `mribench weights fetch`")
     full = ensure_synthetic(golden.SIM_SIZE)
     chosen = golden.choose_volumes(tasks, full)
     with tempfile.TemporaryDirectory() as tmp:
